@@ -1,0 +1,35 @@
+# `make serve` and `make test` do all set-up themselves on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch by default. GPU users: set TORCH_SPEC to the CUDA build they want,
+# e.g. TORCH_SPEC="torch==2.13.0 --index-url <your CUDA wheel index>" (see README).
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint typecheck unit clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/vace-server serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check vace_server tests
+	$(BIN)/ruff format --check vace_server tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

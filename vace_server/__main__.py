@@ -1,0 +1,3 @@
+from vace_server.cli import app
+
+app()

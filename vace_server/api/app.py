@@ -1,0 +1,101 @@
+"""The FastAPI application: wiring only (routes live in routes_*.py)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request, Response
+
+from vace_server.api import routes_create, routes_health, routes_outputs, routes_tasks
+from vace_server.api.accounts import KeyRing, load_or_generate_key
+from vace_server.api.context import AppContext
+from vace_server.api.errors import install_error_handlers
+from vace_server.settings import Settings
+from vace_server.storage.local import LocalStorage, load_or_create_secret
+from vace_server.tasks import db
+from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+
+def build_keyring(settings: Settings) -> KeyRing:
+    """Configured keys, else (auth on) the generated key in the data folder, printed once."""
+    keys = KeyRing.parse(settings.api_keys, auth_disabled=settings.auth_disabled)
+    if len(keys) or settings.auth_disabled:
+        return keys
+    key, generated = load_or_generate_key(settings.data_dir)
+    path = settings.data_dir / "api_key"
+    if generated:
+        print(f"vace-server: generated API key {key} (stored in {path})", flush=True)
+    else:
+        log.info("using the API key stored in %s", path)
+    return KeyRing.parse(key)
+
+
+def build_context(settings: Settings) -> AppContext:
+    engine = db.make_engine(settings.resolved_database_url())
+    db.upgrade(engine)
+    store = TaskStore(
+        engine,
+        lease_ms=int(settings.lease_seconds * 1000),
+        max_attempts=settings.max_attempts,
+        retention_ms=settings.retention_ms,
+    )
+    storage = LocalStorage(
+        settings.data_dir / "outputs",
+        public_base_url=settings.resolved_public_base_url(),
+        secret=load_or_create_secret(settings.data_dir, settings.url_signing_secret),
+    )
+    return AppContext(
+        settings=settings,
+        store=store,
+        storage=storage,
+        keys=build_keyring(settings),
+        zone=ZoneInfo(settings.time_zone),
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Builds the app; the lifespan starts worker children and housekeeping."""
+    context = build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        maintenance = Maintenance(
+            context.store,
+            context.storage,
+            interval=settings.maintenance_seconds,
+            task_timeout_ms=int(settings.task_timeout_hours * 3_600_000),
+        )
+        maintenance.start()
+        if settings.workers > 0:
+            from vace_server.worker.supervisor import WorkerSupervisor
+
+            context.supervisor = WorkerSupervisor(settings, context.store, settings.workers)
+            context.supervisor.start()
+        try:
+            yield
+        finally:
+            if context.supervisor:
+                context.supervisor.stop()
+            maintenance.stop()
+
+    app = FastAPI(title="vace-server", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.ctx = context
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = str(uuid.uuid4())
+        return await call_next(request)
+
+    for module in (routes_create, routes_tasks, routes_outputs, routes_health):
+        app.include_router(module.router)
+    return app

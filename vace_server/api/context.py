@@ -1,0 +1,42 @@
+"""What the routes share: built once at start-up, reached through `request.app.state.ctx`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+
+from vace_server.api.accounts import Caller, KeyRing
+from vace_server.settings import Settings
+from vace_server.storage.local import LocalStorage
+from vace_server.tasks.store import TaskStore
+
+if TYPE_CHECKING:
+    from vace_server.worker.supervisor import WorkerSupervisor
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    store: TaskStore
+    storage: LocalStorage
+    keys: KeyRing
+    zone: ZoneInfo
+    supervisor: WorkerSupervisor | None = None
+
+
+def ctx(request: Request) -> AppContext:
+    context: AppContext = request.app.state.ctx
+    return context
+
+
+def request_id(request: Request) -> str:
+    rid: str = request.state.request_id
+    return rid
+
+
+def caller(request: Request) -> Caller:
+    """Authenticates the request. Raises InvalidApiKey."""
+    return ctx(request).keys.authenticate(request.headers.get("authorization"))

@@ -1,0 +1,39 @@
+"""POST /api/v1/services/aigc/video-generation/video-synthesis"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from vace_server.api.context import caller, ctx, request_id
+from vace_server.api.validation import parse_create_request
+from vace_server.errors import AccessDenied
+
+router = APIRouter()
+
+MAX_SEED = 2_147_483_647
+
+
+def draw_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+@router.post("/api/v1/services/aigc/video-generation/video-synthesis")
+async def create_task(request: Request) -> dict[str, object]:
+    who = caller(request)
+    if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
+        raise AccessDenied()
+    oss_resolve = request.headers.get("x-dashscope-ossresourceresolve", "").lower() == "enable"
+    body = await request.body()
+    spec = parse_create_request(body, oss_resolve=oss_resolve, draw_seed=draw_seed)
+    rid = request_id(request)
+    task = await run_in_threadpool(
+        ctx(request).store.create,
+        spec,
+        account=who.account,
+        api_key_id=who.api_key_id,
+        request_id=rid,
+    )
+    return {"output": {"task_status": task.status.value, "task_id": task.id}, "request_id": rid}

@@ -1,0 +1,34 @@
+"""Download of results through signed, expiring URLs (no Authorization, like presigned OSS)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from vace_server.api.context import ctx
+from vace_server.errors import AccessDenied, NotFound
+from vace_server.storage.local import OUTPUT_ROUTE
+from vace_server.tasks.store import wall_clock_ms
+
+router = APIRouter()
+
+LINK_REFUSED = "Request has expired or its signature does not match."
+
+
+@router.get(OUTPUT_ROUTE + "/{key:path}")
+def download_output(key: str, request: Request) -> FileResponse:
+    storage = ctx(request).storage
+    try:
+        expires_ms = int(request.query_params.get("expires", ""))
+    except ValueError:
+        raise AccessDenied(LINK_REFUSED) from None
+    signature = request.query_params.get("signature", "")
+    if not storage.verify(key, expires_ms, signature, now_ms=wall_clock_ms()):
+        raise AccessDenied(LINK_REFUSED)
+    try:
+        path = storage.path_for(key)
+    except ValueError:
+        raise NotFound() from None
+    if not path.is_file():
+        raise NotFound()
+    return FileResponse(path, media_type="video/mp4", filename=path.name)

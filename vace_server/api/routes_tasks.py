@@ -1,0 +1,117 @@
+"""Query, list and cancel tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from vace_server.api.context import AppContext, caller, ctx, request_id
+from vace_server.api.responses import list_entry, query_body, unknown_output
+from vace_server.errors import UnsupportedOperation, field_invalid
+from vace_server.tasks.status import TaskStatus
+from vace_server.tasks.store import ListFilter
+
+router = APIRouter()
+
+LIST_TIME_FORMAT = "%Y%m%d%H%M%S"
+MAX_LIST_RANGE = timedelta(hours=24)
+MAX_PAGE_SIZE = 100
+
+
+@router.get("/api/v1/tasks/{task_id}")
+def query_task(task_id: str, request: Request) -> dict[str, Any]:
+    who = caller(request)
+    c = ctx(request)
+    rid = request_id(request)
+    task = c.store.get(task_id, account=who.account)
+    if task is None:
+        return {"request_id": rid, "output": unknown_output(task_id)}
+    video_url = None
+    if task.status is TaskStatus.SUCCEEDED and task.output_key and task.expires_ms:
+        video_url = c.storage.signed_url(task.output_key, expires_ms=task.expires_ms)
+    return query_body(task, zone=c.zone, video_url=video_url, request_id=rid)
+
+
+@router.post("/api/v1/tasks/{task_id}/cancel")
+def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
+    who = caller(request)
+    if not ctx(request).store.cancel_pending(task_id, account=who.account):
+        raise UnsupportedOperation()
+    return {"request_id": request_id(request)}
+
+
+@router.get("/api/v1/tasks")
+@router.get("/api/v1/tasks/")
+def list_tasks(request: Request) -> dict[str, Any]:
+    who = caller(request)
+    c = ctx(request)
+    params = request.query_params
+    page_no = _positive_int(params.get("page_no"), "page_no", default=1)
+    page_size = _positive_int(params.get("page_size"), "page_size", default=10)
+    if page_size > MAX_PAGE_SIZE:
+        raise field_invalid("page_size")
+    start_ms, end_ms = _time_range(c, params.get("start_time"), params.get("end_time"))
+    status = params.get("status") or None
+    if status is not None and status not in TaskStatus.__members__:
+        raise field_invalid("status")
+    if status == TaskStatus.UNKNOWN.value:
+        records, total = [], 0  # UNKNOWN is never stored: nothing to list
+    else:
+        flt = ListFilter(
+            account=who.account,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            task_id=params.get("task_id") or None,
+            model_name=params.get("model_name") or None,
+            status=TaskStatus(status) if status else None,
+            api_key_id=params.get("api_key_id") or None,
+        )
+        records, total = c.store.list(flt, page_no=page_no, page_size=page_size)
+    return {
+        "request_id": request_id(request),
+        "total": total,
+        "total_page": (total + page_size - 1) // page_size,
+        "page_no": page_no,
+        "page_size": page_size,
+        "data": [list_entry(t, region=c.settings.region) for t in records],
+    }
+
+
+def _positive_int(raw: str | None, name: str, *, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise field_invalid(name) from None
+    if value < 1:
+        raise field_invalid(name)
+    return value
+
+
+def _time_range(c: AppContext, start: str | None, end: str | None) -> tuple[int, int]:
+    start_dt = _parse_time(c, start, "start_time")
+    end_dt = _parse_time(c, end, "end_time")
+    if start_dt is None and end_dt is None:
+        end_dt = datetime.now(tz=c.zone)
+    if start_dt is None:
+        assert end_dt is not None
+        start_dt = end_dt - MAX_LIST_RANGE
+    if end_dt is None:
+        end_dt = start_dt + MAX_LIST_RANGE
+    if end_dt < start_dt:
+        raise field_invalid("end_time")
+    if end_dt - start_dt > MAX_LIST_RANGE:
+        raise field_invalid("end_time")
+    return int(start_dt.timestamp() * 1000), int(end_dt.timestamp() * 1000)
+
+
+def _parse_time(c: AppContext, raw: str | None, name: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, LIST_TIME_FORMAT).replace(tzinfo=c.zone)
+    except ValueError:
+        raise field_invalid(name) from None

@@ -1,0 +1,98 @@
+"""One settings tree, read once from `VACE_*` environment variables and CLI flags, then injected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_NEGATIVE_PROMPT = (
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
+    "images, static, overall gray, worst quality, low quality, JPEG compression residue, ugly, "
+    "incomplete, extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, "
+    "misshapen limbs, fused fingers, still picture, messy background, three legs, many people in "
+    "the background, walking backwards"
+)
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Field `foo` is env `VACE_FOO` and CLI flag `--foo`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VACE_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    # --- HTTP ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = Field(
+        default=None,
+        description="Absolute base for links we hand out (video_url); default http://host:port.",
+    )
+    time_zone: str = Field(default="UTC", description="Zone of the query's time strings.")
+    region: str = "cn-beijing"
+
+    # --- accounts ---
+    api_keys: str = Field(
+        default="",
+        description="Comma-separated `key` or `key=account` entries; empty = generated key file.",
+    )
+    auth_disabled: bool = Field(default=False, description="Accept any or no key (anonymous).")
+
+    # --- data ---
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(default=None, description="Default: SQLite in data_dir.")
+    storage_url: str | None = Field(default=None, description="Default: data_dir/outputs.")
+    url_signing_secret: str | None = Field(
+        default=None, description="HMAC secret for output URLs; default: generated in data_dir."
+    )
+    retention_hours: float = 24.0
+    task_timeout_hours: float = 3.0
+
+    # --- queue / workers ---
+    workers: int = Field(default=1, description="Worker child processes started by `serve`.")
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0
+    max_attempts: int = 3
+    poll_seconds: float = 0.25
+    maintenance_seconds: float = 5.0
+
+    # --- engine ---
+    model: str = Field(default="auto", description="auto | tiny | local folder | hub repo id")
+    device: str = "auto"
+    dtype: str = "auto"
+    num_inference_steps: int | None = Field(default=None, description="Default per model.")
+    guidance_scale: float = 5.0
+    flow_shift: float | None = Field(default=None, description="Default per model.")
+    generation_area: int | None = Field(default=None, description="Pixels; default per model.")
+    num_frames: int = Field(default=81, description="Generated frames (4n+1) at `fps`.")
+    fps: int = 16
+    output_fps: int = 30
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    model_cpu_offload: bool = False
+
+    # --- media ---
+    media_allow_private_networks: bool = False
+    media_connect_timeout: float = 10.0
+    media_read_timeout: float = 30.0
+    media_total_timeout: float = 120.0
+    media_max_redirects: int = 5
+    media_user_agent: str = "DashScopeUserBot"
+    watermark_font: Path | None = Field(
+        default=None, description="TTF/OTF with CJK glyphs for the 'AI生成' watermark."
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vace.db').resolve()}"
+
+    def resolved_public_base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.retention_hours * 3_600_000)

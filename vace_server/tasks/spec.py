@@ -1,0 +1,104 @@
+"""The internal, validated, frozen description of one task. No DashScope wire names below `api/`."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+class VaceFunction(enum.StrEnum):
+    IMAGE_REFERENCE = "image_reference"
+    VIDEO_REPAINTING = "video_repainting"
+    VIDEO_EDIT = "video_edit"
+    VIDEO_EXTENSION = "video_extension"
+    VIDEO_OUTPAINTING = "video_outpainting"
+
+
+class ReferenceRole(enum.StrEnum):
+    SUBJECT = "obj"
+    SCENE = "bg"
+
+
+class Control(enum.StrEnum):
+    POSE_BODY_FACE = "posebodyface"
+    POSE_BODY = "posebody"
+    DEPTH = "depth"
+    SCRIBBLE = "scribble"
+
+
+class MaskType(enum.StrEnum):
+    TRACKING = "tracking"
+    FIXED = "fixed"
+
+
+class ExpandMode(enum.StrEnum):
+    HULL = "hull"
+    BBOX = "bbox"
+    ORIGINAL = "original"
+
+
+@dataclass(frozen=True)
+class Reference:
+    url: str
+    role: ReferenceRole
+
+
+@dataclass(frozen=True)
+class Outpaint:
+    top: float = 1.0
+    bottom: float = 1.0
+    left: float = 1.0
+    right: float = 1.0
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a worker needs to run a task, already validated and normalised.
+
+    `seed` is always set (drawn at submission when the client gave none), so a retried
+    task produces the same video. `size` is (width, height) where the function takes one.
+    """
+
+    function: VaceFunction
+    prompt: str
+    seed: int
+    model_name: str = "wanx2.1-vace-plus"
+    negative_prompt: str | None = None
+    prompt_extend: bool = True
+    watermark: bool = False
+    size: tuple[int, int] | None = None
+    references: tuple[Reference, ...] = ()
+    video_url: str | None = None
+    mask_image_url: str | None = None
+    mask_video_url: str | None = None
+    mask_frame_id: int = 1
+    mask_type: MaskType = MaskType.TRACKING
+    expand_mode: ExpandMode = ExpandMode.HULL
+    expand_ratio: float = 0.05
+    first_frame_url: str | None = None
+    last_frame_url: str | None = None
+    first_clip_url: str | None = None
+    last_clip_url: str | None = None
+    control: Control | None = None
+    strength: float = 1.0
+    outpaint: Outpaint = Outpaint()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskSpec:
+        raw: dict[str, Any] = json.loads(text)
+        raw["function"] = VaceFunction(raw["function"])
+        raw["size"] = tuple(raw["size"]) if raw.get("size") else None
+        raw["references"] = tuple(
+            Reference(url=r["url"], role=ReferenceRole(r["role"])) for r in raw["references"]
+        )
+        raw["mask_type"] = MaskType(raw["mask_type"])
+        raw["expand_mode"] = ExpandMode(raw["expand_mode"])
+        raw["control"] = Control(raw["control"]) if raw.get("control") else None
+        raw["outpaint"] = Outpaint(**raw["outpaint"])
+        return cls(**raw)

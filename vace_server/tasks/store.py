@@ -1,0 +1,312 @@
+"""TaskStore: the only owner of task state transitions.
+
+Every transition is one atomic UPDATE guarded by the state it leaves (and, for a worker, by
+its claim: worker id + attempt number), so two processes can never both move a task.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.sql import ColumnElement
+
+from vace_server.errors import InternalError
+from vace_server.tasks.models import TaskRecord, tasks
+from vace_server.tasks.spec import TaskSpec
+from vace_server.tasks.status import TaskStatus
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Proof of ownership handed to the worker that claimed a task."""
+
+    task: TaskRecord
+    worker_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    account: str
+    start_ms: int
+    end_ms: int
+    task_id: str | None = None
+    model_name: str | None = None
+    status: TaskStatus | None = None
+    api_key_id: str | None = None
+
+
+class TaskStore:
+    """Persistent task queue and state machine over SQLAlchemy (SQLite or PostgreSQL)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease_ms: int = 60_000,
+        max_attempts: int = 3,
+        retention_ms: int = 24 * 3_600_000,
+        clock: Clock = wall_clock_ms,
+    ) -> None:
+        self.engine = engine
+        self.lease_ms = lease_ms
+        self.max_attempts = max_attempts
+        self.retention_ms = retention_ms
+        self._now = clock
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------ client side
+    def create(self, spec: TaskSpec, *, account: str, api_key_id: str, request_id: str) -> TaskRecord:
+        """Inserts a PENDING task. Returns it. Side effects: one INSERT."""
+        task_id = str(uuid.uuid4())
+        values = {
+            "id": task_id,
+            "account": account,
+            "api_key_id": api_key_id,
+            "request_id": request_id,
+            "model_name": spec.model_name,
+            "function": spec.function.value,
+            "status": TaskStatus.PENDING.value,
+            "spec": spec.to_json(),
+            "created_ms": self._now(),
+            "attempts": 0,
+            "max_attempts": self.max_attempts,
+            "cancel_requested": False,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(tasks).values(**values))
+        task = self.get(task_id, account=account)
+        assert task is not None
+        return task
+
+    def get(self, task_id: str, *, account: str | None = None) -> TaskRecord | None:
+        """Returns the task if it exists, is not past retention and (when given) is the account's."""
+        cond = [tasks.c.id == task_id, self._not_expired()]
+        if account is not None:
+            cond.append(tasks.c.account == account)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tasks).where(*cond)).first()
+        return TaskRecord.from_row(row) if row else None
+
+    def list(self, flt: ListFilter, *, page_no: int, page_size: int) -> tuple[list[TaskRecord], int]:
+        """Returns one page of the account's tasks (newest first) and the total count."""
+        cond: list[ColumnElement[bool]] = [
+            tasks.c.account == flt.account,
+            tasks.c.created_ms >= flt.start_ms,
+            tasks.c.created_ms <= flt.end_ms,
+            self._not_expired(),
+        ]
+        if flt.task_id:
+            cond.append(tasks.c.id == flt.task_id)
+        if flt.model_name:
+            cond.append(tasks.c.model_name == flt.model_name)
+        if flt.status:
+            cond.append(tasks.c.status == flt.status.value)
+        if flt.api_key_id:
+            cond.append(tasks.c.api_key_id == flt.api_key_id)
+        query = select(tasks).where(*cond).order_by(tasks.c.created_ms.desc(), tasks.c.id)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(tasks).where(*cond)).scalar_one()
+            rows = conn.execute(query.offset((page_no - 1) * page_size).limit(page_size)).all()
+        return [TaskRecord.from_row(r) for r in rows], int(total)
+
+    def cancel_pending(self, task_id: str, *, account: str) -> bool:
+        """PENDING → CANCELED. Returns False when the task is not the account's PENDING task."""
+        now = self._now()
+        stmt = (
+            update(tasks)
+            .where(
+                tasks.c.id == task_id,
+                tasks.c.account == account,
+                tasks.c.status == TaskStatus.PENDING.value,
+            )
+            .values(status=TaskStatus.CANCELED.value, ended_ms=now, expires_ms=self._expiry(now))
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    # ------------------------------------------------------------------ worker side
+    def claim(self, worker_id: str) -> Claim | None:
+        """Atomically takes the oldest PENDING task and leases it to `worker_id`.
+
+        Returns the claim, or None when the queue is empty. Side effects: one UPDATE."""
+        now = self._now()
+        oldest = (
+            select(tasks.c.id)
+            .where(tasks.c.status == TaskStatus.PENDING.value)
+            .order_by(tasks.c.created_ms, tasks.c.id)
+            .limit(1)
+        )
+        if self._postgres:
+            oldest = oldest.with_for_update(skip_locked=True)
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == oldest.scalar_subquery())
+            .where(tasks.c.status == TaskStatus.PENDING.value)
+            .values(
+                status=TaskStatus.RUNNING.value,
+                worker_id=worker_id,
+                attempts=tasks.c.attempts + 1,
+                lease_until_ms=now + self.lease_ms,
+                started_ms=func.coalesce(tasks.c.started_ms, now),
+            )
+            .returning(*tasks.c)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        task = TaskRecord.from_row(row)
+        return Claim(task=task, worker_id=worker_id, attempt=task.attempts)
+
+    def heartbeat(self, claim: Claim) -> bool:
+        """Extends the lease. Returns False when the claim is no longer valid."""
+        stmt = (
+            update(tasks)
+            .where(self._owned(claim))
+            .values(lease_until_ms=self._now() + self.lease_ms)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def succeed(
+        self,
+        claim: Claim,
+        *,
+        output_key: str,
+        output_seconds: float,
+        actual_prompt: str | None,
+        effective: dict[str, Any],
+    ) -> bool:
+        """RUNNING → SUCCEEDED for the claim's holder. Returns False if the claim was lost."""
+        now = self._now()
+        return self._finish(
+            claim,
+            status=TaskStatus.SUCCEEDED,
+            ended_ms=now,
+            expires_ms=self._expiry(now),
+            output_key=output_key,
+            output_seconds=output_seconds,
+            actual_prompt=actual_prompt,
+            effective=json.dumps(effective),
+        )
+
+    def fail(
+        self, claim: Claim, *, code: str, message: str, effective: dict[str, Any] | None = None
+    ) -> bool:
+        """RUNNING → FAILED for the claim's holder. Returns False if the claim was lost."""
+        now = self._now()
+        return self._finish(
+            claim,
+            status=TaskStatus.FAILED,
+            ended_ms=now,
+            expires_ms=self._expiry(now),
+            error_code=code,
+            error_message=message,
+            effective=json.dumps(effective) if effective else None,
+        )
+
+    def _finish(self, claim: Claim, **values: Any) -> bool:
+        values["status"] = values["status"].value
+        values.update(worker_id=None, lease_until_ms=None)
+        with self.engine.begin() as conn:
+            return conn.execute(update(tasks).where(self._owned(claim)).values(**values)).rowcount == 1
+
+    # ------------------------------------------------------------------ maintenance
+    def release_worker(self, worker_id: str) -> int:
+        """A worker died: its RUNNING tasks are requeued, or FAILED when out of attempts.
+
+        Returns the number of tasks moved."""
+        return self._recover(tasks.c.worker_id == worker_id)
+
+    def requeue_expired_leases(self) -> int:
+        """RUNNING tasks whose lease ran out are requeued (or FAILED when out of attempts)."""
+        return self._recover(tasks.c.lease_until_ms < self._now())
+
+    def _recover(self, which: ColumnElement[bool]) -> int:
+        now = self._now()
+        running = and_(tasks.c.status == TaskStatus.RUNNING.value, which)
+        exhausted = update(tasks).where(running, tasks.c.attempts >= tasks.c.max_attempts)
+        exhausted = exhausted.values(
+            status=TaskStatus.FAILED.value,
+            error_code=InternalError.code,
+            error_message=InternalError.default_message,
+            ended_ms=now,
+            expires_ms=self._expiry(now),
+            worker_id=None,
+            lease_until_ms=None,
+        )
+        retry = update(tasks).where(running, tasks.c.attempts < tasks.c.max_attempts)
+        retry = retry.values(status=TaskStatus.PENDING.value, worker_id=None, lease_until_ms=None)
+        with self.engine.begin() as conn:
+            moved = conn.execute(exhausted).rowcount
+            moved += conn.execute(retry).rowcount
+        return int(moved)
+
+    def fail_overdue(self, max_age_ms: int, *, code: str, message: str) -> int:
+        """Unfinished tasks submitted more than `max_age_ms` ago end FAILED (`code`)."""
+        now = self._now()
+        stmt = (
+            update(tasks)
+            .where(
+                tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.RUNNING.value]),
+                tasks.c.created_ms < now - max_age_ms,
+            )
+            .values(
+                status=TaskStatus.FAILED.value,
+                error_code=code,
+                error_message=message,
+                ended_ms=now,
+                expires_ms=self._expiry(now),
+                worker_id=None,
+                lease_until_ms=None,
+            )
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def purge_expired(self) -> list[str]:
+        """Deletes tasks past retention. Returns their output keys (for the storage to delete)."""
+        expired = and_(tasks.c.expires_ms.is_not(None), tasks.c.expires_ms <= self._now())
+        with self.engine.begin() as conn:
+            keys = conn.execute(select(tasks.c.output_key).where(expired)).scalars().all()
+            conn.execute(delete(tasks).where(expired))
+        return [k for k in keys if k]
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all()
+        return {status: int(n) for status, n in rows}
+
+    def all_ids(self, statuses: Iterable[TaskStatus]) -> list[str]:
+        values = [s.value for s in statuses]
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(tasks.c.id).where(tasks.c.status.in_(values))).scalars())
+
+    # ------------------------------------------------------------------ helpers
+    def _expiry(self, ended_ms: int) -> int:
+        return ended_ms + self.retention_ms
+
+    def _not_expired(self) -> ColumnElement[bool]:
+        return or_(tasks.c.expires_ms.is_(None), tasks.c.expires_ms > self._now())
+
+    @staticmethod
+    def _owned(claim: Claim) -> ColumnElement[bool]:
+        return and_(
+            tasks.c.id == claim.task.id,
+            tasks.c.worker_id == claim.worker_id,
+            tasks.c.attempts == claim.attempt,
+            tasks.c.status == TaskStatus.RUNNING.value,
+        )

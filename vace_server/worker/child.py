@@ -1,0 +1,81 @@
+"""Entry point of a worker process: load the model once, then run the loop until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from vace_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, worker_id: str, report: Any | None = None) -> None:
+    """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT.
+
+    `report` (a multiprocessing queue) receives one dict describing the loaded model."""
+    # Heavy imports happen here, in the worker, never in the API process.
+    from vace_server.engine.loader import load_model
+    from vace_server.media.images import MediaFetcher
+    from vace_server.storage.local import LocalStorage, load_or_create_secret
+    from vace_server.tasks import db
+    from vace_server.tasks.store import TaskStore
+    from vace_server.worker.loop import WorkerLoop
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.info("worker %s: signal %d, stopping after the current task", worker_id, signum)
+        stop.set()
+        # A second signal while busy means "now": restore the default and let it kill us.
+        signal.signal(signum, signal.SIG_DFL)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+    model = load_model(settings)
+    if report is not None:
+        report.put(
+            {
+                "worker_id": worker_id,
+                "event": "ready",
+                "model": model.name,
+                "model_warning": model.warning,
+                "device": str(model.device),
+            }
+        )
+    engine = db.make_engine(settings.resolved_database_url())
+    store = TaskStore(
+        engine,
+        lease_ms=int(settings.lease_seconds * 1000),
+        max_attempts=settings.max_attempts,
+        retention_ms=settings.retention_ms,
+    )
+    storage = LocalStorage(
+        settings.data_dir / "outputs",
+        public_base_url=settings.resolved_public_base_url(),
+        secret=load_or_create_secret(settings.data_dir, settings.url_signing_secret),
+    )
+    loop = WorkerLoop(
+        settings=settings,
+        store=store,
+        storage=storage,
+        model=model,
+        media=MediaFetcher(settings),
+        worker_id=worker_id,
+    )
+    log.info("worker %s ready (model %s on %s)", worker_id, model.name, model.device)
+    loop.run_forever(stop.is_set)
+    engine.dispose()
+
+
+def child_main(settings_json: str, worker_id: str, report: Any) -> None:
+    """multiprocessing target (spawned): settings travel as JSON."""
+    from vace_server.logging_setup import configure_logging
+
+    settings = Settings.model_validate_json(settings_json)
+    configure_logging()
+    run_worker(settings, worker_id, report)

@@ -1,0 +1,163 @@
+"""The worker loop: claim → fetch media → build inputs → run → encode → store → finish.
+
+The same loop runs in the embedded child process, in `vace-server worker`, and (later) in
+Ray actors. It owns no state transitions itself: every transition is a TaskStore call.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vace_server.annotators.cutout import cut_out_subject
+from vace_server.engine.loader import LoadedModel
+from vace_server.engine.runner import generate
+from vace_server.errors import AlgoError, ServiceError, UploadError
+from vace_server.functions import build_inputs
+from vace_server.functions.base import MediaSource, VaceInputs
+from vace_server.media.encode import encode_mp4
+from vace_server.media.output import render_output
+from vace_server.settings import Settings
+from vace_server.storage.local import LocalStorage
+from vace_server.tasks.store import Claim, TaskStore
+from vace_server.worker.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Produced:
+    output_key: str
+    output_seconds: float
+    actual_prompt: str | None
+    effective: dict[str, Any]
+
+
+class WorkerLoop:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: TaskStore,
+        storage: LocalStorage,
+        model: LoadedModel,
+        media: MediaSource,
+        worker_id: str,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.model = model
+        self.media = media
+        self.worker_id = worker_id
+
+    def run_forever(self, should_stop: Callable[[], bool]) -> None:
+        while not should_stop():
+            if not self.run_once():
+                time.sleep(self.settings.poll_seconds)
+
+    def run_once(self) -> bool:
+        """Claims and processes one task. Returns False when the queue was empty."""
+        claim = self.store.claim(self.worker_id)
+        if claim is None:
+            return False
+        log.info("task %s claimed (attempt %d)", claim.task.id, claim.attempt)
+        with Heartbeat(self.store, claim, self.settings.heartbeat_seconds):
+            self._process(claim)
+        return True
+
+    def _process(self, claim: Claim) -> None:
+        started = time.monotonic()
+        try:
+            produced = self._produce(claim)
+        except ServiceError as err:
+            log.warning("task %s failed: %s %s", claim.task.id, err.code, err.message)
+            self.store.fail(claim, code=err.code, message=err.message)
+            return
+        except Exception:
+            log.exception("task %s crashed in the algorithm", claim.task.id)
+            self.store.fail(claim, code=AlgoError.code, message=AlgoError.default_message)
+            return
+        if not self.store.succeed(
+            claim,
+            output_key=produced.output_key,
+            output_seconds=produced.output_seconds,
+            actual_prompt=produced.actual_prompt,
+            effective=produced.effective,
+        ):
+            log.warning("task %s finished after losing its claim; result dropped", claim.task.id)
+            self.storage.delete(produced.output_key)
+            return
+        log.info("task %s succeeded in %.1fs", claim.task.id, time.monotonic() - started)
+
+    def _produce(self, claim: Claim) -> Produced:
+        spec = claim.task.spec
+        # 1. media + 2. model inputs (the function module owns the procedure)
+        inputs = build_inputs(spec, self.media, self.model.profile, cut_out=cut_out_subject)
+        # 3. prompt (rewriting arrives with the prompt-extension feature)
+        prompt = spec.prompt
+        # 4. run
+        try:
+            frames = generate(
+                self.model,
+                inputs,
+                prompt=prompt,
+                negative_prompt=spec.negative_prompt or self.settings.negative_prompt,
+                seed=spec.seed,
+            )
+        except ServiceError:
+            raise
+        except Exception as exc:
+            log.exception("inference failed for task %s", claim.task.id)
+            raise AlgoError() from exc
+        # 5. output frames, encode, store
+        video = render_output(
+            frames,
+            size=inputs.output_size,
+            seconds=inputs.output_seconds,
+            fps=self.settings.output_fps,
+            watermark=spec.watermark,
+            font_path=self.settings.watermark_font,
+        )
+        key = self._store_video(claim, video)
+        seconds = len(video) / self.settings.output_fps
+        return Produced(
+            output_key=key,
+            output_seconds=seconds,
+            actual_prompt=prompt if spec.prompt_extend else None,
+            effective=self._effective(inputs, spec.seed, len(video)),
+        )
+
+    def _store_video(self, claim: Claim, video: Any) -> str:
+        day = datetime.now(tz=UTC).strftime("%Y-%m-%d")
+        key = f"{day}/{claim.task.id}-{secrets.token_urlsafe(24)}.mp4"
+        with tempfile.TemporaryDirectory(prefix="vace-out-") as tmp:
+            path = Path(tmp) / "out.mp4"
+            encode_mp4(video, self.settings.output_fps, path)
+            try:
+                self.storage.put_file(key, path)
+            except Exception as exc:
+                log.exception("could not store the result of task %s", claim.task.id)
+                raise UploadError() from exc
+        return key
+
+    def _effective(self, inputs: VaceInputs, seed: int, out_frames: int) -> dict[str, Any]:
+        return {
+            "model": self.model.name,
+            "generation_size": [inputs.width, inputs.height],
+            "generation_frames": inputs.num_frames,
+            "generation_fps": self.model.profile.fps,
+            "output_size": list(inputs.output_size),
+            "output_frames": out_frames,
+            "output_fps": self.settings.output_fps,
+            "seed": seed,
+            "steps": self.model.num_inference_steps,
+            "guidance_scale": self.model.guidance_scale,
+        }
