@@ -157,14 +157,15 @@ def test_list_filters_and_pages(store: TaskStore, clock: FakeClock) -> None:
         clock.advance(1000)
     _create(store, account="other")
     flt = ListFilter(account="acct", start_ms=0, end_ms=clock.ms)
-    page, total = store.list(flt, page_no=1, page_size=2)
+    page, total = store.list_page(flt, page_no=1, page_size=2)
     assert total == 5
     assert [t.id for t in page] == ids[::-1][:2]
-    page3, _ = store.list(flt, page_no=3, page_size=2)
+    page3, _ = store.list_page(flt, page_no=3, page_size=2)
     assert [t.id for t in page3] == [ids[0]]
-    only, total = store.list(
-        ListFilter(account="acct", start_ms=0, end_ms=clock.ms, status=TaskStatus.PENDING,
-                   task_id=ids[2]),
+    only, total = store.list_page(
+        ListFilter(
+            account="acct", start_ms=0, end_ms=clock.ms, status=TaskStatus.PENDING, task_id=ids[2]
+        ),
         page_no=1,
         page_size=10,
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from vace_server.api.context import AppContext, caller, ctx, request_id
 from vace_server.api.responses import list_entry, query_body, unknown_output
 from vace_server.errors import UnsupportedOperation, field_invalid
+from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
 from vace_server.tasks.store import ListFilter
 
@@ -57,7 +58,8 @@ def list_tasks(request: Request) -> dict[str, Any]:
     if status is not None and status not in TaskStatus.__members__:
         raise field_invalid("status")
     if status == TaskStatus.UNKNOWN.value:
-        records, total = [], 0  # UNKNOWN is never stored: nothing to list
+        records: list[TaskRecord] = []
+        total = 0  # UNKNOWN is never stored: nothing to list
     else:
         flt = ListFilter(
             account=who.account,
@@ -68,7 +70,7 @@ def list_tasks(request: Request) -> dict[str, Any]:
             status=TaskStatus(status) if status else None,
             api_key_id=params.get("api_key_id") or None,
         )
-        records, total = c.store.list(flt, page_no=page_no, page_size=page_size)
+        records, total = c.store.list_page(flt, page_no=page_no, page_size=page_size)
     return {
         "request_id": request_id(request),
         "total": total,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -40,10 +41,8 @@ class LocalStorage:
         """Removes `key` (missing is fine) and its now-empty parent folder."""
         path = self.path_for(key)
         path.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):  # not empty, or already gone
             path.parent.rmdir()
-        except OSError:
-            pass
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
@@ -71,7 +70,10 @@ def load_or_create_secret(data_dir: Path, configured: str | None) -> bytes:
     path = data_dir / "url-signing.secret"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race
+            return path.read_text().strip().encode()
         with os.fdopen(fd, "w") as f:
             f.write(os.urandom(32).hex())
     return path.read_text().strip().encode()

@@ -68,7 +68,9 @@ class TaskStore:
         self._postgres = engine.dialect.name == "postgresql"
 
     # ------------------------------------------------------------------ client side
-    def create(self, spec: TaskSpec, *, account: str, api_key_id: str, request_id: str) -> TaskRecord:
+    def create(
+        self, spec: TaskSpec, *, account: str, api_key_id: str, request_id: str
+    ) -> TaskRecord:
         """Inserts a PENDING task. Returns it. Side effects: one INSERT."""
         task_id = str(uuid.uuid4())
         values = {
@@ -92,7 +94,7 @@ class TaskStore:
         return task
 
     def get(self, task_id: str, *, account: str | None = None) -> TaskRecord | None:
-        """Returns the task if it exists, is not past retention and (when given) is the account's."""
+        """Returns the task unless unknown, past retention, or (when given) another account's."""
         cond = [tasks.c.id == task_id, self._not_expired()]
         if account is not None:
             cond.append(tasks.c.account == account)
@@ -100,7 +102,9 @@ class TaskStore:
             row = conn.execute(select(tasks).where(*cond)).first()
         return TaskRecord.from_row(row) if row else None
 
-    def list(self, flt: ListFilter, *, page_no: int, page_size: int) -> tuple[list[TaskRecord], int]:
+    def list_page(
+        self, flt: ListFilter, *, page_no: int, page_size: int
+    ) -> tuple[list[TaskRecord], int]:
         """Returns one page of the account's tasks (newest first) and the total count."""
         cond: list[ColumnElement[bool]] = [
             tasks.c.account == flt.account,
@@ -222,7 +226,9 @@ class TaskStore:
         values["status"] = values["status"].value
         values.update(worker_id=None, lease_until_ms=None)
         with self.engine.begin() as conn:
-            return conn.execute(update(tasks).where(self._owned(claim)).values(**values)).rowcount == 1
+            return (
+                conn.execute(update(tasks).where(self._owned(claim)).values(**values)).rowcount == 1
+            )
 
     # ------------------------------------------------------------------ maintenance
     def release_worker(self, worker_id: str) -> int:
@@ -293,7 +299,9 @@ class TaskStore:
     def all_ids(self, statuses: Iterable[TaskStatus]) -> list[str]:
         values = [s.value for s in statuses]
         with self.engine.connect() as conn:
-            return list(conn.execute(select(tasks.c.id).where(tasks.c.status.in_(values))).scalars())
+            return list(
+                conn.execute(select(tasks.c.id).where(tasks.c.status.in_(values))).scalars()
+            )
 
     # ------------------------------------------------------------------ helpers
     def _expiry(self, ended_ms: int) -> int:

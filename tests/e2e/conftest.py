@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import png_bytes, scene, subject_on_white
+from tests.support.live_server import LiveServer
+from tests.support.media_server import MediaServer, Served
+
+
+@pytest.fixture
+def media() -> Iterator[MediaServer]:
+    with MediaServer() as server:
+        server.add("/subject.png", Served(png_bytes(subject_on_white()), "image/png"))
+        server.add("/scene.png", Served(png_bytes(scene()), "image/png"))
+        yield server
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Factory: `live_server(**env)` starts a server on tmp_path/data; all stopped at teardown."""
+    started: list[LiveServer] = []
+
+    def start(data_dir: Path | None = None, **env: str) -> LiveServer:
+        server = LiveServer(data_dir or tmp_path / "data", tmp_path / "server.log", **env)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
