@@ -12,7 +12,9 @@ import typer
 from vace_server.logging_setup import configure_logging
 from vace_server.settings import Settings
 
-app = typer.Typer(help="Self-hosted, DashScope-compatible Wan VACE video API.", no_args_is_help=True)
+app = typer.Typer(
+    help="Self-hosted, DashScope-compatible Wan VACE video API.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -41,7 +43,9 @@ def serve(
     data_dir: DataOpt = None,
     database_url: DbOpt = None,
     device: DeviceOpt = None,
-    workers: Annotated[int | None, typer.Option(help="Worker child processes [VACE_WORKERS].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker child processes [VACE_WORKERS].")
+    ] = None,
     public_base_url: Annotated[
         str | None, typer.Option(help="Base of the links we hand out [VACE_PUBLIC_BASE_URL].")
     ] = None,

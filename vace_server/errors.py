@@ -61,9 +61,7 @@ class IllegalInput(ServiceError):
 class UnsupportedOperation(ServiceError):
     code = "UnsupportedOperation"
     status = 400
-    default_message = (
-        "Failed to cancel the task, please confirm if the task is in PENDING status."
-    )
+    default_message = "Failed to cancel the task, please confirm if the task is in PENDING status."
 
 
 class InvalidApiKey(ServiceError):

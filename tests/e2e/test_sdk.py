@@ -88,7 +88,9 @@ def test_sdk_2x_jobs_create_and_wait(
     frames, width, height, codec, _ = _download_and_probe(done.video_url, tmp_path)
     assert (frames, width, height, codec) == (30, 960, 960, "h264")
     listed = client.videos.jobs.list(page_no=1, page_size=10)
-    assert any(getattr(j, "task_id", None) == job.task_id for j in listed.data)
+    assert listed.total >= 1
+    assert [j.task_id for j in listed.tasks] == [job.task_id]
+    assert listed.tasks[0].status == "SUCCEEDED"
 
 
 def test_media_failure_ends_failed_and_server_keeps_serving(

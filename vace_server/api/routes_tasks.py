@@ -29,6 +29,10 @@ def query_task(task_id: str, request: Request) -> dict[str, Any]:
     task = c.store.get(task_id, account=who.account)
     if task is None:
         return {"request_id": rid, "output": unknown_output(task_id)}
+    return _query(c, task, rid)
+
+
+def _query(c: AppContext, task: TaskRecord, rid: str) -> dict[str, Any]:
     video_url = None
     if task.status is TaskStatus.SUCCEEDED and task.output_key and task.expires_ms:
         video_url = c.storage.signed_url(task.output_key, expires_ms=task.expires_ms)
@@ -71,13 +75,19 @@ def list_tasks(request: Request) -> dict[str, Any]:
             api_key_id=params.get("api_key_id") or None,
         )
         records, total = c.store.list_page(flt, page_no=page_no, page_size=page_size)
+    rid = request_id(request)
+    entries = [list_entry(t, region=c.settings.region) for t in records]
+    jobs = [_query(c, t, rid)["output"] for t in records]
     return {
-        "request_id": request_id(request),
+        "request_id": rid,
         "total": total,
         "total_page": (total + page_size - 1) // page_size,
         "page_no": page_no,
         "page_size": page_size,
-        "data": [list_entry(t, region=c.settings.region) for t in records],
+        "data": entries,
+        # The 2.0 SDK's `jobs.list` reads the page from `tasks`, each entry shaped like a query's
+        # `output` (string times); the 1.x SDK and the docs read `data` (epoch-ms times).
+        "tasks": jobs,
     }
 
 

@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vace_server import errors
+from vace_server.engine.sizes import fit_area
+from vace_server.functions import build_inputs, image_reference
+from vace_server.functions.base import ModelProfile
+from vace_server.tasks.spec import Reference, ReferenceRole, TaskSpec, VaceFunction
+
+OBJ, BG = ReferenceRole.SUBJECT, ReferenceRole.SCENE
+PROFILE = ModelProfile(generation_area=112 * 64, num_frames=81, fps=16)
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+class FakeMedia:
+    def __init__(self, images: dict[str, Image.Image]) -> None:
+        self.images = images
+        self.calls: list[tuple[str, str]] = []
+
+    def fetch_image(self, url: str, field: str) -> Image.Image:
+        self.calls.append((url, field))
+        return self.images[url].copy()
+
+
+class FakeCutOut:
+    """Crops a 2-px frame off and whitens pure-black pixels: visibly 'cut out', not resized."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        self.seen.append(image.size)
+        a = np.array(image.convert("RGB"))[2:-2, 2:-2]
+        a[(a == 0).all(axis=2)] = 255
+        return Image.fromarray(a)
+
+
+def solid(color: tuple[int, int, int], size: tuple[int, int] = (40, 60)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def spec(*refs: tuple[str, ReferenceRole], size: tuple[int, int] | None = (1280, 720)) -> TaskSpec:
+    return TaskSpec(
+        function=VaceFunction.IMAGE_REFERENCE,
+        prompt="a cat dance",
+        seed=1,
+        size=size,
+        references=tuple(Reference(url=u, role=r) for u, r in refs),
+    )
+
+
+def banded(size: tuple[int, int], horizontal: bool, band: int) -> Image.Image:
+    """Green image with red/blue bands of `band` px on the two ends of its long axis."""
+    a = np.zeros((size[1], size[0], 3), np.uint8)
+    a[:] = GREEN
+    if horizontal:
+        a[:, :band], a[:, -band:] = RED, BLUE
+    else:
+        a[:band], a[-band:] = RED, BLUE
+    return Image.fromarray(a)
+
+
+def colour_of(image: Image.Image) -> tuple[int, ...]:
+    return tuple(
+        int(c) for c in np.asarray(image.convert("RGB"))[image.height // 2, image.width // 2]
+    )
+
+
+# ------------------------------------------------------------------ sizes, frames, timing
+@pytest.mark.parametrize("size", [(1280, 720), (720, 1280), (960, 960), (832, 1088), (1088, 832)])
+def test_sizes_frames_and_duration(size: tuple[int, int]) -> None:
+    media = FakeMedia({"o": solid(RED)})
+    inputs = image_reference.build(spec(("o", OBJ), size=size), media, PROFILE, FakeCutOut())
+    assert (inputs.width, inputs.height) == fit_area(*size, PROFILE.generation_area)
+    assert inputs.width % 16 == 0 and inputs.height % 16 == 0
+    assert inputs.width * inputs.height <= PROFILE.generation_area
+    assert (inputs.width > inputs.height) == (size[0] > size[1])
+    assert inputs.num_frames == 81
+    assert inputs.output_size == size
+    assert inputs.output_seconds == 5.0
+    assert inputs.video is None and inputs.mask is None
+    assert inputs.conditioning_scale == 1.0
+
+
+def test_1_3b_area_gives_the_documented_size() -> None:
+    profile = ModelProfile(generation_area=832 * 480, num_frames=17, fps=16)
+    inputs = image_reference.build(
+        spec(("o", OBJ)), FakeMedia({"o": solid(RED)}), profile, FakeCutOut()
+    )
+    assert (inputs.width, inputs.height, inputs.num_frames) == (832, 480, 17)
+    assert inputs.output_seconds == 1.0
+
+
+def test_default_size_is_1280x720() -> None:
+    inputs = image_reference.build(
+        spec(("o", OBJ), size=None), FakeMedia({"o": solid(RED)}), PROFILE, FakeCutOut()
+    )
+    assert inputs.output_size == (1280, 720)
+    assert (inputs.width, inputs.height) == fit_area(1280, 720, PROFILE.generation_area)
+
+
+# ------------------------------------------------------------------ roles
+def test_subject_is_cut_out_and_not_resized() -> None:
+    media = FakeMedia({"o": solid((0, 0, 0), (50, 90))})
+    cut = FakeCutOut()
+    inputs = image_reference.build(spec(("o", OBJ)), media, PROFILE, cut)
+    assert cut.seen == [(50, 90)]
+    assert inputs.reference_images is not None
+    (ref,) = inputs.reference_images
+    assert ref.size == (46, 86) and ref.mode == "RGB"
+    assert np.all(np.asarray(ref) == 255)  # the fake cut-out whitened it
+    assert media.calls == [("o", "input.ref_images_url")]
+
+
+@pytest.mark.parametrize(
+    ("source", "horizontal", "band"),
+    [((320, 100), True, 60), ((100, 300), False, 100)],
+)
+def test_scene_is_cover_cropped_to_the_output_aspect(
+    source: tuple[int, int], horizontal: bool, band: int
+) -> None:
+    # The bands lie outside the centred crop of the output aspect, so a cover-crop shows only
+    # green while a letterbox or plain resize would show red/blue (or white bars).
+    media = FakeMedia({"b": banded(source, horizontal, band)})
+    cut = FakeCutOut()
+    inputs = image_reference.build(spec(("b", BG)), media, PROFILE, cut)
+    assert cut.seen == []  # scenes are never cut out
+    assert inputs.reference_images is not None
+    (scene,) = inputs.reference_images
+    assert scene.size == (inputs.width, inputs.height)
+    a = np.asarray(scene).astype(int)
+    assert np.abs(a - np.array(GREEN)).max() <= 2, "red/blue bands or bars leaked into the scene"
+
+
+def test_scene_crop_is_centred_pixelwise() -> None:
+    # Horizontal gradient 0..255 over a 2:1 image; the 16:9-ish crop must keep the centre
+    # column's value in the centre and cut equal amounts off both sides.
+    w, h = 256, 128
+    grad = np.tile(np.arange(w, dtype=np.uint8)[None, :, None], (h, 1, 3))
+    inputs = image_reference.build(
+        spec(("b", BG)), FakeMedia({"b": Image.fromarray(grad)}), PROFILE, FakeCutOut()
+    )
+    assert inputs.reference_images is not None
+    scene = np.asarray(inputs.reference_images[0]).astype(int)[:, :, 0]
+    left, right = scene[:, 0].mean(), scene[:, -1].mean()
+    kept = h * inputs.width / inputs.height  # source columns kept by the cover-crop
+    assert left == pytest.approx((w - kept) / 2, abs=3)
+    assert right == pytest.approx(w - 1 - (w - kept) / 2, abs=3)
+    assert scene[:, scene.shape[1] // 2].mean() == pytest.approx(w / 2, abs=3)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        [("bg", BG), ("o1", OBJ), ("o2", OBJ)],
+        [("o1", OBJ), ("bg", BG), ("o2", OBJ)],
+        [("o1", OBJ), ("o2", OBJ), ("bg", BG)],
+    ],
+)
+def test_vace_order_reversed_for_diffusers(order: list[tuple[str, ReferenceRole]]) -> None:
+    media = FakeMedia({"bg": solid(GREEN, (200, 100)), "o1": solid(RED), "o2": solid(BLUE)})
+    inputs = image_reference.build(spec(*order), media, PROFILE, FakeCutOut())
+    assert inputs.reference_images is not None
+    # VACE order [bg, o1, o2] -> diffusers order [o2, o1, bg]
+    assert [colour_of(im) for im in inputs.reference_images] == [BLUE, RED, GREEN]
+    assert inputs.reference_images[-1].size == (inputs.width, inputs.height)
+    assert [url for url, _ in media.calls] == [u for u, _ in order]  # fetched in client order
+    assert {field for _, field in media.calls} == {"input.ref_images_url"}
+
+
+def test_subjects_only_are_reversed() -> None:
+    media = FakeMedia({"a": solid(RED), "b": solid(GREEN), "c": solid(BLUE)})
+    inputs = image_reference.build(
+        spec(("a", OBJ), ("b", OBJ), ("c", OBJ)), media, PROFILE, FakeCutOut()
+    )
+    assert inputs.reference_images is not None
+    assert [colour_of(im) for im in inputs.reference_images] == [BLUE, GREEN, RED]
+
+
+def test_refuses_what_the_api_should_have_refused() -> None:
+    media = FakeMedia({"a": solid(RED), "b": solid(GREEN)})
+    with pytest.raises(errors.InvalidParameter, match="ref_images_url"):
+        image_reference.build(spec(), media, PROFILE, FakeCutOut())
+    with pytest.raises(errors.InvalidParameter, match="bg"):
+        image_reference.build(spec(("a", BG), ("b", BG)), media, PROFILE, FakeCutOut())
+    assert media.calls == []
+
+
+def test_media_errors_propagate() -> None:
+    class Broken:
+        def fetch_image(self, url: str, field: str) -> Image.Image:
+            raise errors.InvalidURL(f"bad {field}")
+
+    with pytest.raises(errors.InvalidURL, match=r"input\.ref_images_url"):
+        image_reference.build(spec(("a", OBJ)), Broken(), PROFILE, FakeCutOut())
+
+
+# ------------------------------------------------------------------ dispatch
+def test_build_inputs_dispatches_image_reference() -> None:
+    media = FakeMedia({"o": solid(RED)})
+    inputs = build_inputs(spec(("o", OBJ)), media, PROFILE, cut_out=FakeCutOut())
+    assert inputs.reference_images is not None and len(inputs.reference_images) == 1
+
+
+@pytest.mark.parametrize(
+    "function", [f for f in VaceFunction if f is not VaceFunction.IMAGE_REFERENCE]
+)
+def test_other_functions_not_yet_supported(function: VaceFunction) -> None:
+    task = TaskSpec(function=function, prompt="p", seed=1)
+    with pytest.raises(errors.NotYetSupported) as info:
+        build_inputs(task, FakeMedia({}), PROFILE, cut_out=FakeCutOut())
+    assert info.value.message == (
+        f"Function {function.value} is not yet supported by this server version."
+    )
+    assert (info.value.code, info.value.status) == ("InvalidParameter", 400)
+
+
+def test_functions_package_does_not_import_torch() -> None:
+    code = (
+        "import sys, vace_server.functions, vace_server.functions.image_reference, "
+        "vace_server.engine.sizes, vace_server.tasks.spec; "
+        "heavy = {'torch', 'diffusers', 'transformers'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60)
+
+
+# ------------------------------------------------------------------ end to end (tiny model)
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Faster for the tiny model, and immune to OpenMP spinning under CPU contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_end_to_end_through_the_tiny_pipeline() -> None:
+    from vace_server.engine.loader import load_model
+    from vace_server.engine.runner import generate
+    from vace_server.settings import Settings
+
+    model = load_model(Settings(model="tiny", num_frames=17, generation_area=64 * 32))
+    media = FakeMedia(
+        {"bg": banded((300, 120), True, 40), "o1": solid((200, 30, 30)), "o2": solid((0, 0, 0))}
+    )
+    inputs = build_inputs(
+        spec(("o1", OBJ), ("bg", BG), ("o2", OBJ)), media, model.profile, cut_out=FakeCutOut()
+    )
+    assert (inputs.width, inputs.height, inputs.num_frames) == (64, 32, 17)
+    assert inputs.output_seconds == 1.0
+    steps: list[tuple[int, int]] = []
+    frames = generate(
+        model, inputs, prompt="a cat dance", negative_prompt="negative", seed=5,
+        on_step=lambda done, total: steps.append((done, total)),
+    )  # fmt: skip
+    assert frames.shape == (17, 32, 64, 3)
+    assert frames.dtype == np.float32 and frames.min() >= 0.0 and frames.max() <= 1.0
+    assert steps == [(1, 2), (2, 2)]

@@ -1,0 +1,348 @@
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.media.fetch import UrlFetcher, is_public_address
+from vace_server.settings import Settings
+
+BODY = b"hello media" * 10
+LOOPBACK_ONLY = ipaddress.ip_address("127.0.0.1")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen_user_agents: list[str] = []  # noqa: RUF012 - shared on purpose, per test server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.seen_user_agents.append(self.headers.get("User-Agent", ""))
+        port = self.server.server_address[1]  # type: ignore[index]
+        path = self.path
+        if path == "/ok":
+            self._send(200, BODY, {"Content-Type": "image/png"})
+        elif path == "/missing":
+            self._send(404, b"nope")
+        elif path.startswith("/hops/"):
+            left = int(path.rsplit("/", 1)[1])
+            target = "/ok" if left == 0 else f"/hops/{left - 1}"
+            self._send(302, headers={"Location": target})
+        elif path == "/loop":
+            self._send(302, headers={"Location": "/loop"})
+        elif path == "/to-other-loopback":
+            self._send(302, headers={"Location": f"http://127.0.0.2:{port}/ok"})
+        elif path == "/to-file":
+            self._send(302, headers={"Location": "file:///etc/passwd"})
+        elif path == "/big-declared":
+            self.send_response(200)
+            self.send_header("Content-Length", "5000")
+            self.end_headers()
+            self.wfile.write(b"x" * 5000)
+        elif path == "/big-chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for _ in range(10):
+                    self.wfile.write(b"200\r\n" + b"x" * 0x200 + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass
+        elif path == "/drip":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(50):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+        elif path == "/stall":
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(3)
+        else:
+            self._send(500)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients hanging up early (size caps, timeouts) are expected here
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _fetcher(allow: bool = True, **kw: object) -> UrlFetcher:
+    settings = Settings(media_allow_private_networks=allow, **kw)  # type: ignore[arg-type]
+    return UrlFetcher(settings)
+
+
+def _code(exc: pytest.ExceptionInfo[Exception]) -> str:
+    return exc.value.code  # type: ignore[attr-defined,no-any-return]
+
+
+def test_ok_sends_user_agent(server: str) -> None:
+    fetcher = _fetcher(media_user_agent="TestBot/1")
+    media = fetcher.fetch(f"{server}/ok", field="input.x", max_bytes=10_000)
+    assert media.data == BODY
+    assert media.content_type == "image/png"
+    assert media.final_url == f"{server}/ok"
+    assert "TestBot/1" in _Handler.seen_user_agents
+
+
+def test_http_404_is_invalid_url(server: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), pytest.raises(InvalidURL) as exc:
+        _fetcher().fetch(f"{server}/missing", field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    assert exc.value.message == "Invalid URL provided in your request."
+    assert "404" in caplog.text
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/x"
+    with pytest.raises(InvalidURL) as exc:
+        _fetcher().fetch(url, field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL.ConnectionRefused"
+    assert exc.value.message == f"Connection to {url} refused, please provide available URL."
+
+
+def test_loopback_refused_by_default(server: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), pytest.raises(InvalidURL) as exc:
+        _fetcher(allow=False).fetch(f"{server}/ok", field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    assert "refused addresses" in caplog.text
+
+
+def test_hostname_resolving_to_loopback_refused(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    url = f"http://media.example:{port}/ok"
+    settings = Settings(media_allow_private_networks=False)
+    fetcher = UrlFetcher(settings, resolve=lambda host, port: ["127.0.0.1"])
+    with pytest.raises(InvalidURL) as exc:
+        fetcher.fetch(url, field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    # the same name reaches the vetted IP when the policy allows it
+    allowed = UrlFetcher(
+        settings, resolve=lambda host, port: ["127.0.0.1"], address_allowed=lambda a: True
+    )
+    assert allowed.fetch(url, field="f", max_bytes=1000).data == BODY
+
+
+def test_redirects_followed(server: str) -> None:
+    media = _fetcher(media_max_redirects=3).fetch(f"{server}/hops/2", field="f", max_bytes=1000)
+    assert media.data == BODY
+    assert media.final_url == f"{server}/ok"
+
+
+def test_redirect_to_refused_address_checked_per_hop(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # only 127.0.0.1 is allowed: the first hop passes, the redirect to 127.0.0.2 must not
+    fetcher = UrlFetcher(Settings(), address_allowed=lambda a: a == LOOPBACK_ONLY)
+    with caplog.at_level(logging.WARNING), pytest.raises(InvalidURL) as exc:
+        fetcher.fetch(f"{server}/to-other-loopback", field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    assert "127.0.0.2" in caplog.text and "refused addresses" in caplog.text
+
+
+def test_redirect_to_other_scheme_refused(server: str) -> None:
+    with pytest.raises(InvalidURL) as exc:
+        _fetcher().fetch(f"{server}/to-file", field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+
+
+def test_redirect_loop_limit(server: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), pytest.raises(InvalidURL) as exc:
+        _fetcher(media_max_redirects=3).fetch(f"{server}/loop", field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    assert "more than 3 redirects" in caplog.text
+
+
+def test_too_many_hops(server: str) -> None:
+    with pytest.raises(InvalidURL):
+        _fetcher(media_max_redirects=1).fetch(f"{server}/hops/2", field="f", max_bytes=1000)
+
+
+def test_slow_drip_hits_overall_deadline(server: str) -> None:
+    fetcher = _fetcher(media_read_timeout=0.5, media_total_timeout=1.0)
+    url = f"{server}/drip"
+    start = time.monotonic()
+    with pytest.raises(InvalidURL) as exc:
+        fetcher.fetch(url, field="f", max_bytes=10_000)
+    assert time.monotonic() - start < 2.0
+    assert _code(exc) == "InvalidURL.Timeout"
+    assert exc.value.message == f"Download {url} timeout, please check network connection."
+
+
+def test_stalled_body_hits_read_timeout(server: str) -> None:
+    fetcher = _fetcher(media_read_timeout=0.3, media_total_timeout=5.0)
+    start = time.monotonic()
+    with pytest.raises(InvalidURL) as exc:
+        fetcher.fetch(f"{server}/stall", field="f", max_bytes=10_000)
+    assert time.monotonic() - start < 1.5
+    assert _code(exc) == "InvalidURL.Timeout"
+
+
+def test_too_large_by_content_length(server: str) -> None:
+    with pytest.raises(InvalidFile) as exc:
+        _fetcher().fetch(f"{server}/big-declared", field="input.ref", max_bytes=1024)
+    assert _code(exc) == "InvalidFile.Size"
+    assert "input.ref" in exc.value.message and "MB" in exc.value.message
+
+
+def test_too_large_chunked(server: str) -> None:
+    with pytest.raises(InvalidFile) as exc:
+        _fetcher().fetch(f"{server}/big-chunked", field="input.ref", max_bytes=2048)
+    assert _code(exc) == "InvalidFile.Size"
+
+
+def test_size_limit_message_in_mb() -> None:
+    from vace_server.media.fetch import _format_mb
+
+    assert _format_mb(10 * 1024 * 1024) == "10"
+    assert _format_mb(50 * 1024 * 1024) == "50"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://a.example/x.png", "oss://bucket/key.png", "file:///etc/passwd", "http://", "x"]
+)
+def test_non_http_scheme(url: str) -> None:
+    with pytest.raises(InvalidURL) as exc:
+        _fetcher().fetch(url, field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+
+
+def test_dns_failure_is_invalid_url() -> None:
+    def fail(host: str, port: int) -> list[str]:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    fetcher = UrlFetcher(Settings(), resolve=fail)
+    with pytest.raises(InvalidURL) as exc:
+        fetcher.fetch("http://nowhere.example/x", field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("100.64.0.1", False),
+        ("169.254.169.254", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("240.0.0.1", False),
+        ("255.255.255.255", False),
+        ("::1", False),
+        ("::", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("2002:7f00:0001::1", False),  # 6to4 wrapping 127.0.0.1
+    ],
+)
+def test_address_policy(address: str, public: bool) -> None:
+    assert is_public_address(ipaddress.ip_address(address)) is public
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_verifies_original_host_name(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path, "media.test")
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    httpd.socket = server_ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    try:
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        fetcher = UrlFetcher(
+            Settings(media_allow_private_networks=True),
+            resolve=lambda host, port: ["127.0.0.1"],
+            ssl_context=client_ctx,
+        )
+        media = fetcher.fetch(f"https://media.test:{port}/ok", field="f", max_bytes=1000)
+        assert media.data == BODY
+        with pytest.raises(InvalidURL):  # connected to the same IP under another name
+            fetcher.fetch(f"https://other.test:{port}/ok", field="f", max_bytes=1000)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

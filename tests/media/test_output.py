@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vace_server.media.encode import encode_mp4, probe_mp4
+from vace_server.media.output import render_output, retime_indices
+from vace_server.media.watermark import CJK_TEXT, FALLBACK_TEXT, choose_font
+
+
+def _ramp(t: int = 17, h: int = 16, w: int = 24) -> np.ndarray:
+    """Frame i is a flat grey of level i / (t - 1): identifiable after retiming."""
+    levels = np.linspace(0.0, 1.0, t, dtype=np.float32)
+    return np.broadcast_to(levels[:, None, None, None], (t, h, w, 3)).copy()
+
+
+def test_retime_indices_keep_ends() -> None:
+    idx = retime_indices(17, 32)
+    assert len(idx) == 32 and idx[0] == 0 and idx[-1] == 16
+    assert np.all(np.diff(idx) >= 0)
+    assert list(retime_indices(5, 1)) == [0]
+    assert list(retime_indices(1, 3)) == [0, 0, 0]
+    assert list(retime_indices(9, 3)) == [0, 4, 8]
+
+
+def test_render_count_and_ends() -> None:
+    frames = _ramp()
+    out = render_output(
+        frames, size=(24, 16), seconds=17 / 16, fps=30, watermark=False, font_path=None
+    )
+    assert out.dtype == np.uint8
+    assert out.shape == (32, 16, 24, 3)  # round(17/16 * 30) = 32
+    assert out[0].max() == 0 and out[-1].min() == 255
+    means = out.reshape(32, -1).mean(axis=1)
+    assert np.all(np.diff(means) >= 0)
+
+
+def test_render_exact_size_and_min_one_frame() -> None:
+    frames = _ramp(t=5, h=16, w=16)
+    out = render_output(
+        frames, size=(42, 30), seconds=0.01, fps=30, watermark=False, font_path=None
+    )
+    assert out.shape == (1, 30, 42, 3)
+    big = render_output(frames, size=(8, 6), seconds=1.0, fps=4, watermark=False, font_path=None)
+    assert big.shape == (4, 6, 8, 3)
+
+
+def test_render_clips_overshoot() -> None:
+    frames = np.zeros((2, 8, 8, 3), np.float32)
+    frames[:, :, 4:] = 1.0  # a hard edge overshoots under bicubic upscaling
+    out = render_output(frames, size=(64, 64), seconds=1.0, fps=2, watermark=False, font_path=None)
+    assert out[:, :, :20].max() <= 5 and out[:, :, -20:].min() >= 250
+
+
+def test_watermark_only_bottom_right() -> None:
+    frames = np.full((3, 90, 160, 3), 0.5, np.float32)
+    kw = {"size": (320, 180), "seconds": 0.1, "fps": 30, "font_path": None}
+    plain = render_output(frames, watermark=False, **kw)  # type: ignore[arg-type]
+    marked = render_output(frames, watermark=True, **kw)  # type: ignore[arg-type]
+    diff = np.any(plain != marked, axis=(0, 3))
+    assert diff.any()
+    ys, xs = np.nonzero(diff)
+    assert ys.min() > 180 * 0.75 and xs.min() > 320 * 0.5
+    assert ys.max() < 180 and xs.max() < 320
+    assert np.array_equal(plain[:, :120], marked[:, :120])
+
+
+def test_font_fallback_without_cjk(tmp_path: Path) -> None:
+    text, _font = choose_font(20, tmp_path / "missing.ttc", candidates=())
+    assert text == FALLBACK_TEXT
+    assert CJK_TEXT == "AI生成"
+
+
+def test_render_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        render_output(
+            np.zeros((4, 4, 3), np.float32),
+            size=(4, 4),
+            seconds=1,
+            fps=1,
+            watermark=False,
+            font_path=None,
+        )
+
+
+def test_encode_and_probe(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = (rng.random((12, 48, 64, 3)) * 255).astype(np.uint8)
+    frames[:, :, :32] = (200, 40, 40)
+    path = tmp_path / "out.mp4"
+    encode_mp4(frames, 30, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # temp file moved into place
+
+    info = probe_mp4(path)
+    assert info.frame_count == 12
+    assert (info.width, info.height) == (64, 48)
+    assert info.width % 2 == 0 and info.height % 2 == 0
+    assert info.fps == pytest.approx(30)
+    assert info.codec_name == "h264"
+    assert info.has_audio is False
+
+    data = path.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # faststart
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(decoded) == 12
+    assert np.abs(decoded[0][8:40, 4:24].astype(int) - (200, 40, 40)).max() < 12
+
+
+def test_encode_rejects_odd_size(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError):
+        encode_mp4(np.zeros((2, 15, 16, 3), np.uint8), 30, tmp_path / "odd.mp4")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,73 @@
+"""One generation: validated `VaceInputs` in, (T, H, W, 3) float frames out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from vace_server.functions.base import VaceInputs
+
+from .loader import LoadedModel
+
+__all__ = ["StepCallback", "generate"]
+
+StepCallback = Callable[[int, int], None]
+
+
+def generate(
+    model: LoadedModel,
+    inputs: VaceInputs,
+    *,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    on_step: StepCallback | None = None,
+) -> np.ndarray:
+    """Runs the pipeline once.
+
+    Returns: float32 array (num_frames, height, width, 3) in [0, 1] at the generation size
+    (reference frames already cut off by the pipeline).
+    Raises: ValueError from `inputs.validate()` before any model work when the inputs would
+    run misaligned; whatever `on_step` raises (that is how a cancel aborts a run: diffusers'
+    `_interrupt` would still decode); torch/diffusers errors unwrapped (the worker maps them).
+    Side effects: `on_step(done, total)` after each denoising step, done = 1..total.
+    """
+    inputs.validate()
+    pipe = model.pipe
+    # A CPU generator draws the same noise on every device, so a seed means one video anywhere.
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def step_end(
+        pipeline: Any, step_index: int, timestep: Any, tensors: dict[str, Any]
+    ) -> dict[str, Any]:
+        if on_step is not None:
+            total = getattr(pipeline, "num_timesteps", None) or model.num_inference_steps
+            on_step(step_index + 1, int(total))
+        return tensors
+
+    with torch.inference_mode():
+        output = pipe(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            video=inputs.video,
+            mask=inputs.mask,
+            reference_images=inputs.reference_images,
+            conditioning_scale=inputs.conditioning_scale,
+            height=inputs.height,
+            width=inputs.width,
+            num_frames=inputs.num_frames,
+            num_inference_steps=model.num_inference_steps,
+            guidance_scale=model.guidance_scale,
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=step_end,
+            max_sequence_length=model.max_sequence_length,
+        )
+    frames = np.asarray(output.frames[0], dtype=np.float32)
+    expected = (inputs.num_frames, inputs.height, inputs.width, 3)
+    if frames.shape != expected:  # never hand a misshapen video to the encoder
+        raise RuntimeError(f"pipeline returned frames of shape {frames.shape}, expected {expected}")
+    return frames

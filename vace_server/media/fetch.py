@@ -1,0 +1,382 @@
+"""Hostile-URL download (design principle 6: every URL is hostile).
+
+The address policy is enforced where sockets are opened: a custom httpcore network backend
+resolves the host itself, drops every non-public address (unless private networks are allowed)
+and connects to a vetted IP, so every redirect hop is checked and a DNS answer cannot change
+between the check and the connect (DNS rebinding). TLS still verifies the original host name.
+
+Error mapping follows api-contract.md §8.2; the real reason is logged at WARNING.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
+"""`(host, port) -> numeric IP strings`; raises OSError when the name does not resolve."""
+AddressPolicy = Callable[[IPAddress], bool]
+"""`address -> may we connect to it`."""
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FetchedMedia:
+    """A downloaded body. `final_url` is the URL after redirects."""
+
+    data: bytes
+    content_type: str | None
+    final_url: str
+
+
+# ---------------------------------------------------------------- address policy
+def is_public_address(address: IPAddress) -> bool:
+    """True when `address` is globally routable unicast.
+
+    Returns False for private, loopback, link-local, multicast, reserved, unspecified, shared
+    (100.64/10) and documentation addresses, also when embedded in IPv6 (IPv4-mapped, 6to4,
+    Teredo)."""
+    embedded: list[IPAddress] = []
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            embedded.append(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            embedded.append(address.sixtofour)
+        if address.teredo is not None:
+            embedded.extend(address.teredo)
+    for a in (address, *embedded):
+        if (
+            a.is_private
+            or a.is_loopback
+            or a.is_link_local
+            or a.is_multicast
+            or a.is_reserved
+            or a.is_unspecified
+            or not a.is_global
+        ):
+            return False
+    return True
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Resolves `host` with getaddrinfo.
+
+    Returns: the numeric addresses, in the system's preference order, without duplicates.
+    Raises: OSError (socket.gaierror) when the name does not resolve."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    out: list[str] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        ip = str(sockaddr[0])
+        if ip not in out:
+            out.append(ip)
+    return out
+
+
+# ---------------------------------------------------------------- internal failure reasons
+class _BlockedAddressError(Exception):
+    """Every address of a host is refused by the address policy."""
+
+
+class _ResolveError(Exception):
+    """The host name did not resolve."""
+
+
+class _ConnectionRefusedError(Exception):
+    """Every address of a host actively refused the TCP connection."""
+
+
+class _Deadline:
+    """The overall download deadline; clamps per-operation timeouts to what is left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def clamp(self, timeout: float | None, exc: type[Exception]) -> float:
+        left = self.remaining()
+        if left <= 0:
+            raise exc("overall download deadline exceeded")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose reads and writes never outlive the overall deadline, so a
+    slow-drip body ends in a timeout instead of holding the worker."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._deadline.clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._deadline.clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        t = self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, t), self._deadline
+        )
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """Resolves, filters the addresses through the policy, then connects to a vetted IP."""
+
+    def __init__(self, resolve: Resolver, allowed: AddressPolicy, deadline: _Deadline) -> None:
+        self._resolve = resolve
+        self._allowed = allowed
+        self._deadline = deadline
+        self._inner = httpcore.SyncBackend()
+
+    def _resolve_bounded(self, host: str, port: int) -> list[str]:
+        """Runs the resolver in a daemon thread so a slow DNS server cannot pass the deadline."""
+        result: list[str] = []
+        error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                result.extend(self._resolve(host, port))
+            except BaseException as exc:  # handed to the caller below
+                error.append(exc)
+
+        thread = threading.Thread(target=run, name="vace-resolve", daemon=True)
+        thread.start()
+        thread.join(self._deadline.clamp(None, httpcore.ConnectTimeout))
+        if thread.is_alive():
+            raise httpcore.ConnectTimeout(f"resolving {host} exceeded the deadline")
+        if error:
+            raise _ResolveError(f"cannot resolve {host}: {error[0]}")
+        if not result:
+            raise _ResolveError(f"cannot resolve {host}: no addresses")
+        return result
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = self._resolve_bounded(host, port)
+        vetted: list[str] = []
+        for ip in addresses:
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                continue
+            if self._allowed(address):
+                vetted.append(ip)
+        if not vetted:
+            raise _BlockedAddressError(f"{host} resolves only to refused addresses {addresses}")
+
+        errors: list[Exception] = []
+        for ip in vetted:
+            t = self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+            try:
+                stream = self._inner.connect_tcp(ip, port, t, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                errors.append(exc)
+                continue
+            return _DeadlineStream(stream, self._deadline)
+        if all(isinstance(e.__cause__, ConnectionRefusedError) for e in errors):
+            raise _ConnectionRefusedError(f"{host}:{port} refused the connection")
+        timeouts = [e for e in errors if isinstance(e, httpcore.ConnectTimeout)]
+        raise timeouts[0] if timeouts else errors[-1]
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise _BlockedAddressError("unix sockets are never used for media")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx transport on top of a connection pool that uses `_GuardedBackend`, no proxies."""
+
+    def __init__(self, backend: httpcore.NetworkBackend, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context, trust_env=False, retries=0)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=4,
+            retries=0,
+            network_backend=backend,
+        )
+
+
+# ---------------------------------------------------------------- public fetcher
+def _format_mb(max_bytes: int) -> str:
+    return f"{max_bytes / (1024 * 1024):g}"
+
+
+class UrlFetcher:
+    """Downloads untrusted http(s) URLs under the settings' network policy."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolve: Resolver | None = None,
+        address_allowed: AddressPolicy | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`resolve` and `address_allowed` replace the system resolver and the default policy
+        (public addresses only, or everything when `media_allow_private_networks`);
+        `ssl_context` replaces the default verification context (certifi CAs). They are seams
+        for tests and embedding."""
+        self._settings = settings
+        self._resolve = resolve or system_resolver
+        self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        if address_allowed is not None:
+            self._allowed: AddressPolicy = address_allowed
+        elif settings.media_allow_private_networks:
+            self._allowed = lambda _address: True
+        else:
+            self._allowed = is_public_address
+
+    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+        """Downloads `url` (following up to `media_max_redirects` redirects, each hop checked).
+
+        Returns: the body, its Content-Type and the final URL.
+        Raises: InvalidURL (bad scheme/URL, HTTP status >= 400, DNS failure, refused address,
+        too many redirects, other transport errors), InvalidURL.ConnectionRefused,
+        InvalidURL.Timeout (connect/read timeout or the overall deadline), InvalidFile with
+        code InvalidFile.Size when the body exceeds `max_bytes`."""
+        s = self._settings
+        deadline = _Deadline(s.media_total_timeout)
+        backend = _GuardedBackend(self._resolve, self._allowed, deadline)
+        transport = _GuardedTransport(backend, self._ssl_context)
+        timeout = httpx.Timeout(
+            connect=s.media_connect_timeout,
+            read=s.media_read_timeout,
+            write=s.media_read_timeout,
+            pool=s.media_connect_timeout,
+        )
+        headers = {"User-Agent": s.media_user_agent, "Accept-Encoding": "identity"}
+        try:
+            current = _checked_url(url, url)
+            with httpx.Client(
+                transport=transport,
+                timeout=timeout,
+                headers=headers,
+                follow_redirects=False,
+                trust_env=False,
+            ) as client:
+                for _hop in range(s.media_max_redirects + 1):
+                    with client.stream("GET", current) as response:
+                        if response.status_code in _REDIRECT_STATUSES:
+                            location = response.headers.get("location")
+                            if not location:
+                                raise _invalid(
+                                    url, f"redirect {response.status_code} without Location"
+                                )
+                            current = _checked_url(url, current.join(location))
+                            continue
+                        if not 200 <= response.status_code < 300:
+                            raise _invalid(
+                                url, f"HTTP status {response.status_code} from {current}"
+                            )
+                        data = _read_capped(response, field, max_bytes, url)
+                        return FetchedMedia(
+                            data=data,
+                            content_type=response.headers.get("content-type"),
+                            final_url=str(current),
+                        )
+                raise _invalid(url, f"more than {s.media_max_redirects} redirects")
+        except (InvalidURL, InvalidFile):
+            raise
+        except httpx.TimeoutException as exc:
+            logger.warning("media download %s timed out: %r", url, exc)
+            raise InvalidURL(
+                f"Download {url} timeout, please check network connection.",
+                code="InvalidURL.Timeout",
+            ) from exc
+        except _ConnectionRefusedError as exc:
+            logger.warning("media download %s: %s", url, exc)
+            raise InvalidURL(
+                f"Connection to {url} refused, please provide available URL.",
+                code="InvalidURL.ConnectionRefused",
+            ) from exc
+        except (_BlockedAddressError, _ResolveError) as exc:
+            raise _invalid(url, str(exc)) from exc
+        except (httpx.HTTPError, httpx.InvalidURL, httpcore.ProtocolError, OSError) as exc:
+            raise _invalid(url, repr(exc)) from exc
+        finally:
+            transport.close()
+
+
+def _invalid(url: str, reason: str) -> InvalidURL:
+    logger.warning("media download %s refused/failed: %s", url, reason)
+    return InvalidURL()
+
+
+def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
+    """Parses a URL (the request's or a redirect target) and allows only http(s) with a host.
+
+    Returns: the parsed URL. Raises: InvalidURL."""
+    try:
+        parsed = httpx.URL(candidate) if isinstance(candidate, str) else candidate
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise _invalid(original, f"unparsable URL {candidate!r}: {exc}") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise _invalid(original, f"scheme {parsed.scheme!r} is not allowed ({candidate})")
+    if not parsed.host:
+        raise _invalid(original, f"URL without host ({candidate})")
+    return parsed
+
+
+def _read_capped(response: httpx.Response, field: str, max_bytes: int, url: str) -> bytes:
+    """Reads the body, stopping as soon as it exceeds `max_bytes`.
+
+    Returns: the body. Raises: InvalidFile (InvalidFile.Size)."""
+    too_large = InvalidFile(
+        f"The file of {field} exceeds the size limit of {_format_mb(max_bytes)} MB.",
+        code="InvalidFile.Size",
+    )
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+        logger.warning("media download %s: Content-Length %s > %d", url, declared, max_bytes)
+        raise too_large
+    buffer = bytearray()
+    for chunk in response.iter_bytes(_CHUNK):
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            logger.warning("media download %s: body exceeds %d bytes", url, max_bytes)
+            raise too_large
+    return bytes(buffer)

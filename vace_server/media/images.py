@@ -1,0 +1,132 @@
+"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (api-contract §4)."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from vace_server.errors import InvalidFile
+from vace_server.media.fetch import UrlFetcher
+from vace_server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+IMAGE_MIN_SIDE = 360
+IMAGE_MAX_SIDE = 2000
+ALLOWED_FORMATS_TEXT = "JPG, JPEG, PNG, BMP, TIFF, WEBP"
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """Identifies the container from its magic bytes (never the name or Content-Type).
+
+    Returns: the Pillow format name ("JPEG", "PNG", "BMP", "TIFF", "WEBP") or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"BM") and len(data) >= 26:
+        return "BMP"
+    if data.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _open_error() -> InvalidFile:
+    return InvalidFile(
+        "Invalid file, cannot open file as video/audio/image.", code="InvalidFile.Openerror"
+    )
+
+
+def _resolution_error(field: str, width: int, height: int) -> InvalidFile:
+    return InvalidFile(
+        f"The resolution of {field} is {width}x{height}; width and height must each be in "
+        f"[{IMAGE_MIN_SIDE}, {IMAGE_MAX_SIDE}] px.",
+        code="InvalidFile.Resolution",
+    )
+
+
+def load_image(data: bytes, field: str) -> Image.Image:
+    """Checks and decodes an image body. `field` names the request field in error messages.
+
+    Order: sniff the format, read only the header and check the size (so a decompression
+    bomb is rejected before any pixel is decoded), decode, apply EXIF orientation, convert to
+    RGB (alpha composited onto white; 16-bit scaled to 8-bit). Animated files use frame 0.
+
+    Returns: an RGB image with width and height each in [360, 2000].
+    Raises: InvalidFile with code InvalidFile.Format (not JPEG/PNG/BMP/TIFF/WEBP),
+    InvalidFile.Openerror (undecodable), InvalidFile.Resolution (a side outside [360, 2000])."""
+    fmt = sniff_image_format(data)
+    if fmt is None:
+        raise InvalidFile(
+            f"The format of {field} is not supported; allowed formats: {ALLOWED_FORMATS_TEXT}.",
+            code="InvalidFile.Format",
+        )
+    try:
+        image = Image.open(io.BytesIO(data), formats=[fmt])
+    except Image.DecompressionBombError as exc:
+        logger.warning("%s: decompression bomb refused: %s", field, exc)
+        raise InvalidFile(
+            f"The resolution of {field} is too large; width and height must each be in "
+            f"[{IMAGE_MIN_SIDE}, {IMAGE_MAX_SIDE}] px.",
+            code="InvalidFile.Resolution",
+        ) from exc
+    except Exception as exc:  # Pillow raises many types for a bad header
+        logger.warning("%s: cannot open %s image: %r", field, fmt, exc)
+        raise _open_error() from exc
+
+    with image:
+        width, height = image.size
+        if not (
+            IMAGE_MIN_SIDE <= width <= IMAGE_MAX_SIDE and IMAGE_MIN_SIDE <= height <= IMAGE_MAX_SIDE
+        ):
+            raise _resolution_error(field, width, height)
+        try:
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            return _to_rgb(oriented)
+        except Exception as exc:  # truncated data, bad chunks, unsupported sub-formats
+            logger.warning("%s: cannot decode %s image: %r", field, fmt, exc)
+            raise _open_error() from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Returns an RGB copy: alpha composited onto white, 16/32-bit and float scaled to 8-bit."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(image, dtype=np.float64) / 257.0
+        gray = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+        return gray.convert("RGB")
+    if mode == "F":
+        arr = np.asarray(image, dtype=np.float64)
+        gray = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+        return gray.convert("RGB")
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+class MediaFetcher:
+    """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image` for checks."""
+
+    def __init__(self, settings: Settings, fetcher: UrlFetcher | None = None) -> None:
+        self._settings = settings
+        self._fetcher = fetcher or UrlFetcher(settings)
+
+    def fetch_image(self, url: str, field: str) -> Image.Image:
+        """Downloads (≤ 10 MB) and checks one image.
+
+        Returns: an RGB image with sides in [360, 2000].
+        Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
+        media = self._fetcher.fetch(url, field=field, max_bytes=IMAGE_MAX_BYTES)
+        return load_image(media.data, field)

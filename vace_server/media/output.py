@@ -1,0 +1,74 @@
+"""Pipeline frames → delivered frames: retime, resize to the exact output size, watermark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vace_server.media.watermark import apply_watermark
+
+
+def retime_indices(num_input: int, num_output: int) -> np.ndarray:
+    """Frame-nearest retiming: `num_output` indices spread evenly over `num_input` frames.
+
+    Returns: int64 indices, first 0 and last `num_input - 1` (a single output takes frame 0).
+    Raises: ValueError when either count is < 1."""
+    if num_input < 1 or num_output < 1:
+        raise ValueError(f"cannot retime {num_input} frames to {num_output}")
+    if num_output == 1:
+        return np.zeros(1, dtype=np.int64)
+    positions = np.linspace(0.0, num_input - 1, num_output)
+    return np.floor(positions + 0.5).astype(np.int64)
+
+
+def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 (h, w, 3) in [0, 1] → uint8 (H, W, 3); area filter when shrinking, bicubic when
+    enlarging (clipped, so bicubic overshoot cannot wrap)."""
+    width, height = size
+    h, w = frame.shape[:2]
+    if (w, h) != (width, height):
+        shrinking = width <= w and height <= h
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+        frame = cv2.resize(frame, (width, height), interpolation=interpolation)
+    return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
+
+
+def render_output(
+    frames: np.ndarray,
+    *,
+    size: tuple[int, int],
+    seconds: float,
+    fps: int,
+    watermark: bool,
+    font_path: Path | None,
+) -> np.ndarray:
+    """Turns pipeline output into the delivered frames.
+
+    `frames`: float32 (T, h, w, 3) in [0, 1] (the pipeline's native rate, 16 fps).
+    `size`: (W, H) of the delivered video. N = max(1, round(seconds * fps)) frames are picked
+    evenly over the input (first and last kept), each resized to exactly W x H; with
+    `watermark` the bottom-right mark is drawn (see `watermark.apply_watermark`).
+
+    Returns: uint8 (N, H, W, 3).
+    Raises: ValueError on a malformed array, a non-positive size, seconds or fps."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"expected (T, h, w, 3) frames, got shape {frames.shape}")
+    width, height = size
+    if width < 1 or height < 1 or fps < 1 or seconds <= 0:
+        raise ValueError(f"bad output size {size}, seconds {seconds} or fps {fps}")
+    count = max(1, round(seconds * fps))
+    indices = retime_indices(frames.shape[0], count)
+
+    out = np.empty((count, height, width, 3), dtype=np.uint8)
+    previous = -1
+    for k, i in enumerate(indices):  # non-decreasing: each input frame is resized once
+        if i == previous:
+            out[k] = out[k - 1]
+        else:
+            out[k] = _resize(np.asarray(frames[i], dtype=np.float32), size)
+        previous = int(i)
+    if watermark:
+        apply_watermark(out, font_path)
+    return out
