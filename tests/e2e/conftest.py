@@ -23,10 +23,10 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Factory: `live_server(**env)` starts a server on tmp_path/data; all stopped at teardown."""
     started: list[LiveServer] = []
 
-    def start(data_dir: Path | None = None, **env: str) -> LiveServer:
+    def start(data_dir: Path | None = None, wait_ready: bool = True, **env: str) -> LiveServer:
         server = LiveServer(data_dir or tmp_path / "data", tmp_path / "server.log", **env)
         started.append(server)
-        return server.start()
+        return server.start(wait_ready=wait_ready)
 
     yield start
     for server in started:

@@ -48,7 +48,7 @@ class LiveServer:
     def api(self) -> str:
         return f"{self.base_url}/api/v1"
 
-    def start(self, timeout: float = 180.0) -> LiveServer:
+    def start(self, timeout: float = 180.0, *, wait_ready: bool = True) -> LiveServer:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vace_server", "serve"],
@@ -63,7 +63,7 @@ class LiveServer:
             try:
                 health = httpx.get(f"{self.base_url}/health", timeout=2).json()
                 workers = health["workers"]
-                if all(w["ready"] and w["alive"] for w in workers):
+                if not wait_ready or all(w["ready"] and w["alive"] for w in workers):
                     return self
             except (httpx.HTTPError, ValueError, KeyError):
                 pass

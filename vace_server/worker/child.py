@@ -78,4 +78,11 @@ def child_main(settings_json: str, worker_id: str, report: Any) -> None:
 
     settings = Settings.model_validate_json(settings_json)
     configure_logging()
-    run_worker(settings, worker_id, report)
+    try:
+        run_worker(settings, worker_id, report)
+    except Exception as exc:
+        # Typically the model could not be loaded: say why in /health, then exit so the
+        # supervisor retries with backoff.
+        log.exception("worker %s could not run", worker_id)
+        report.put({"worker_id": worker_id, "event": "error", "error": str(exc)})
+        raise SystemExit(1) from exc

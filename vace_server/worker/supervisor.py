@@ -30,6 +30,7 @@ class _Slot:
     restarts: int = 0
     next_start: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    last_error: str | None = None
 
 
 class WorkerSupervisor:
@@ -78,11 +79,12 @@ class WorkerSupervisor:
                     "worker_id": s.worker_id,
                     "pid": s.process.pid if s.process else None,
                     "alive": bool(s.process and s.process.is_alive()),
-                    "ready": bool(s.info),
+                    "ready": s.info.get("event") == "ready",
                     "restarts": s.restarts,
                     "model": s.info.get("model"),
                     "model_warning": s.info.get("model_warning"),
                     "device": s.info.get("device"),
+                    "error": s.last_error,
                 }
                 for s in self._slots
             ]
@@ -138,5 +140,9 @@ class WorkerSupervisor:
                 return
             with self._lock:
                 for slot in self._slots:
-                    if slot.worker_id == msg.get("worker_id"):
-                        slot.info = msg
+                    if slot.worker_id != msg.get("worker_id"):
+                        continue
+                    if msg.get("event") == "error":
+                        slot.last_error = msg.get("error")
+                    else:
+                        slot.info, slot.last_error = msg, None
