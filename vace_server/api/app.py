@@ -14,11 +14,9 @@ from vace_server.api import routes_create, routes_health, routes_outputs, routes
 from vace_server.api.accounts import KeyRing, load_or_generate_key
 from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
+from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
-from vace_server.storage.local import LocalStorage, load_or_create_secret
-from vace_server.tasks import db
 from vace_server.tasks.maintenance import Maintenance
-from vace_server.tasks.store import TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +36,8 @@ def build_keyring(settings: Settings) -> KeyRing:
 
 
 def build_context(settings: Settings) -> AppContext:
-    engine = db.make_engine(settings.resolved_database_url())
-    db.upgrade(engine)
-    store = TaskStore(
-        engine,
-        lease_ms=int(settings.lease_seconds * 1000),
-        max_attempts=settings.max_attempts,
-        retention_ms=settings.retention_ms,
-    )
-    storage = LocalStorage(
-        settings.data_dir / "outputs",
-        public_base_url=settings.resolved_public_base_url(),
-        secret=load_or_create_secret(settings.data_dir, settings.url_signing_secret),
-    )
+    store = open_store(settings, migrate=True)
+    storage = open_storage(settings)
     return AppContext(
         settings=settings,
         store=store,

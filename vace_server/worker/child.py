@@ -19,9 +19,7 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
     # Heavy imports happen here, in the worker, never in the API process.
     from vace_server.engine.loader import load_model
     from vace_server.media.images import MediaFetcher
-    from vace_server.storage.local import LocalStorage, load_or_create_secret
-    from vace_server.tasks import db
-    from vace_server.tasks.store import TaskStore
+    from vace_server.runtime import open_storage, open_store
     from vace_server.worker.loop import WorkerLoop
 
     stop = threading.Event()
@@ -47,18 +45,8 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
                 "device": str(model.device),
             }
         )
-    engine = db.make_engine(settings.resolved_database_url())
-    store = TaskStore(
-        engine,
-        lease_ms=int(settings.lease_seconds * 1000),
-        max_attempts=settings.max_attempts,
-        retention_ms=settings.retention_ms,
-    )
-    storage = LocalStorage(
-        settings.data_dir / "outputs",
-        public_base_url=settings.resolved_public_base_url(),
-        secret=load_or_create_secret(settings.data_dir, settings.url_signing_secret),
-    )
+    store = open_store(settings)
+    storage = open_storage(settings)
     loop = WorkerLoop(
         settings=settings,
         store=store,
@@ -69,7 +57,7 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
     )
     log.info("worker %s ready (model %s on %s)", worker_id, model.name, model.device)
     loop.run_forever(stop.is_set)
-    engine.dispose()
+    store.engine.dispose()
 
 
 def child_main(settings_json: str, worker_id: str, report: Any) -> None:

@@ -1,0 +1,30 @@
+"""Builds the shared parts (task store, output storage) from settings, for API and workers alike."""
+
+from __future__ import annotations
+
+from vace_server.settings import Settings
+from vace_server.storage.local import LocalStorage, load_or_create_secret
+from vace_server.tasks import db
+from vace_server.tasks.store import TaskStore
+
+
+def open_store(settings: Settings, *, migrate: bool = False) -> TaskStore:
+    """A TaskStore on the configured database. Side effects: with `migrate`, schema upgrade."""
+    engine = db.make_engine(settings.resolved_database_url())
+    if migrate:
+        db.upgrade(engine)
+    return TaskStore(
+        engine,
+        lease_ms=int(settings.lease_seconds * 1000),
+        max_attempts=settings.max_attempts,
+        retention_ms=settings.retention_ms,
+    )
+
+
+def open_storage(settings: Settings) -> LocalStorage:
+    """The output storage. Side effects: creates the folder and, once, the signing secret."""
+    return LocalStorage(
+        settings.data_dir / "outputs",
+        public_base_url=settings.resolved_public_base_url(),
+        secret=load_or_create_secret(settings.data_dir, settings.url_signing_secret),
+    )
