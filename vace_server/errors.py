@@ -132,3 +132,11 @@ class UploadError(ServiceError):
 class NotYetSupported(ServiceError):
     code = "InvalidParameter"
     status = 400
+
+
+class AnnotatorUnavailable(ServiceError):
+    """The request needs an annotator model this server has not been given (never silently
+    replaced by something else). The message says which checkpoint to install where."""
+
+    code = "InvalidParameter"
+    status = 400

@@ -72,6 +72,26 @@ class Settings(BaseSettings):
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     model_cpu_offload: bool = False
 
+    # --- annotators (issue: all five functions) ---
+    annotator_dir: Path | None = Field(
+        default=None,
+        description="Folder of annotator checkpoints (depth/, pose/, sam2/ ...); none = classical.",
+    )
+    segmentation_backend: str = Field(default="auto", description="auto | model | classical")
+    tracking_backend: str = Field(default="auto", description="auto | model | classical")
+    scribble_style: str = Field(default="canny", description="canny | xdog")
+    edit_reference_role: str = Field(
+        default="obj", description="video_edit's single reference: obj (cut out) or bg (kept)"
+    )
+
+    # --- prompt rewriting (prompt_extend) ---
+    prompt_rewrite_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL, e.g. http://host:8001/v1"
+    )
+    prompt_rewrite_model: str | None = None
+    prompt_rewrite_api_key: str | None = None
+    prompt_rewrite_timeout: float = 30.0
+
     # --- media ---
     media_allow_private_networks: bool = False
     media_connect_timeout: float = 10.0

@@ -102,7 +102,8 @@ def test_query_pending_shape_and_accounts(client: TestClient) -> None:
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"request_id", "output"}
-    assert set(body["output"]) == {"task_id", "task_status", "submit_time"}
+    assert set(body["output"]) == {"task_id", "task_status", "submit_time", "progress"}
+    assert body["output"]["progress"] == {"stage": "queued", "queue_position": 1}
     assert TIME.match(body["output"]["submit_time"])
     other = client.get(f"/api/v1/tasks/{task_id}", headers=auth(KEY_B)).json()
     assert other["output"] == {"task_id": task_id, "task_status": "UNKNOWN"}
@@ -247,3 +248,19 @@ def test_unknown_route_and_method_are_json(client: TestClient) -> None:
 def test_health(client: TestClient) -> None:
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["workers"] == []
+
+
+def test_cancel_running_is_a_request_and_progress_is_shown(
+    client: TestClient, context: AppContext
+) -> None:
+    task_id = _create(client)
+    claim = _claim(context)
+    context.store.set_progress(claim, {"stage": "denoising", "step": 3, "total_steps": 10})
+    out = client.get(f"/api/v1/tasks/{task_id}", headers=auth()).json()["output"]
+    assert out["progress"] == {"stage": "denoising", "step": 3, "total_steps": 10}
+    r = client.post(f"/api/v1/tasks/{task_id}/cancel", headers=auth())
+    assert r.status_code == 200
+    assert context.store.cancel_requested(claim)
+    context.store.finish_canceled(claim)
+    out = client.get(f"/api/v1/tasks/{task_id}", headers=auth()).json()["output"]
+    assert out["task_status"] == "CANCELED" and "progress" not in out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.fake_annotators import fake_annotators
 from vace_server import errors
 from vace_server.engine.sizes import fit_area
 from vace_server.functions import build_inputs, image_reference
@@ -206,7 +207,9 @@ def test_media_errors_propagate() -> None:
 # ------------------------------------------------------------------ dispatch
 def test_build_inputs_dispatches_image_reference() -> None:
     media = FakeMedia({"o": solid(RED)})
-    inputs = build_inputs(spec(("o", OBJ)), media, PROFILE, cut_out=FakeCutOut())
+    inputs = build_inputs(
+        spec(("o", OBJ)), media, PROFILE, annotators=fake_annotators(cut=FakeCutOut())
+    )
     assert inputs.reference_images is not None and len(inputs.reference_images) == 1
 
 
@@ -216,7 +219,7 @@ def test_build_inputs_dispatches_image_reference() -> None:
 def test_other_functions_not_yet_supported(function: VaceFunction) -> None:
     task = TaskSpec(function=function, prompt="p", seed=1)
     with pytest.raises(errors.NotYetSupported) as info:
-        build_inputs(task, FakeMedia({}), PROFILE, cut_out=FakeCutOut())
+        build_inputs(task, FakeMedia({}), PROFILE, annotators=fake_annotators(cut=FakeCutOut()))
     assert info.value.message == (
         f"Function {function.value} is not yet supported by this server version."
     )
@@ -257,7 +260,10 @@ def test_end_to_end_through_the_tiny_pipeline() -> None:
         {"bg": banded((300, 120), True, 40), "o1": solid((200, 30, 30)), "o2": solid((0, 0, 0))}
     )
     inputs = build_inputs(
-        spec(("o1", OBJ), ("bg", BG), ("o2", OBJ)), media, model.profile, cut_out=FakeCutOut()
+        spec(("o1", OBJ), ("bg", BG), ("o2", OBJ)),
+        media,
+        model.profile,
+        annotators=fake_annotators(cut=FakeCutOut()),
     )
     assert (inputs.width, inputs.height, inputs.num_frames) == (64, 32, 17)
     assert inputs.output_seconds == 1.0

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tasks.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tests.tasks.test_store import SPEC
 from vace_server.storage.local import LocalStorage
 from vace_server.tasks.maintenance import Maintenance

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import threading
 
-from tests.tasks.conftest import FakeClock
+from tests.support.clock import FakeClock
 from vace_server.tasks.spec import Reference, ReferenceRole, TaskSpec, VaceFunction
 from vace_server.tasks.status import TaskStatus
-from vace_server.tasks.store import ListFilter, TaskStore
+from vace_server.tasks.store import CancelOutcome, ListFilter, TaskStore
 
 SPEC = TaskSpec(
     function=VaceFunction.IMAGE_REFERENCE,
@@ -107,16 +107,56 @@ def test_attempts_are_bounded(store: TaskStore) -> None:
     assert task.attempts == 2
 
 
-def test_cancel_only_pending(store: TaskStore) -> None:
+def test_cancel_pending_at_once_running_on_request(store: TaskStore) -> None:
     pending = _create(store)
-    assert not store.cancel_pending(pending, account="other")
-    assert store.cancel_pending(pending, account="acct")
-    assert not store.cancel_pending(pending, account="acct")
-    running = _create(store)
-    assert store.claim("w") is not None
-    assert not store.cancel_pending(running, account="acct")
+    assert store.request_cancel(pending, account="other") is CancelOutcome.REFUSED
+    assert store.request_cancel(pending, account="acct") is CancelOutcome.CANCELED
+    assert store.request_cancel(pending, account="acct") is CancelOutcome.REFUSED
     task = store.get(pending)
     assert task is not None and task.status is TaskStatus.CANCELED and task.ended_ms
+
+    running = _create(store)
+    claim = store.claim("w")
+    assert claim is not None
+    assert not store.cancel_requested(claim)
+    assert store.request_cancel(running, account="acct") is CancelOutcome.REQUESTED
+    assert store.cancel_requested(claim)
+    task = store.get(running)
+    assert task is not None and task.status is TaskStatus.RUNNING  # until the worker stops
+    # a cancel accepted while running always wins over a late success
+    assert not store.succeed(
+        claim, output_key="k", output_seconds=1, actual_prompt=None, effective={}
+    )
+    assert store.finish_canceled(claim)
+    task = store.get(running)
+    assert task is not None and task.status is TaskStatus.CANCELED
+    assert store.request_cancel(running, account="acct") is CancelOutcome.REFUSED
+
+
+def test_dead_worker_with_cancel_request_ends_canceled(store: TaskStore) -> None:
+    task_id = _create(store)
+    assert store.claim("w") is not None
+    store.request_cancel(task_id, account="acct")
+    store.release_worker("w")
+    task = store.get(task_id)
+    assert task is not None and task.status is TaskStatus.CANCELED
+
+
+def test_progress_and_queue_position(store: TaskStore, clock: FakeClock) -> None:
+    first = _create(store)
+    clock.advance(1)
+    second = store.get(_create(store))
+    assert second is not None
+    assert store.queue_position(second) == 2
+    claim = store.claim("w")
+    assert claim is not None and claim.task.id == first
+    assert store.queue_position(second) == 1
+    assert store.set_progress(claim, {"stage": "denoising", "step": 1, "total_steps": 2})
+    task = store.get(first)
+    assert task is not None and task.progress == {"stage": "denoising", "step": 1, "total_steps": 2}
+    store.fail(claim, code="X", message="y")
+    task = store.get(first)
+    assert task is not None and task.progress is None
 
 
 def test_fail_records_code_and_message(store: TaskStore) -> None:

@@ -12,7 +12,7 @@ from vace_server.api.responses import list_entry, query_body, unknown_output
 from vace_server.errors import UnsupportedOperation, field_invalid
 from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
-from vace_server.tasks.store import ListFilter
+from vace_server.tasks.store import CancelOutcome, ListFilter
 
 router = APIRouter()
 
@@ -36,13 +36,23 @@ def _query(c: AppContext, task: TaskRecord, rid: str) -> dict[str, Any]:
     video_url = None
     if task.status is TaskStatus.SUCCEEDED and task.output_key and task.expires_ms:
         video_url = c.storage.signed_url(task.output_key, expires_ms=task.expires_ms)
-    return query_body(task, zone=c.zone, video_url=video_url, request_id=rid)
+    body = query_body(task, zone=c.zone, video_url=video_url, request_id=rid)
+    if task.status is TaskStatus.PENDING:
+        body["output"]["progress"] = {
+            "stage": "queued",
+            "queue_position": c.store.queue_position(task),
+        }
+    elif task.status is TaskStatus.RUNNING and task.progress:
+        body["output"]["progress"] = task.progress
+    return body
 
 
 @router.post("/api/v1/tasks/{task_id}/cancel")
 def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
     who = caller(request)
-    if not ctx(request).store.cancel_pending(task_id, account=who.account):
+    # Beyond upstream (PENDING only): a RUNNING task is stopped by its worker within one
+    # denoising step and ends CANCELED.
+    if ctx(request).store.request_cancel(task_id, account=who.account) is CancelOutcome.REFUSED:
         raise UnsupportedOperation()
     return {"request_id": request_id(request)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from vace_server.functions.base import VaceInputs
 
 from .loader import LoadedModel
 
-__all__ = ["StepCallback", "generate"]
+__all__ = ["StepCallback", "free_memory", "generate"]
 
 StepCallback = Callable[[int, int], None]
 
@@ -71,3 +72,10 @@ def generate(
     if frames.shape != expected:  # never hand a misshapen video to the encoder
         raise RuntimeError(f"pipeline returned frames of shape {frames.shape}, expected {expected}")
     return frames
+
+
+def free_memory(model: LoadedModel) -> None:
+    """Releases what an aborted run left behind (activations, cached GPU blocks)."""
+    gc.collect()
+    if str(model.device).startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,18 +1,21 @@
 """One module per DashScope function, each turning a TaskSpec into `VaceInputs`.
 
-Import-light on purpose (PIL and numpy only, never torch/diffusers): the API process imports it.
+Import-light on purpose (PIL, numpy and OpenCV only, never torch/diffusers): the API process
+imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from vace_server.annotators.base import AnnotatorSet
+from vace_server.tasks.spec import ReferenceRole, TaskSpec, VaceFunction
 
-from PIL import Image
-
-from vace_server import errors
-from vace_server.tasks.spec import TaskSpec, VaceFunction
-
-from . import image_reference
+from . import (
+    image_reference,
+    video_edit,
+    video_extension,
+    video_outpainting,
+    video_repainting,
+)
 from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["MediaSource", "ModelProfile", "VaceInputs", "build_inputs"]
@@ -23,15 +26,24 @@ def build_inputs(
     media: MediaSource,
     profile: ModelProfile,
     *,
-    cut_out: Callable[[Image.Image], Image.Image],
+    annotators: AnnotatorSet,
+    edit_reference_role: ReferenceRole = ReferenceRole.SUBJECT,
 ) -> VaceInputs:
     """Dispatches on `spec.function`.
 
-    Returns: validated VaceInputs. Raises: errors.NotYetSupported for functions this version
-    does not implement yet; whatever the function module raises (ServiceError subclasses).
+    `edit_reference_role`: how `video_edit` uses its single reference (settings
+    `edit_reference_role`: `obj` cut out, or `bg` kept).
+    Returns: validated VaceInputs. Raises: whatever the function module raises (ServiceError
+    subclasses; ValueError for inputs that would run misaligned).
     """
-    if spec.function is VaceFunction.IMAGE_REFERENCE:
-        return image_reference.build(spec, media, profile, cut_out)
-    raise errors.NotYetSupported(
-        f"Function {spec.function.value} is not yet supported by this server version."
-    )
+    match spec.function:
+        case VaceFunction.IMAGE_REFERENCE:
+            return image_reference.build(spec, media, profile, annotators.segmenter.cut_out)
+        case VaceFunction.VIDEO_REPAINTING:
+            return video_repainting.build(spec, media, profile, annotators)
+        case VaceFunction.VIDEO_EDIT:
+            return video_edit.build(spec, media, profile, annotators, edit_reference_role)
+        case VaceFunction.VIDEO_EXTENSION:
+            return video_extension.build(spec, media, profile, annotators)
+        case VaceFunction.VIDEO_OUTPAINTING:
+            return video_outpainting.build(spec, media, profile)

@@ -8,6 +8,20 @@ from typing import Protocol
 from PIL import Image
 
 
+@dataclass(frozen=True)
+class VideoClip:
+    """A decoded input video: the first `max_seconds` of it, every source frame, RGB."""
+
+    frames: list[Image.Image]
+    fps: float  # source frame rate
+    width: int
+    height: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) / self.fps
+
+
 class MediaSource(Protocol):
     """Fetches and checks a task's media. `field` is the client-visible field name
     (e.g. `input.ref_images_url`) used in error messages."""
@@ -16,6 +30,18 @@ class MediaSource(Protocol):
         """Returns an RGB image that passed the contract's image checks.
 
         Raises: InvalidURL*, InvalidFile.* (errors.ServiceError subclasses)."""
+        ...
+
+    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+        """Returns an "L" image (format and size checks only; no [360, 2000] rule).
+
+        Raises: InvalidURL*, InvalidFile.*."""
+        ...
+
+    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+        """Downloads, probes (MP4, fps >= 16, <= 50 MB) and decodes the first `max_seconds`.
+
+        Raises: InvalidURL*, InvalidFile.* (Format, Openerror, FPS, Size)."""
         ...
 
 

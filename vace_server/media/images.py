@@ -1,4 +1,7 @@
-"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (api-contract §4)."""
+"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (api-contract §4).
+
+`MediaFetcher` (the `MediaSource` implementation) also fetches mask images and videos; video
+checks and decoding live in `vace_server.media.video`."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vace_server.errors import InvalidFile
+from vace_server.functions.base import VideoClip
 from vace_server.media.fetch import UrlFetcher
+from vace_server.media.video import VIDEO_MAX_BYTES, decode_video
 from vace_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,29 @@ def _resolution_error(field: str, width: int, height: int) -> InvalidFile:
     )
 
 
+def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
+    """Sniffs the format and opens the body lazily (header only). `size_rule` ends the
+    decompression-bomb message.
+
+    Raises: InvalidFile.Format, InvalidFile.Resolution (decompression bomb), .Openerror."""
+    fmt = sniff_image_format(data)
+    if fmt is None:
+        raise InvalidFile(
+            f"The format of {field} is not supported; allowed formats: {ALLOWED_FORMATS_TEXT}.",
+            code="InvalidFile.Format",
+        )
+    try:
+        return Image.open(io.BytesIO(data), formats=[fmt])
+    except Image.DecompressionBombError as exc:
+        logger.warning("%s: decompression bomb refused: %s", field, exc)
+        raise InvalidFile(
+            f"The resolution of {field} is too large; {size_rule}", code="InvalidFile.Resolution"
+        ) from exc
+    except Exception as exc:  # Pillow raises many types for a bad header
+        logger.warning("%s: cannot open %s image: %r", field, fmt, exc)
+        raise _open_error() from exc
+
+
 def load_image(data: bytes, field: str) -> Image.Image:
     """Checks and decodes an image body. `field` names the request field in error messages.
 
@@ -61,25 +89,9 @@ def load_image(data: bytes, field: str) -> Image.Image:
     Returns: an RGB image with width and height each in [360, 2000].
     Raises: InvalidFile with code InvalidFile.Format (not JPEG/PNG/BMP/TIFF/WEBP),
     InvalidFile.Openerror (undecodable), InvalidFile.Resolution (a side outside [360, 2000])."""
-    fmt = sniff_image_format(data)
-    if fmt is None:
-        raise InvalidFile(
-            f"The format of {field} is not supported; allowed formats: {ALLOWED_FORMATS_TEXT}.",
-            code="InvalidFile.Format",
-        )
-    try:
-        image = Image.open(io.BytesIO(data), formats=[fmt])
-    except Image.DecompressionBombError as exc:
-        logger.warning("%s: decompression bomb refused: %s", field, exc)
-        raise InvalidFile(
-            f"The resolution of {field} is too large; width and height must each be in "
-            f"[{IMAGE_MIN_SIDE}, {IMAGE_MAX_SIDE}] px.",
-            code="InvalidFile.Resolution",
-        ) from exc
-    except Exception as exc:  # Pillow raises many types for a bad header
-        logger.warning("%s: cannot open %s image: %r", field, fmt, exc)
-        raise _open_error() from exc
-
+    image = _open_sniffed(
+        data, field, f"width and height must each be in [{IMAGE_MIN_SIDE}, {IMAGE_MAX_SIDE}] px."
+    )
     with image:
         width, height = image.size
         if not (
@@ -91,8 +103,38 @@ def load_image(data: bytes, field: str) -> Image.Image:
             oriented = ImageOps.exif_transpose(image)
             return _to_rgb(oriented)
         except Exception as exc:  # truncated data, bad chunks, unsupported sub-formats
-            logger.warning("%s: cannot decode %s image: %r", field, fmt, exc)
+            logger.warning("%s: cannot decode %s image: %r", field, image.format, exc)
             raise _open_error() from exc
+
+
+def load_mask_image(data: bytes, field: str) -> Image.Image:
+    """Checks and decodes a mask image body: the image formats, no [360, 2000] rule (a mask must
+    match its video instead, checked by the caller).
+
+    Pixel-exact: no resampling. EXIF orientation is applied (a lossless transpose); colour
+    masks become luma (`convert("L")`, exact for grey values), alpha is ignored, 16-bit and
+    float masks are scaled to 8-bit. Animated files use frame 0.
+
+    Returns: an "L" image.
+    Raises: InvalidFile with code InvalidFile.Format, InvalidFile.Openerror,
+    InvalidFile.Resolution (beyond Pillow's decompression-bomb limit)."""
+    image = _open_sniffed(data, field, "this server refuses it as a decompression bomb.")
+    with image:
+        try:
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            return _to_mask(oriented)
+        except Exception as exc:  # truncated data, bad chunks, unsupported sub-formats
+            logger.warning("%s: cannot decode %s mask: %r", field, image.format, exc)
+            raise _open_error() from exc
+
+
+def _to_mask(image: Image.Image) -> Image.Image:
+    """Returns an "L" copy: 16/32-bit and float values scaled like `_to_rgb`, alpha dropped,
+    palette and colour modes through Pillow's `convert("L")` (luma)."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        return _to_rgb(image).convert("L")
+    return image.copy() if image.mode == "L" else image.convert("L")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -117,7 +159,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 class MediaFetcher:
-    """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image` for checks."""
+    """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image`,
+    `load_mask_image` and `video.decode_video` for checks and decoding."""
 
     def __init__(self, settings: Settings, fetcher: UrlFetcher | None = None) -> None:
         self._settings = settings
@@ -130,3 +173,20 @@ class MediaFetcher:
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
         media = self._fetcher.fetch(url, field=field, max_bytes=IMAGE_MAX_BYTES)
         return load_image(media.data, field)
+
+    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+        """Downloads (≤ 10 MB) and checks one mask image.
+
+        Returns: an "L" image, pixel values as stored (see `load_mask_image`).
+        Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
+        media = self._fetcher.fetch(url, field=field, max_bytes=IMAGE_MAX_BYTES)
+        return load_mask_image(media.data, field)
+
+    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+        """Downloads (≤ 50 MB), probes (MP4, ≥ 16 fps) and decodes the first `max_seconds`.
+
+        Returns: a VideoClip of every source frame in that span (see `video.decode_video`).
+        Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .FPS /
+        .Resolution (server safety limit)."""
+        media = self._fetcher.fetch(url, field=field, max_bytes=VIDEO_MAX_BYTES)
+        return decode_video(media.data, field, max_seconds=max_seconds)

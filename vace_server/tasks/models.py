@@ -54,6 +54,7 @@ tasks = Table(
     Column("actual_prompt", Text),
     Column("effective", Text),
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("progress", Text),
     Index("ix_tasks_status_created", "status", "created_ms"),
     Index("ix_tasks_account_created", "account", "created_ms"),
     Index("ix_tasks_expires", "expires_ms"),
@@ -87,6 +88,7 @@ class TaskRecord:
     actual_prompt: str | None
     effective: dict[str, Any] | None
     cancel_requested: bool
+    progress: dict[str, Any] | None
 
     @classmethod
     def from_row(cls, row: Any) -> TaskRecord:
@@ -115,4 +117,5 @@ class TaskRecord:
             actual_prompt=m["actual_prompt"],
             effective=json.loads(m["effective"]) if m["effective"] else None,
             cancel_requested=bool(m["cancel_requested"]),
+            progress=json.loads(m["progress"]) if m["progress"] else None,
         )

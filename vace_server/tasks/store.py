@@ -6,6 +6,7 @@ its claim: worker id + attempt number), so two processes can never both move a t
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 import uuid
@@ -26,6 +27,12 @@ Clock = Callable[[], int]
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
+
+
+class CancelOutcome(enum.Enum):
+    CANCELED = "canceled"  # was PENDING, now CANCELED
+    REQUESTED = "requested"  # RUNNING: the worker will stop and mark it CANCELED
+    REFUSED = "refused"  # finished, unknown, or another account's
 
 
 @dataclass(frozen=True)
@@ -126,20 +133,41 @@ class TaskStore:
             rows = conn.execute(query.offset((page_no - 1) * page_size).limit(page_size)).all()
         return [TaskRecord.from_row(r) for r in rows], int(total)
 
-    def cancel_pending(self, task_id: str, *, account: str) -> bool:
-        """PENDING → CANCELED. Returns False when the task is not the account's PENDING task."""
+    def request_cancel(self, task_id: str, *, account: str) -> CancelOutcome:
+        """PENDING → CANCELED at once; RUNNING → flagged, the worker stops within one step.
+
+        Returns what happened; REFUSED for finished, unknown or another account's tasks."""
         now = self._now()
-        stmt = (
+        mine = and_(tasks.c.id == task_id, tasks.c.account == account)
+        pending = (
             update(tasks)
-            .where(
-                tasks.c.id == task_id,
-                tasks.c.account == account,
-                tasks.c.status == TaskStatus.PENDING.value,
-            )
+            .where(mine, tasks.c.status == TaskStatus.PENDING.value)
             .values(status=TaskStatus.CANCELED.value, ended_ms=now, expires_ms=self._expiry(now))
         )
+        running = (
+            update(tasks)
+            .where(mine, tasks.c.status == TaskStatus.RUNNING.value)
+            .values(cancel_requested=True)
+        )
         with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            if conn.execute(pending).rowcount == 1:
+                return CancelOutcome.CANCELED
+            if conn.execute(running).rowcount == 1:
+                return CancelOutcome.REQUESTED
+        return CancelOutcome.REFUSED
+
+    def queue_position(self, task: TaskRecord) -> int:
+        """1-based place of a PENDING task in the queue (claims take the oldest first)."""
+        ahead = and_(
+            tasks.c.status == TaskStatus.PENDING.value,
+            or_(
+                tasks.c.created_ms < task.created_ms,
+                and_(tasks.c.created_ms == task.created_ms, tasks.c.id < task.id),
+            ),
+        )
+        with self.engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(tasks).where(ahead)).scalar_one()
+        return int(count) + 1
 
     # ------------------------------------------------------------------ worker side
     def claim(self, worker_id: str) -> Claim | None:
@@ -185,6 +213,25 @@ class TaskStore:
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
+    def cancel_requested(self, claim: Claim) -> bool:
+        """True when a client asked to cancel the claimed task (or the claim is gone)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tasks.c.cancel_requested).where(self._owned(claim))).first()
+        return row is None or bool(row[0])
+
+    def set_progress(self, claim: Claim, progress: dict[str, Any]) -> bool:
+        """Stores the running task's progress. Returns False if the claim was lost."""
+        stmt = update(tasks).where(self._owned(claim)).values(progress=json.dumps(progress))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def finish_canceled(self, claim: Claim) -> bool:
+        """RUNNING → CANCELED after the worker stopped on a cancel request."""
+        now = self._now()
+        return self._finish(
+            claim, status=TaskStatus.CANCELED, ended_ms=now, expires_ms=self._expiry(now)
+        )
+
     def succeed(
         self,
         claim: Claim,
@@ -198,6 +245,7 @@ class TaskStore:
         now = self._now()
         return self._finish(
             claim,
+            not_canceled=True,
             status=TaskStatus.SUCCEEDED,
             ended_ms=now,
             expires_ms=self._expiry(now),
@@ -222,13 +270,14 @@ class TaskStore:
             effective=json.dumps(effective) if effective else None,
         )
 
-    def _finish(self, claim: Claim, **values: Any) -> bool:
+    def _finish(self, claim: Claim, *, not_canceled: bool = False, **values: Any) -> bool:
         values["status"] = values["status"].value
-        values.update(worker_id=None, lease_until_ms=None)
+        values.update(worker_id=None, lease_until_ms=None, progress=None)
+        stmt = update(tasks).where(self._owned(claim))
+        if not_canceled:  # once a cancel request was accepted, the task never succeeds
+            stmt = stmt.where(tasks.c.cancel_requested.is_(False))
         with self.engine.begin() as conn:
-            return (
-                conn.execute(update(tasks).where(self._owned(claim)).values(**values)).rowcount == 1
-            )
+            return conn.execute(stmt.values(**values)).rowcount == 1
 
     # ------------------------------------------------------------------ maintenance
     def release_worker(self, worker_id: str) -> int:
@@ -244,6 +293,15 @@ class TaskStore:
     def _recover(self, which: ColumnElement[bool]) -> int:
         now = self._now()
         running = and_(tasks.c.status == TaskStatus.RUNNING.value, which)
+        canceled = update(tasks).where(running, tasks.c.cancel_requested.is_(True))
+        canceled = canceled.values(
+            status=TaskStatus.CANCELED.value,
+            ended_ms=now,
+            expires_ms=self._expiry(now),
+            worker_id=None,
+            lease_until_ms=None,
+            progress=None,
+        )
         exhausted = update(tasks).where(running, tasks.c.attempts >= tasks.c.max_attempts)
         exhausted = exhausted.values(
             status=TaskStatus.FAILED.value,
@@ -253,11 +311,15 @@ class TaskStore:
             expires_ms=self._expiry(now),
             worker_id=None,
             lease_until_ms=None,
+            progress=None,
         )
         retry = update(tasks).where(running, tasks.c.attempts < tasks.c.max_attempts)
-        retry = retry.values(status=TaskStatus.PENDING.value, worker_id=None, lease_until_ms=None)
+        retry = retry.values(
+            status=TaskStatus.PENDING.value, worker_id=None, lease_until_ms=None, progress=None
+        )
         with self.engine.begin() as conn:
-            moved = conn.execute(exhausted).rowcount
+            moved = conn.execute(canceled).rowcount
+            moved += conn.execute(exhausted).rowcount
             moved += conn.execute(retry).rowcount
         return int(moved)
 
@@ -278,6 +340,7 @@ class TaskStore:
                 expires_ms=self._expiry(now),
                 worker_id=None,
                 lease_until_ms=None,
+                progress=None,
             )
         )
         with self.engine.begin() as conn:

@@ -17,7 +17,9 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
 
     `report` (a multiprocessing queue) receives one dict describing the loaded model."""
     # Heavy imports happen here, in the worker, never in the API process.
+    from vace_server.annotators.registry import load_annotators
     from vace_server.engine.loader import load_model
+    from vace_server.engine.prompt_rewrite import build_rewriter
     from vace_server.media.images import MediaFetcher
     from vace_server.runtime import open_storage, open_store
     from vace_server.worker.loop import WorkerLoop
@@ -35,6 +37,7 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
         signal.signal(signal.SIGINT, _on_signal)
 
     model = load_model(settings)
+    annotators = load_annotators(settings)
     if report is not None:
         report.put(
             {
@@ -43,6 +46,7 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
                 "model": model.name,
                 "model_warning": model.warning,
                 "device": str(model.device),
+                "annotators": annotators.describe(),
             }
         )
     store = open_store(settings)
@@ -53,7 +57,9 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
         storage=storage,
         model=model,
         media=MediaFetcher(settings),
+        annotators=annotators,
         worker_id=worker_id,
+        rewriter=build_rewriter(settings),
     )
     log.info("worker %s ready (model %s on %s)", worker_id, model.name, model.device)
     loop.run_forever(stop.is_set)

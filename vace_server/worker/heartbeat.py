@@ -1,29 +1,41 @@
-"""Keeps a claim's lease alive while the worker is busy with it."""
+"""Keeps a claim's lease alive and watches for a cancel request while the worker is busy."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import TracebackType
 
 from vace_server.tasks.store import Claim, TaskStore
 
 log = logging.getLogger(__name__)
 
+CANCEL_POLL_SECONDS = 0.5
+
 
 class Heartbeat:
-    """Context manager: renews the lease every `interval` seconds on a daemon thread.
+    """Context manager running a daemon thread that renews the lease every `interval` seconds
+    and checks the task's cancel flag every `cancel_poll` seconds.
 
-    `lost` is set when the store says the claim is no longer ours (lease expired and the
-    task was requeued, or the task was ended by someone else)."""
+    `canceled` is set when a client asked to cancel, or when the claim was lost (lease expired
+    and the task requeued, or ended by someone else): either way the work should stop."""
 
-    def __init__(self, store: TaskStore, claim: Claim, interval: float) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        claim: Claim,
+        interval: float,
+        *,
+        cancel_poll: float = CANCEL_POLL_SECONDS,
+    ) -> None:
         self.store = store
         self.claim = claim
         self.interval = interval
-        self.lost = threading.Event()
+        self.cancel_poll = min(cancel_poll, interval)
+        self.canceled = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -38,12 +50,19 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=self.interval + 5)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.interval):
+    def _run(self) -> None:
+        next_beat = time.monotonic() + self.interval
+        while not self._stop.wait(self.cancel_poll):
             try:
-                if not self.store.heartbeat(self.claim):
-                    log.warning("lost the claim on task %s", self.claim.task.id)
-                    self.lost.set()
+                if self.store.cancel_requested(self.claim):
+                    log.info("task %s: cancel requested (or claim lost)", self.claim.task.id)
+                    self.canceled.set()
                     return
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.interval
+                    if not self.store.heartbeat(self.claim):
+                        log.warning("lost the claim on task %s", self.claim.task.id)
+                        self.canceled.set()
+                        return
             except Exception:
                 log.exception("heartbeat for task %s failed; will retry", self.claim.task.id)

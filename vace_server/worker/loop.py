@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vace_server.annotators.cutout import cut_out_subject
+from vace_server.annotators.base import AnnotatorSet
 from vace_server.engine.loader import LoadedModel
-from vace_server.engine.runner import generate
+from vace_server.engine.prompt_rewrite import PromptRewriter, extend_prompt
+from vace_server.engine.runner import free_memory, generate
 from vace_server.errors import AlgoError, ServiceError, UploadError
 from vace_server.functions import build_inputs
 from vace_server.functions.base import MediaSource, VaceInputs
@@ -28,6 +29,7 @@ from vace_server.settings import Settings
 from vace_server.storage.local import LocalStorage
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.heartbeat import Heartbeat
+from vace_server.worker.progress import Progress, StagedMedia, TaskCanceled
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,17 @@ class WorkerLoop:
         storage: LocalStorage,
         model: LoadedModel,
         media: MediaSource,
+        annotators: AnnotatorSet,
         worker_id: str,
+        rewriter: PromptRewriter | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
         self.model = model
         self.media = media
+        self.annotators = annotators
+        self.rewriter = rewriter
         self.worker_id = worker_id
 
     def run_forever(self, should_stop: Callable[[], bool]) -> None:
@@ -69,14 +75,18 @@ class WorkerLoop:
         if claim is None:
             return False
         log.info("task %s claimed (attempt %d)", claim.task.id, claim.attempt)
-        with Heartbeat(self.store, claim, self.settings.heartbeat_seconds):
-            self._process(claim)
+        with Heartbeat(self.store, claim, self.settings.heartbeat_seconds) as beat:
+            progress = Progress(self.store, claim, beat.canceled)
+            self._process(claim, progress)
         return True
 
-    def _process(self, claim: Claim) -> None:
+    def _process(self, claim: Claim, progress: Progress) -> None:
         started = time.monotonic()
         try:
-            produced = self._produce(claim)
+            produced = self._produce(claim, progress)
+        except TaskCanceled:
+            self._stop_canceled(claim)
+            return
         except ServiceError as err:
             log.warning("task %s failed: %s %s", claim.task.id, err.code, err.message)
             self.store.fail(claim, code=err.code, message=err.message)
@@ -92,18 +102,33 @@ class WorkerLoop:
             actual_prompt=produced.actual_prompt,
             effective=produced.effective,
         ):
-            log.warning("task %s finished after losing its claim; result dropped", claim.task.id)
             self.storage.delete(produced.output_key)
+            if self.store.cancel_requested(claim):
+                self._stop_canceled(claim)  # the cancel request arrived during the upload
+            else:
+                log.warning(
+                    "task %s finished after losing its claim; result dropped", claim.task.id
+                )
             return
         log.info("task %s succeeded in %.1fs", claim.task.id, time.monotonic() - started)
 
-    def _produce(self, claim: Claim) -> Produced:
+    def _stop_canceled(self, claim: Claim) -> None:
+        free_memory(self.model)
+        if self.store.finish_canceled(claim):
+            log.info("task %s canceled", claim.task.id)
+
+    def _produce(self, claim: Claim, progress: Progress) -> Produced:
         spec = claim.task.spec
         # 1. media + 2. model inputs (the function module owns the procedure)
-        inputs = build_inputs(spec, self.media, self.model.profile, cut_out=cut_out_subject)
-        # 3. prompt (rewriting arrives with the prompt-extension feature)
+        progress.stage("preprocessing")
+        media = StagedMedia(self.media, progress)
+        inputs = build_inputs(spec, media, self.model.profile, annotators=self.annotators)
+        # 3. prompt: rewritten when asked and a rewriter is configured, else as given
         prompt = spec.prompt
-        # 4. run
+        if spec.prompt_extend:
+            prompt = extend_prompt(self.rewriter, spec.prompt, function=spec.function.value)
+        # 4. run; the step callback reports progress and is where a cancel stops the run
+        progress.stage("denoising")
         try:
             frames = generate(
                 self.model,
@@ -111,13 +136,15 @@ class WorkerLoop:
                 prompt=prompt,
                 negative_prompt=spec.negative_prompt or self.settings.negative_prompt,
                 seed=spec.seed,
+                on_step=progress.step,
             )
-        except ServiceError:
+        except (ServiceError, TaskCanceled):
             raise
         except Exception as exc:
             log.exception("inference failed for task %s", claim.task.id)
             raise AlgoError() from exc
         # 5. output frames, encode, store
+        progress.stage("encoding")
         video = render_output(
             frames,
             size=inputs.output_size,
@@ -126,21 +153,22 @@ class WorkerLoop:
             watermark=spec.watermark,
             font_path=self.settings.watermark_font,
         )
-        key = self._store_video(claim, video)
+        key = self._store_video(claim, video, progress)
         seconds = len(video) / self.settings.output_fps
         return Produced(
             output_key=key,
             output_seconds=seconds,
             actual_prompt=prompt if spec.prompt_extend else None,
-            effective=self._effective(inputs, spec.seed, len(video)),
+            effective=self._effective(inputs, spec.seed, len(video), progress.step_times),
         )
 
-    def _store_video(self, claim: Claim, video: Any) -> str:
+    def _store_video(self, claim: Claim, video: Any, progress: Progress) -> str:
         day = datetime.now(tz=UTC).strftime("%Y-%m-%d")
         key = f"{day}/{claim.task.id}-{secrets.token_urlsafe(24)}.mp4"
         with tempfile.TemporaryDirectory(prefix="vace-out-") as tmp:
             path = Path(tmp) / "out.mp4"
             encode_mp4(video, self.settings.output_fps, path)
+            progress.stage("uploading")
             try:
                 self.storage.put_file(key, path)
             except Exception as exc:
@@ -148,8 +176,13 @@ class WorkerLoop:
                 raise UploadError() from exc
         return key
 
-    def _effective(self, inputs: VaceInputs, seed: int, out_frames: int) -> dict[str, Any]:
+    def _effective(
+        self, inputs: VaceInputs, seed: int, out_frames: int, step_times: list[float]
+    ) -> dict[str, Any]:
         return {
+            "mean_step_seconds": round(sum(step_times) / len(step_times), 4)
+            if step_times
+            else None,
             "model": self.model.name,
             "generation_size": [inputs.width, inputs.height],
             "generation_frames": inputs.num_frames,

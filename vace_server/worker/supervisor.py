@@ -84,6 +84,7 @@ class WorkerSupervisor:
                     "model": s.info.get("model"),
                     "model_warning": s.info.get("model_warning"),
                     "device": s.info.get("device"),
+                    "annotators": s.info.get("annotators"),
                     "error": s.last_error,
                 }
                 for s in self._slots

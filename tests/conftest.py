@@ -1,3 +1,5 @@
+"""Fixtures shared across the suite: a migrated SQLite task store on a fake clock."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -5,19 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clock import FakeClock
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
-
-
-class FakeClock:
-    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
-        self.ms = start_ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-    def advance(self, ms: int) -> None:
-        self.ms += ms
 
 
 @pytest.fixture

@@ -1,0 +1,84 @@
+"""Mask expansion for `video_edit` (`expand_mode`, `expand_ratio`), deterministic.
+
+VACE's `maskaug` draws the growth per side and the number of dilation steps at random on every
+call; DashScope promises a fixed behaviour, so here every side uses lrtp = 1 and one growth
+step (vace-inputs.md §6). For a mask whose box spans `x..x+bw` in a `W`-wide frame:
+
+    grow_left  = int(min(ratio * bw, x / 2))
+    grow_right = int(min(ratio * bw, (W - x - bw) / 2))
+
+and the same vertically, so a mask never grows past half its distance to an edge.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+__all__ = ["EXPAND_MODES", "expand_mask"]
+
+EXPAND_MODES = ("hull", "bbox", "original")
+
+
+def expand_mask(mask: Image.Image, mode: str = "hull", ratio: float = 0.05) -> Image.Image:
+    """One mask (any mode; >= 128 = edit) -> its `mode` shape grown by `ratio`.
+
+    `mode`: `hull` (filled convex hull of all regions together), `bbox` (filled bounding box)
+    or `original` (shape unchanged). `ratio` in [0, 1] of the shape's box width / height.
+
+    Returns: an "L" image of the same size, exactly 0 / 255. An empty mask stays empty.
+    Raises: ValueError for an unknown mode or a ratio outside [0, 1].
+    """
+    # 1. Check the parameters (the API validated them; a bad value here is a bug).
+    if mode not in EXPAND_MODES:
+        raise ValueError(f"unknown expand_mode {mode!r}; expected one of {EXPAND_MODES}")
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"expand_ratio {ratio} is outside [0, 1]")
+
+    # 2. Binarise at 128, the model's own threshold.
+    m = (np.asarray(mask.convert("L")) >= 128).astype(np.uint8)
+    if not m.any():
+        return Image.fromarray(m * 255, mode="L")
+
+    # 3. Shape.
+    if mode == "hull":
+        m = _filled_hull(m)
+    elif mode == "bbox":
+        x, y, bw, bh = cv2.boundingRect(m)
+        m = np.zeros_like(m)
+        m[y : y + bh, x : x + bw] = 1
+
+    # 4. Growth: one dilation with a box kernel whose anchor makes it asymmetric, so each side
+    #    grows by its own amount.
+    if ratio > 0:
+        m = _grow(m, ratio)
+    return Image.fromarray(m * 255, mode="L")
+
+
+def _filled_hull(m: np.ndarray) -> np.ndarray:
+    """Filled convex hull of every region of the binary mask taken together."""
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    points = np.concatenate(contours)
+    hull = cv2.convexHull(points)
+    out = np.zeros_like(m)
+    cv2.fillPoly(out, [hull], 1)
+    # The hull contains every original pixel; make sure rounding in fillPoly never drops one.
+    return np.maximum(out, m)
+
+
+def _grow(m: np.ndarray, ratio: float) -> np.ndarray:
+    """Dilates the binary mask by ratio * box size per side, capped at half the margin."""
+    height, width = m.shape
+    x, y, bw, bh = cv2.boundingRect(m)
+    grow_left = int(min(ratio * bw, x / 2))
+    grow_right = int(min(ratio * bw, (width - x - bw) / 2))
+    grow_top = int(min(ratio * bh, y / 2))
+    grow_bottom = int(min(ratio * bh, (height - y - bh) / 2))
+    if not (grow_left or grow_right or grow_top or grow_bottom):
+        return m
+    kernel = np.ones((grow_top + grow_bottom + 1, grow_left + grow_right + 1), np.uint8)
+    # dst(x, y) = max src(x + i - ax, y + j - ay): offsets -grow_right..+grow_left reach a pixel
+    # `grow_left` left of the box's left edge and `grow_right` right of its right edge.
+    grown = cv2.dilate(m, kernel, anchor=(grow_right, grow_bottom))
+    return np.asarray(grown, dtype=np.uint8)

@@ -1,0 +1,163 @@
+"""Builds the worker's `AnnotatorSet` from the settings, once at start-up.
+
+Checkpoint layout under `settings.annotator_dir` (`VACE_ANNOTATOR_DIR`); each sub-folder is
+optional and holds one transformers-format snapshot:
+
+    <annotator_dir>/
+        depth/   Depth Anything V2 snapshot          → `depth` control
+        pose/    pose checkpoint (see annotators/pose.py) → `posebody`, `posebodyface`
+        sam2/    SAM2.1 snapshot, e.g. facebook/sam2.1-hiera-tiny (config.json with
+                 model_type sam2_video + model.safetensors) → tracking and `obj` cut-out
+
+Rules:
+- depth / pose: the folder exists → the model is loaded (failure raises); missing → the entry
+  is None and `notes` says what to put where, so the functions that need it fail their task
+  with that message. There is no classical substitute (vace-inputs.md §5.1).
+- segmentation (`segmentation_backend`) and tracking (`tracking_backend`): `model` requires
+  `sam2/` (start-up fails without it), `classical` never loads it (border-colour/GrabCut
+  cut-out, DIS-flow tracking), `auto` uses SAM2 when `sam2/` exists, else classical.
+- scribble: always classical, `scribble_style` canny | xdog.
+- A folder that exists but fails to load raises `AnnotatorLoadError`: a broken checkpoint is
+  never silently replaced by something else.
+- `device`: `auto` → cuda when available, else cpu; anything else is passed to torch as is.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PIL import Image
+
+from vace_server.annotators.base import AnnotatorSet, FrameAnnotator, MaskTracker, SubjectSegmenter
+from vace_server.annotators.cutout import cut_out_subject
+from vace_server.annotators.errors import AnnotatorLoadError
+from vace_server.annotators.scribble import ClassicalScribble
+from vace_server.annotators.tracking import FlowTracker
+from vace_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "model", "classical")
+SCRIBBLE_STYLES = ("canny", "xdog")
+
+
+class ClassicalSegmenter:
+    """SubjectSegmenter wrapping the weight-free cut-out (annotators/cutout.py)."""
+
+    name = "border-grabcut-cutout"
+    backend = "classical"
+
+    def cut_out(self, image: Image.Image) -> Image.Image:
+        return cut_out_subject(image)
+
+
+def resolve_device(device: str) -> str:
+    """`auto` → `cuda` if torch sees a GPU, else `cpu`; other values unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _backend(settings: Settings, field: str) -> str:
+    value = str(getattr(settings, field)).strip().lower()
+    if value not in BACKENDS:
+        raise AnnotatorLoadError(f"{field} must be one of {', '.join(BACKENDS)}, not {value!r}")
+    return value
+
+
+def _use_sam2(kind: str, backend: str, folder: Path | None) -> bool:
+    """Whether `kind` (segmentation/tracking) uses SAM2; raises if `model` can't be honoured."""
+    if backend == "classical":
+        return False
+    if folder is not None and folder.is_dir():
+        return True
+    if backend == "model":
+        where = folder if folder is not None else "<annotator_dir>/sam2 (annotator_dir is unset)"
+        raise AnnotatorLoadError(
+            f"{kind}_backend=model needs SAM2: put a SAM2.1 snapshot in transformers format "
+            f"(e.g. facebook/sam2.1-hiera-tiny) in {where}, or use {kind}_backend=auto|classical"
+        )
+    return False
+
+
+def _load_depth(folder: Path, device: str) -> FrameAnnotator:
+    from vace_server.annotators.depth import load_depth_annotator
+
+    return load_depth_annotator(folder, device)
+
+
+def _load_pose(folder: Path, device: str, with_face: bool) -> FrameAnnotator:
+    from vace_server.annotators.pose import load_pose_annotator
+
+    return load_pose_annotator(folder, device, with_face=with_face)
+
+
+def _missing(kind: str, what: str, root: Path | None) -> str:
+    if root is None:
+        return f"no {kind} checkpoint: set annotator_dir and put {what} in <annotator_dir>/{kind}"
+    return f"no {kind} checkpoint: put {what} in {root / kind}"
+
+
+def load_annotators(settings: Settings) -> AnnotatorSet:
+    """Loads every configured annotator (see the module docstring for the rules).
+
+    Raises: AnnotatorLoadError for a bad backend name, `model` backends without `sam2/`, or any
+    checkpoint folder that exists but does not load."""
+    root = settings.annotator_dir
+    device = resolve_device(settings.device)
+    seg_backend = _backend(settings, "segmentation_backend")
+    track_backend = _backend(settings, "tracking_backend")
+    style = settings.scribble_style.strip().lower()
+    if style not in SCRIBBLE_STYLES:
+        raise AnnotatorLoadError(f"scribble_style must be canny or xdog, not {style!r}")
+    scribble = ClassicalScribble(style)
+    notes: dict[str, str] = {}
+
+    sam2_dir = root / "sam2" if root is not None else None
+    segmenter: SubjectSegmenter = ClassicalSegmenter()
+    tracker: MaskTracker = FlowTracker()
+    if _use_sam2("segmentation", seg_backend, sam2_dir) and sam2_dir is not None:
+        from vace_server.annotators.sam2 import load_sam2_segmenter
+
+        segmenter = load_sam2_segmenter(sam2_dir, device)
+    if _use_sam2("tracking", track_backend, sam2_dir) and sam2_dir is not None:
+        from vace_server.annotators.sam2 import load_sam2_tracker
+
+        tracker = load_sam2_tracker(sam2_dir, device)
+
+    depth: FrameAnnotator | None = None
+    depth_dir = root / "depth" if root is not None else None
+    if depth_dir is not None and depth_dir.is_dir():
+        depth = _load_depth(depth_dir, device)
+    else:
+        notes["depth"] = _missing("depth", "a Depth Anything V2 transformers snapshot", root)
+
+    pose_body: FrameAnnotator | None = None
+    pose_body_face: FrameAnnotator | None = None
+    pose_dir = root / "pose" if root is not None else None
+    if pose_dir is not None and pose_dir.is_dir():
+        pose_body = _load_pose(pose_dir, device, with_face=False)
+        pose_body_face = _load_pose(pose_dir, device, with_face=True)
+    else:
+        reason = _missing("pose", "the pose checkpoint (see annotators/pose.py)", root)
+        notes["posebody"] = reason
+        notes["posebodyface"] = reason
+
+    annotators = AnnotatorSet(
+        segmenter=segmenter,
+        tracker=tracker,
+        scribble=scribble,
+        depth=depth,
+        pose_body=pose_body,
+        pose_body_face=pose_body_face,
+        notes=notes,
+    )
+    log.info("annotators on %s: %s", device, _summary(annotators.describe()))
+    return annotators
+
+
+def _summary(described: dict[str, dict[str, str | None]]) -> str:
+    return ", ".join(f"{k}={e.get('name') or 'unavailable'}" for k, e in described.items())

@@ -1,0 +1,230 @@
+"""Helpers shared by the video function modules: frame sampling, sizes, resizing, masks,
+annotator lookup and reference preparation (vace-inputs.md §3, §8.1; api-contract.md §12).
+
+PIL and numpy only: the API process imports this package.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from vace_server import errors
+from vace_server.annotators.base import AnnotatorSet, FrameAnnotator, SubjectSegmenter
+from vace_server.engine.sizes import fit_area
+from vace_server.tasks.spec import Control, ReferenceRole
+
+from .base import ModelProfile, VideoClip
+
+__all__ = [
+    "ANNOTATOR_HUB",
+    "GRAY",
+    "MAX_720P_PIXELS",
+    "VIDEO_SECONDS",
+    "annotate",
+    "annotator_or_fail",
+    "binarise",
+    "clip_seconds",
+    "cover",
+    "cover_mask",
+    "even_floor",
+    "flat_mask",
+    "generation_size",
+    "gray_canvas",
+    "prepare_reference",
+    "same_fps",
+    "sample_frames",
+    "sample_indices",
+    "size_not_match",
+    "within_720p",
+]
+
+GRAY = (128, 128, 128)  # mid-gray: 0 in [-1, 1], "generate here" for the model (§1)
+MAX_720P_PIXELS = 1280 * 720  # "<= 720P" means width * height <= 921,600 (contract §12)
+VIDEO_SECONDS = 5.0  # only the first 5 s of an input video are used (contract §4)
+ANNOTATOR_HUB = "https://huggingface.co/ali-vilab/VACE-Annotators"
+
+# control -> (AnnotatorSet attribute, AnnotatorSet.notes key, human name, checkpoint files)
+_ANNOTATORS: dict[Control, tuple[str, str, str, str]] = {
+    Control.POSE_BODY_FACE: (
+        "pose_body_face",
+        "posebodyface",
+        "DWPose body+face",
+        "pose/yolox_l.onnx and pose/dw-ll_ucoco_384.onnx",
+    ),
+    Control.POSE_BODY: (
+        "pose_body",
+        "posebody",
+        "DWPose body",
+        "pose/yolox_l.onnx and pose/dw-ll_ucoco_384.onnx",
+    ),
+    Control.DEPTH: (
+        "depth",
+        "depth",
+        "depth (Depth-Anything-V2 / MiDaS)",
+        "depth/depth_anything_v2_vitl.pth (or depth/dpt_hybrid-midas-501f0c75.pt)",
+    ),
+    Control.SCRIBBLE: (
+        "scribble",
+        "scribble",
+        "scribble",
+        "scribble/anime_style/netG_A_latest.pth",
+    ),
+}
+
+
+# ------------------------------------------------------------------------------ frames, time
+def sample_indices(
+    count: int, src_fps: float, max_frames: int, fps: int, *, snap: bool = True
+) -> list[int]:
+    """Source frame indices for playback at `fps` (vace-inputs.md §8.1 `to_16fps`).
+
+    n = min(max_frames, round(count / src_fps * fps) + 1, count), trimmed to 4n+1 when `snap`;
+    the n indices are spread evenly over the whole clip, first and last kept.
+
+    Raises: ValueError for an empty clip or a non-positive rate.
+    """
+    if count < 1 or src_fps <= 0 or max_frames < 1:
+        raise ValueError(f"cannot sample {count} frames at {src_fps} fps (max {max_frames})")
+    n = min(max_frames, round(count / src_fps * fps) + 1, count)
+    if snap:
+        n = (n - 1) // 4 * 4 + 1
+    return [int(i) for i in np.linspace(0, count - 1, n).round().astype(int)]
+
+
+def sample_frames(
+    clip: VideoClip, max_frames: int, fps: int, *, snap: bool = True
+) -> tuple[list[int], list[Image.Image]]:
+    """`sample_indices` applied to a clip. Returns: (source indices, RGB frames)."""
+    indices = sample_indices(len(clip.frames), clip.fps, max_frames, fps, snap=snap)
+    return indices, [clip.frames[i].convert("RGB") for i in indices]
+
+
+def clip_seconds(clip: VideoClip) -> float:
+    """Length of the kept input (already cut to its first seconds by `fetch_video`)."""
+    return len(clip.frames) / clip.fps
+
+
+def same_fps(a: float, b: float) -> bool:
+    """Equal frame rates, allowing for rational rates decoded as floats (30000/1001)."""
+    return math.isclose(a, b, rel_tol=1e-3)
+
+
+# ------------------------------------------------------------------------------ sizes
+def even_floor(value: float) -> int:
+    """Rounds down to an even number (H.264 4:2:0 needs even sides), at least 2. A float a hair
+    below an integer (115 computed as 114.99999999999999) counts as that integer."""
+    return max(2, math.floor(value + 1e-6) // 2 * 2)
+
+
+def within_720p(width: int, height: int) -> tuple[int, int]:
+    """The delivered size for an input of `width` x `height` (contract §12 "<= 720P").
+
+    Unchanged when width * height <= 921,600; otherwise scaled down keeping the aspect ratio,
+    each side rounded down to even.
+    """
+    if width * height <= MAX_720P_PIXELS:
+        return width, height
+    # floor(w * sqrt(A / (w h))) = floor(sqrt(A w / h)) = isqrt(A w // h): exact, no float error
+    # (1920x1080 -> 1280x720, not 1278x720).
+    scaled_w = math.isqrt(MAX_720P_PIXELS * width // height)
+    scaled_h = math.isqrt(MAX_720P_PIXELS * height // width)
+    return even_floor(scaled_w), even_floor(scaled_h)
+
+
+def generation_size(width: int, height: int, profile: ModelProfile) -> tuple[int, int]:
+    """(W, H) the model runs at for a `width` x `height` frame: same aspect within the model's
+    area, multiples of 16, never upscaled (engine.sizes.fit_area).
+
+    Raises: errors.InvalidFile (InvalidFile.Resolution) for a frame smaller than 16 px.
+    """
+    try:
+        return fit_area(width, height, profile.generation_area)
+    except ValueError as exc:
+        raise errors.InvalidFile(
+            f"The input resolution {width}x{height} is too small: each side must be at least "
+            "16 px.",
+            code="InvalidFile.Resolution",
+        ) from exc
+
+
+def size_not_match(
+    field: str, size: tuple[int, int], ref: str, ref_size: tuple[int, int]
+) -> errors.InvalidParameter:
+    """The task error for a resolution mismatch (contract §8.2: literal prefix)."""
+    return errors.InvalidParameter(
+        f"The size is not match: {field} is {size[0]}x{size[1]} but {ref} is "
+        f"{ref_size[0]}x{ref_size[1]}; they must have the same resolution."
+    )
+
+
+# ------------------------------------------------------------------------------ images
+def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A frame scaled to cover `size` and centre-cropped (bicubic), RGB."""
+    return ImageOps.fit(image.convert("RGB"), size, method=Image.Resampling.BICUBIC)
+
+
+def cover_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A mask binarised and cropped exactly like `cover` crops its frame (nearest: stays 0/255)."""
+    return ImageOps.fit(binarise(mask), size, method=Image.Resampling.NEAREST)
+
+
+def binarise(mask: Image.Image) -> Image.Image:
+    """Any mask -> "L" with exactly 255 (>= 128, generate) or 0 (keep), the model's threshold."""
+    a = np.asarray(mask.convert("L"))
+    return Image.fromarray(np.where(a >= 128, 255, 0).astype(np.uint8), mode="L")
+
+
+def gray_canvas(size: tuple[int, int]) -> Image.Image:
+    return Image.new("RGB", size, GRAY)
+
+
+def flat_mask(size: tuple[int, int], value: int) -> Image.Image:
+    return Image.new("L", size, value)
+
+
+# ------------------------------------------------------------------------------ annotators
+def annotator_or_fail(annotators: AnnotatorSet, control: Control) -> FrameAnnotator:
+    """The control's annotator, or a task error saying which checkpoint to install.
+
+    Raises: errors.AnnotatorUnavailable when the worker has not loaded that annotator (it is
+    never replaced by a different one).
+    """
+    attribute, note_key, human, files = _ANNOTATORS[control]
+    annotator: FrameAnnotator | None = getattr(annotators, attribute)
+    if annotator is not None:
+        return annotator
+    reason = annotators.notes.get(note_key) or "no checkpoint configured"
+    raise errors.AnnotatorUnavailable(
+        f"control_condition '{control.value}' needs the {human} annotator, which this server "
+        f"has not loaded ({reason}). Put {files} from {ANNOTATOR_HUB} under VACE_ANNOTATOR_DIR "
+        "and restart the worker."
+    )
+
+
+def annotate(annotator: FrameAnnotator, frames: Sequence[Image.Image]) -> list[Image.Image]:
+    """Runs `annotator` and checks it kept the frame count and sizes (else ValueError)."""
+    out = [f.convert("RGB") for f in annotator.annotate(frames)]
+    if len(out) != len(frames) or any(o.size != f.size for o, f in zip(out, frames, strict=True)):
+        raise ValueError(f"annotator {annotator.name} changed the frame count or size")
+    return out
+
+
+def prepare_reference(
+    image: Image.Image,
+    role: ReferenceRole,
+    segmenter: SubjectSegmenter,
+    size: tuple[int, int],
+) -> Image.Image:
+    """One reference image for its role (vace-inputs.md §4.1).
+
+    `obj`: subject cut out onto white and cropped to it, not resized (the pipeline letterboxes
+    it onto white). `bg`: the scene kept, cover-cropped to the generation `size` so the
+    letterbox adds no white bars.
+    """
+    if role is ReferenceRole.SCENE:
+        return cover(image, size)
+    return segmenter.cut_out(image).convert("RGB")

@@ -1,0 +1,182 @@
+"""`video_edit`: regenerate a masked region of a video, keeping the rest.
+
+VACE inpainting (vace-inputs.md §4.3): the frames with the region mid-gray (or, with a control
+condition, the annotator's rendering of the original frame there) are the `video`, and the
+region is 255 in the `mask`. The mask comes from one image on one frame (tracked through the
+clip, or fixed) or from a mask video. An optional reference fills the region
+(VACE "swap anything").
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from vace_server import errors
+from vace_server.annotators.base import AnnotatorSet
+from vace_server.annotators.masks import expand_mask
+from vace_server.tasks.spec import MaskType, ReferenceRole, TaskSpec
+
+from . import common
+from .base import MediaSource, ModelProfile, VaceInputs, VideoClip
+
+__all__ = [
+    "DEFAULT_SIZE",
+    "MASK_FRAME_FIELD",
+    "MASK_IMAGE_FIELD",
+    "MASK_VIDEO_FIELD",
+    "REF_FIELD",
+    "VIDEO_FIELD",
+    "build",
+    "mask_frame_index",
+]
+
+DEFAULT_SIZE = (1280, 720)  # contract default `size` (§5.3); delivered exactly (§12)
+VIDEO_FIELD = "input.video_url"
+MASK_IMAGE_FIELD = "input.mask_image_url"
+MASK_VIDEO_FIELD = "input.mask_video_url"
+MASK_FRAME_FIELD = "input.mask_frame_id"
+REF_FIELD = "input.ref_images_url"
+
+
+def build(
+    spec: TaskSpec,
+    media: MediaSource,
+    profile: ModelProfile,
+    annotators: AnnotatorSet,
+    reference_role: ReferenceRole = ReferenceRole.SUBJECT,
+) -> VaceInputs:
+    """Turns a `video_edit` task into pipeline inputs.
+
+    `reference_role`: how the single reference is used (`obj` cut out, `bg` kept), a server
+    setting since the request has no `obj_or_bg` here.
+    Returns: VaceInputs with `video` (region gray / control rendering), `mask` (255 region,
+    0 elsewhere), optional one reference; output exactly `size`, input length (<= 5 s).
+    Raises: errors.InvalidParameter (missing fields; "The size is not match ..." for a mask of
+    another resolution; mask_frame_id beyond the video), errors.InvalidFile (InvalidFile.FPS /
+    InvalidFile.Duration for a mask video that does not match), AnnotatorUnavailable, media
+    errors.
+    Side effects: fetches the video, the mask and the reference through `media`.
+    """
+    # 1. What the API guarantees: a video and one mask (the image wins when both are given).
+    if not spec.video_url:
+        raise errors.field_required(VIDEO_FIELD)
+    if not spec.mask_image_url and not spec.mask_video_url:
+        raise errors.field_required(MASK_IMAGE_FIELD)
+    # 2. The annotator first: a missing checkpoint fails before any download.
+    annotator = common.annotator_or_fail(annotators, spec.control) if spec.control else None
+
+    # 3. The input: first 5 s, picked evenly for 16 fps, <= the model's frames, 4n+1.
+    clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
+    indices, source = common.sample_frames(clip, profile.num_frames, profile.fps)
+
+    # 4. Sizes: delivered exactly at `size`; generated at its aspect within the model's area.
+    #    Frames and masks are cover-cropped identically (bicubic / nearest).
+    output_size = spec.size or DEFAULT_SIZE
+    size = common.generation_size(*output_size, profile)
+    frames = [common.cover(f, size) for f in source]
+
+    # 5. One binary mask per kept frame.
+    if spec.mask_image_url:
+        masks = _masks_from_image(
+            spec.mask_image_url, spec, media, clip, indices, frames, annotators
+        )
+    else:
+        masks = _masks_from_video(spec.mask_video_url, media, clip, indices, size)
+
+    # 6. Video: the region gray, or the control rendering of the original frame there.
+    fill = common.annotate(annotator, frames) if annotator is not None else None
+    video = [
+        Image.composite(fill[i] if fill is not None else common.gray_canvas(size), frame, masks[i])
+        for i, frame in enumerate(frames)
+    ]
+
+    # 7. Optional reference (single image: no reversal needed for diffusers' order).
+    references = None
+    if spec.references:
+        image = media.fetch_image(spec.references[0].url, REF_FIELD)
+        references = [common.prepare_reference(image, reference_role, annotators.segmenter, size)]
+
+    inputs = VaceInputs(
+        width=size[0],
+        height=size[1],
+        num_frames=len(video),
+        output_size=output_size,
+        output_seconds=common.clip_seconds(clip),
+        video=video,
+        mask=masks,
+        reference_images=references,
+    )
+    # 8. Fail here, not on the GPU, if anything is misaligned.
+    inputs.validate()
+    return inputs
+
+
+def mask_frame_index(mask_frame_id: int, source_count: int, indices: list[int]) -> int:
+    """1-based `mask_frame_id` (0 = the first frame too) -> index in the sampled frame list.
+
+    The id names source frame id-1; the mask goes to the sampled frame nearest to it in time.
+    Raises: errors.InvalidParameter naming input.mask_frame_id when it is past the kept video.
+    """
+    source_index = max(mask_frame_id, 1) - 1
+    if source_index >= source_count:
+        raise errors.InvalidParameter(
+            f"{MASK_FRAME_FIELD} {mask_frame_id} is larger than the number of frames in "
+            f"{VIDEO_FIELD} ({source_count} in its first {common.VIDEO_SECONDS:g} s)."
+        )
+    return min(range(len(indices)), key=lambda k: (abs(indices[k] - source_index), k))
+
+
+def _masks_from_image(
+    url: str,
+    spec: TaskSpec,
+    media: MediaSource,
+    clip: VideoClip,
+    indices: list[int],
+    frames: list[Image.Image],
+    annotators: AnnotatorSet,
+) -> list[Image.Image]:
+    """mask_image_url -> per-frame masks: tracked from its frame and expanded, or fixed."""
+    # a. Frame id before download: an id past the video fails without fetching the mask.
+    start = mask_frame_index(spec.mask_frame_id, len(clip.frames), indices)
+    # b. The mask must have the video's own resolution; never resized to fit.
+    mask = media.fetch_mask_image(url, MASK_IMAGE_FIELD)
+    if mask.size != (clip.width, clip.height):
+        raise common.size_not_match(
+            MASK_IMAGE_FIELD, mask.size, VIDEO_FIELD, (clip.width, clip.height)
+        )
+    # c. Binarised at 128 and cropped like the frames.
+    mask = common.cover_mask(mask, frames[0].size)
+    if spec.mask_type is MaskType.FIXED:
+        return [mask] * len(frames)
+    # d. Tracking: forward and backward from frame `start`, then the deterministic expansion.
+    tracked = annotators.tracker.track(frames, mask, start=start)
+    if len(tracked) != len(frames):
+        raise ValueError(f"tracker returned {len(tracked)} masks for {len(frames)} frames")
+    return [expand_mask(m, spec.expand_mode.value, spec.expand_ratio) for m in tracked]
+
+
+def _masks_from_video(
+    url: str | None, media: MediaSource, clip: VideoClip, indices: list[int], size: tuple[int, int]
+) -> list[Image.Image]:
+    """mask_video_url -> per-frame masks, used as given (no tracking, no expansion)."""
+    if not url:
+        raise errors.field_required(MASK_IMAGE_FIELD)
+    masks = media.fetch_video(url, MASK_VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
+    if (masks.width, masks.height) != (clip.width, clip.height):
+        raise common.size_not_match(
+            MASK_VIDEO_FIELD, (masks.width, masks.height), VIDEO_FIELD, (clip.width, clip.height)
+        )
+    if not common.same_fps(masks.fps, clip.fps):
+        raise errors.InvalidFile(
+            f"The frame rate of {MASK_VIDEO_FIELD} ({masks.fps:g} fps) must equal that of "
+            f"{VIDEO_FIELD} ({clip.fps:g} fps).",
+            code="InvalidFile.FPS",
+        )
+    if len(masks.frames) != len(clip.frames):
+        raise errors.InvalidFile(
+            f"The length of {MASK_VIDEO_FIELD} ({len(masks.frames)} frames) must equal that of "
+            f"{VIDEO_FIELD} ({len(clip.frames)} frames, first {common.VIDEO_SECONDS:g} s).",
+            code="InvalidFile.Duration",
+        )
+    # Same source indices and crop as the video frames.
+    return [common.cover_mask(masks.frames[i], size) for i in indices]

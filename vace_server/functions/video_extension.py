@@ -1,0 +1,222 @@
+"""`video_extension`: a 5 s video around given first/last frames and clips.
+
+VACE frame/clip reference (vace-inputs.md §4.4): the given material is placed at the start
+(first frame, first clip) and the end (last clip, last frame) of exactly `num_frames` frames
+with mask 0 (keep); the gap between is mid-gray with mask 255 (generate) -- or, with a motion
+reference video and a control condition, the control renderings of that video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from vace_server import errors
+from vace_server.annotators.base import AnnotatorSet, FrameAnnotator
+from vace_server.tasks.spec import TaskSpec
+
+from . import common
+from .base import MediaSource, ModelProfile, VaceInputs, VideoClip
+
+__all__ = [
+    "CLIP_SECONDS",
+    "CONTROL_FIELD",
+    "FIRST_CLIP_FIELD",
+    "FIRST_FRAME_FIELD",
+    "LAST_CLIP_FIELD",
+    "LAST_FRAME_FIELD",
+    "VIDEO_FIELD",
+    "build",
+]
+
+CLIP_SECONDS = 3.0  # each clip cut to its first 3 s; both together at most 3 s (contract §4)
+FIRST_FRAME_FIELD = "input.first_frame_url"
+LAST_FRAME_FIELD = "input.last_frame_url"
+FIRST_CLIP_FIELD = "input.first_clip_url"
+LAST_CLIP_FIELD = "input.last_clip_url"
+VIDEO_FIELD = "input.video_url"
+CONTROL_FIELD = "parameters.control_condition"
+
+
+@dataclass(frozen=True)
+class _Given:
+    """The fetched material, each entry None when not requested."""
+
+    first_frame: Image.Image | None
+    last_frame: Image.Image | None
+    first_clip: VideoClip | None
+    last_clip: VideoClip | None
+
+    def sizes(self) -> list[tuple[str, tuple[int, int]]]:
+        """(field, (width, height)) of each given input, in the reference-size order."""
+        out: list[tuple[str, tuple[int, int]]] = []
+        for field, clip in ((FIRST_CLIP_FIELD, self.first_clip), (LAST_CLIP_FIELD, self.last_clip)):
+            if clip is not None:
+                out.append((field, (clip.width, clip.height)))
+        for field, image in (
+            (FIRST_FRAME_FIELD, self.first_frame),
+            (LAST_FRAME_FIELD, self.last_frame),
+        ):
+            if image is not None:
+                out.append((field, image.size))
+        return out
+
+    def clips(self) -> list[tuple[str, VideoClip]]:
+        return [
+            (field, clip)
+            for field, clip in (
+                (FIRST_CLIP_FIELD, self.first_clip),
+                (LAST_CLIP_FIELD, self.last_clip),
+            )
+            if clip is not None
+        ]
+
+
+def build(
+    spec: TaskSpec, media: MediaSource, profile: ModelProfile, annotators: AnnotatorSet
+) -> VaceInputs:
+    """Turns a `video_extension` task into pipeline inputs.
+
+    Returns: VaceInputs with exactly `profile.num_frames` frames: head (first frame, first clip
+    at 16 fps), gap, tail (last clip at 16 fps, last frame); mask 0 on the head and tail,
+    255 on the gap; output 5 s (num_frames at the model's fps) at the reference input's
+    resolution (<= 720P rule).
+    Raises: errors.InvalidParameter (missing fields; "The size is not match ..." for a motion
+    reference of another resolution), errors.InvalidFile (InvalidFile.FPS for clips or motion
+    reference of different frame rates; InvalidFile.Duration for clips over 3 s together or
+    material leaving no frame to generate), AnnotatorUnavailable, media errors.
+    Side effects: fetches every given URL through `media`.
+    """
+    # 1. What the API guarantees: some material; a control condition with a motion reference.
+    if not (
+        spec.first_frame_url or spec.last_frame_url or spec.first_clip_url or spec.last_clip_url
+    ):
+        raise errors.field_required(FIRST_CLIP_FIELD)
+    if spec.video_url and spec.control is None:
+        raise errors.field_required(CONTROL_FIELD)
+    # 2. The annotator first: a missing checkpoint fails before any download.
+    annotator = None
+    if spec.video_url and spec.control is not None:
+        annotator = common.annotator_or_fail(annotators, spec.control)
+
+    # 3. Material: clips first (cut to 3 s, checked together), then the frames.
+    given = _fetch(spec, media)
+
+    # 4. Sizes: the first present of first clip, last clip, first frame, last frame sets the
+    #    delivered size (<= 720P rule); the model runs at its aspect within its area.
+    _, reference_size = given.sizes()[0]
+    output_size = common.within_720p(*reference_size)
+    size = common.generation_size(*output_size, profile)
+
+    # 5. Head and tail, every frame cover-cropped to the generation size; clips at 16 fps.
+    n = profile.num_frames
+    head = ([given.first_frame] if given.first_frame is not None else []) + _clip_frames(
+        given.first_clip, n, profile.fps
+    )
+    tail = _clip_frames(given.last_clip, n, profile.fps) + (
+        [given.last_frame] if given.last_frame is not None else []
+    )
+    head, tail = [common.cover(f, size) for f in head], [common.cover(f, size) for f in tail]
+    gap = n - len(head) - len(tail)
+    if gap < 1:
+        fields = ", ".join(field for field, _ in given.sizes())
+        raise errors.InvalidFile(
+            f"The given frames and clips ({fields}) make {len(head) + len(tail)} frames, which "
+            f"leaves none of the {n} output frames to generate.",
+            code="InvalidFile.Duration",
+        )
+
+    # 6. The gap: gray, or the motion reference's control renderings at the same positions.
+    if spec.video_url and annotator is not None:
+        clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
+        _check_motion(clip, given)
+        fill = _motion(clip, annotator, n, size, start=len(head), count=gap)
+    else:
+        fill = [common.gray_canvas(size)] * gap
+
+    # 7. Masks: keep the given material, generate the gap. Exactly n frames, never resampled
+    #    by the pipeline.
+    keep, generate = common.flat_mask(size, 0), common.flat_mask(size, 255)
+    inputs = VaceInputs(
+        width=size[0],
+        height=size[1],
+        num_frames=n,
+        output_size=output_size,
+        output_seconds=(n - 1) / profile.fps,
+        video=head + fill + tail,
+        mask=[keep] * len(head) + [generate] * gap + [keep] * len(tail),
+    )
+    # 8. Fail here, not on the GPU, if anything is misaligned.
+    inputs.validate()
+    return inputs
+
+
+def _fetch(spec: TaskSpec, media: MediaSource) -> _Given:
+    """Fetches the material; both clips must share a frame rate and last <= 3 s together."""
+    first_clip = last_clip = None
+    if spec.first_clip_url:
+        first_clip = media.fetch_video(
+            spec.first_clip_url, FIRST_CLIP_FIELD, max_seconds=CLIP_SECONDS
+        )
+    if spec.last_clip_url:
+        last_clip = media.fetch_video(spec.last_clip_url, LAST_CLIP_FIELD, max_seconds=CLIP_SECONDS)
+    if first_clip is not None and last_clip is not None:
+        if not common.same_fps(first_clip.fps, last_clip.fps):
+            raise errors.InvalidFile(
+                f"{FIRST_CLIP_FIELD} ({first_clip.fps:g} fps) and {LAST_CLIP_FIELD} "
+                f"({last_clip.fps:g} fps) must have the same frame rate.",
+                code="InvalidFile.FPS",
+            )
+        total = common.clip_seconds(first_clip) + common.clip_seconds(last_clip)
+        if total > CLIP_SECONDS + 1e-6:
+            raise errors.InvalidFile(
+                f"{FIRST_CLIP_FIELD} and {LAST_CLIP_FIELD} last {total:.2f} s together; "
+                f"together they must last at most {CLIP_SECONDS:g} s.",
+                code="InvalidFile.Duration",
+            )
+    first_frame = last_frame = None
+    if spec.first_frame_url:
+        first_frame = media.fetch_image(spec.first_frame_url, FIRST_FRAME_FIELD)
+    if spec.last_frame_url:
+        last_frame = media.fetch_image(spec.last_frame_url, LAST_FRAME_FIELD)
+    return _Given(first_frame, last_frame, first_clip, last_clip)
+
+
+def _clip_frames(clip: VideoClip | None, max_frames: int, fps: int) -> list[Image.Image]:
+    """A clip's frames for playback at `fps` (not trimmed to 4n+1: the total is fixed)."""
+    if clip is None:
+        return []
+    _, frames = common.sample_frames(clip, max_frames, fps, snap=False)
+    return frames
+
+
+def _check_motion(clip: VideoClip, given: _Given) -> None:
+    """The motion reference must have the clips' frame rate and every given input's size."""
+    for field, other in given.clips():
+        if not common.same_fps(clip.fps, other.fps):
+            raise errors.InvalidFile(
+                f"{VIDEO_FIELD} ({clip.fps:g} fps) must have the frame rate of {field} "
+                f"({other.fps:g} fps).",
+                code="InvalidFile.FPS",
+            )
+    for field, size in given.sizes():
+        if (clip.width, clip.height) != size:
+            raise common.size_not_match(VIDEO_FIELD, (clip.width, clip.height), field, size)
+
+
+def _motion(
+    clip: VideoClip,
+    annotator: FrameAnnotator,
+    n: int,
+    size: tuple[int, int],
+    *,
+    start: int,
+    count: int,
+) -> list[Image.Image]:
+    """Frames `start`..`start+count-1` of the motion reference resampled evenly to `n` frames,
+    cover-cropped and annotated (only the frames the gap shows are annotated)."""
+    indices = np.linspace(0, len(clip.frames) - 1, n).round().astype(int)[start : start + count]
+    frames = [common.cover(clip.frames[int(i)], size) for i in indices]
+    return common.annotate(annotator, frames)
