@@ -16,10 +16,17 @@ class ServiceError(Exception):
         "An internal error has occurred, please try again later or contact service support."
     )
 
-    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         self.message = message or self.default_message
         if code is not None:
             self.code = code
+        self.retry_after = retry_after  # seconds; sent as Retry-After when set
         super().__init__(self.message)
 
 
@@ -86,6 +93,18 @@ class MethodNotAllowed(ServiceError):
     code = "MethodNotAllowed"
     status = 405
     default_message = "The request method is not allowed for this resource."
+
+
+class RateQuota(ServiceError):
+    code = "Throttling.RateQuota"
+    status = 429
+    default_message = "Requests rate limit exceeded, please try again later."
+
+
+class ConcurrencyQuota(ServiceError):
+    code = "Throttling.Concurrency"
+    status = 429
+    default_message = "Too many concurrent requests."
 
 
 class InternalError(ServiceError):

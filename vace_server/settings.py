@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     retention_hours: float = 24.0
     task_timeout_hours: float = 3.0
 
+    # --- rate limits (per account; off when unset) ---
+    rate_limit_submit_per_second: float | None = None
+    rate_limit_in_flight: int | None = None
+    rate_limit_query_per_second: float | None = None
+    rate_limits: str = Field(
+        default="",
+        description='Per-account overrides as JSON: {"acct": {"submit_per_second": 2, ...}}',
+    )
+
     # --- queue / workers ---
     workers: int = Field(default=1, description="Worker child processes started by `serve`.")
     lease_seconds: float = 60.0

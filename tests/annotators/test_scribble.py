@@ -52,7 +52,9 @@ def test_annotator_keeps_count_size_order_and_is_deterministic(style: str) -> No
     assert len(first) == 3
     assert all(out.size == (80, 60) and out.mode == "RGB" for out in first)
     assert np.asarray(first[1]).min() >= 250  # the flat frame stays blank, in order
-    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, second))
+    assert all(
+        np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, second, strict=True)
+    )
 
 
 def test_unknown_style_is_refused() -> None:

@@ -59,7 +59,9 @@ def save_tiny_sam2(folder: Path, seed: int = 0) -> Path:
     size = {"height": s, "width": s}
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     (folder / "processor_config.json").write_text(
-        json.dumps({"point_pad_value": -10, "processor_class": "Sam2VideoProcessor", "target_size": s})
+        json.dumps(
+            {"point_pad_value": -10, "processor_class": "Sam2VideoProcessor", "target_size": s}
+        )
     )
     (folder / "preprocessor_config.json").write_text(
         json.dumps(
@@ -83,3 +85,20 @@ def save_tiny_sam2(folder: Path, seed: int = 0) -> Path:
         )
     )
     return folder
+
+
+def save_tiny_sam2_image_only(folder: Path, seed: int = 0) -> Path:
+    """The same architecture as an image-only `sam2` snapshot (like facebook/sam2-hiera-tiny-hf):
+    no memory modules, so it can segment images but not track."""
+    from transformers import Sam2Config, Sam2Model, Sam2VideoConfig
+
+    video = Sam2VideoConfig.from_pretrained(save_tiny_sam2(folder / "video", seed))
+    parts = {
+        key: getattr(video, key).to_dict()
+        for key in ("vision_config", "prompt_encoder_config", "mask_decoder_config")
+    }
+    for part in parts.values():
+        part.pop("model_type", None)
+    torch.manual_seed(seed)
+    Sam2Model(Sam2Config(**parts)).eval().save_pretrained(folder / "image")
+    return folder / "image"

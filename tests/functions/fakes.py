@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import pytest
 from PIL import Image, ImageOps
 
 from vace_server.functions.base import ModelProfile, VideoClip
@@ -103,17 +102,6 @@ class RecordingAnnotator:
     def annotate(self, frames: Sequence[Image.Image]) -> list[Image.Image]:
         self.seen.append(list(frames))
         return [invert(f) for f in frames]
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Faster for the tiny model, and immune to OpenMP spinning under CPU contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_tiny(inputs: object) -> np.ndarray:

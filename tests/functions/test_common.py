@@ -177,9 +177,9 @@ def test_annotator_or_fail_picks_the_controls_annotator(control: Control, attrib
 @pytest.mark.parametrize(
     ("control", "checkpoint", "note"),
     [
-        (Control.DEPTH, "depth/depth_anything_v2_vitl.pth", "depth"),
-        (Control.POSE_BODY, "pose/dw-ll_ucoco_384.onnx", "posebody"),
-        (Control.POSE_BODY_FACE, "pose/yolox_l.onnx", "posebodyface"),
+        (Control.DEPTH, "Depth-Anything-V2-Large-hf", "depth"),
+        (Control.POSE_BODY, "dw-ll_ucoco_384.onnx", "posebody"),
+        (Control.POSE_BODY_FACE, "yolox_l.onnx", "posebodyface"),
     ],
 )
 def test_annotator_or_fail_says_what_to_install(
@@ -197,7 +197,7 @@ def test_annotator_or_fail_says_what_to_install(
     msg = info.value.message
     assert (info.value.code, info.value.status) == ("InvalidParameter", 400)
     assert f"control_condition '{control.value}'" in msg
-    assert checkpoint in msg and "VACE_ANNOTATOR_DIR" in msg and common.ANNOTATOR_HUB in msg
+    assert checkpoint in msg and "<VACE_ANNOTATOR_DIR>/" in msg
     assert "(VACE_ANNOTATOR_DIR is not set)" in msg
 
 
@@ -246,3 +246,14 @@ def test_prepare_reference_bg_is_kept_and_cover_cropped() -> None:
     assert same(out, image)
     out = common.prepare_reference(image, ReferenceRole.SCENE, FakeSegmenter(), (32, 32))
     assert out.size == (32, 32)
+
+
+def test_annotator_or_fail_with_the_real_registry_notes() -> None:
+    from vace_server.annotators.registry import load_annotators
+    from vace_server.settings import Settings
+
+    annotators = load_annotators(Settings(annotator_dir=None, device="cpu"))
+    with pytest.raises(errors.AnnotatorUnavailable) as info:
+        common.annotator_or_fail(annotators, Control.DEPTH)
+    assert annotators.notes["depth"] in info.value.message
+    assert common.annotator_or_fail(annotators, Control.SCRIBBLE) is annotators.scribble

@@ -47,8 +47,14 @@ DEFAULT_BATCH_SIZE = 4
 def _check_folder(folder: Path) -> dict[str, Any]:
     """The folder's config.json, or AnnotatorLoadError saying what is missing."""
     if not folder.is_dir():
-        raise AnnotatorLoadError(f"depth checkpoint folder {folder} does not exist; expected {EXPECTED}")
-    missing = [name for name in ("config.json", "preprocessor_config.json") if not (folder / name).is_file()]
+        raise AnnotatorLoadError(
+            f"depth checkpoint folder {folder} does not exist; expected {EXPECTED}"
+        )
+    missing = [
+        name
+        for name in ("config.json", "preprocessor_config.json")
+        if not (folder / name).is_file()
+    ]
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         missing.append("model.safetensors")
     if missing:
@@ -59,9 +65,13 @@ def _check_folder(folder: Path) -> dict[str, Any]:
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise AnnotatorLoadError(f"cannot read {folder / 'config.json'}: {exc}; expected {EXPECTED}") from exc
+        raise AnnotatorLoadError(
+            f"cannot read {folder / 'config.json'}: {exc}; expected {EXPECTED}"
+        ) from exc
     if not isinstance(config, dict):
-        raise AnnotatorLoadError(f"{folder / 'config.json'} is not a JSON object; expected {EXPECTED}")
+        raise AnnotatorLoadError(
+            f"{folder / 'config.json'} is not a JSON object; expected {EXPECTED}"
+        )
     return config
 
 

@@ -162,9 +162,7 @@ class DWPoseAnnotator:
         batch = estimator.get_inputs()[0].shape[0]
         self._est_batched = not isinstance(batch, int)  # dynamic batch: all boxes in one run
         names = [o.name for o in estimator.get_outputs()]
-        self._simcc = (
-            ["simcc_x", "simcc_y"] if {"simcc_x", "simcc_y"} <= set(names) else names[:2]
-        )
+        self._simcc = ["simcc_x", "simcc_y"] if {"simcc_x", "simcc_y"} <= set(names) else names[:2]
 
     def variant(self, *, with_face: bool) -> DWPoseAnnotator:
         """The other control (posebody / posebodyface) sharing these loaded sessions."""
@@ -273,7 +271,9 @@ def load_pose_annotator(
     sessions. Raises AnnotatorLoadError when the folder is missing, incomplete or unloadable."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise AnnotatorLoadError(f"pose checkpoint folder {folder} does not exist; expected {EXPECTED}")
+        raise AnnotatorLoadError(
+            f"pose checkpoint folder {folder} does not exist; expected {EXPECTED}"
+        )
     missing = [n for n in (DETECTOR_FILE, ESTIMATOR_FILE) if not (folder / n).is_file()]
     if missing:
         raise AnnotatorLoadError(
@@ -286,7 +286,9 @@ def load_pose_annotator(
     except ImportError as exc:
         raise AnnotatorLoadError(f"pose needs the onnxruntime package: {exc}") from exc
     except Exception as exc:  # a corrupt / non-ONNX file is a configuration problem
-        raise AnnotatorLoadError(f"cannot load the pose models from {folder}: {exc}; expected {EXPECTED}") from exc
+        raise AnnotatorLoadError(
+            f"cannot load the pose models from {folder}: {exc}; expected {EXPECTED}"
+        ) from exc
     outputs = estimator.get_outputs()
     det_out = detector.get_outputs()[0].shape
     if len(outputs) < 2 or len(outputs[0].shape) != 3 or len(det_out) != 3:

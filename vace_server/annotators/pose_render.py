@@ -128,7 +128,9 @@ def _as_people(points: np.ndarray, scores: np.ndarray, n: int | None) -> tuple[n
     if pts.ndim == 2:
         pts, sc = pts[None], sc[None]
     if pts.ndim != 3 or pts.shape[2] != 2 or sc.shape != pts.shape[:2]:
-        raise ValueError(f"expected keypoints (P, N, 2) and scores (P, N); got {pts.shape}, {sc.shape}")
+        raise ValueError(
+            f"expected keypoints (P, N, 2) and scores (P, N); got {pts.shape}, {sc.shape}"
+        )
     if n is not None and pts.shape[1] != n:
         raise ValueError(f"expected {n} keypoints per person, got {pts.shape[1]}")
     return pts, sc

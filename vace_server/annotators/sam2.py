@@ -71,11 +71,29 @@ def _check_folder(folder: Path) -> None:
         raise AnnotatorLoadError(f"{folder} has no model weights: {_hint(folder)}")
 
 
-def _load(model_class: Any, folder: Path, device: str) -> Any:
+def _image_config(folder: Path) -> dict[str, Any]:
+    """For Sam2Model from a `sam2_video` snapshot: its image-model part as a Sam2Config (saves
+    transformers' model-type mismatch warning); nothing to change for a `sam2` snapshot."""
+    from transformers import AutoConfig, Sam2Config
+
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    if config.model_type != "sam2_video":
+        return {}
+    parts = {
+        key: getattr(config, key).to_dict()
+        for key in ("vision_config", "prompt_encoder_config", "mask_decoder_config")
+    }
+    for part in parts.values():
+        part.pop("model_type", None)
+    return {"config": Sam2Config(**parts, initializer_range=config.initializer_range)}
+
+
+def _load(model_class: Any, folder: Path, device: str, image_only: bool = False) -> Any:
     _check_folder(folder)
     try:
+        extra = _image_config(folder) if image_only else {}
         model, info = model_class.from_pretrained(
-            folder, output_loading_info=True, local_files_only=True
+            folder, output_loading_info=True, local_files_only=True, **extra
         )
     except Exception as exc:
         raise AnnotatorLoadError(f"cannot load SAM2 from {folder}: {exc}; {_hint(folder)}") from exc
@@ -300,5 +318,5 @@ def load_sam2_segmenter(folder: Path, device: str) -> SubjectSegmenter:
     """Sam2Model from `folder` on `device`. Raises AnnotatorLoadError if missing/broken."""
     from transformers import Sam2Model
 
-    model = _load(Sam2Model, folder, device)
+    model = _load(Sam2Model, folder, device, image_only=True)
     return Sam2Segmenter(model, _Preprocessor(folder, _input_size(model), device), device)

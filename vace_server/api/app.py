@@ -14,6 +14,7 @@ from vace_server.api import routes_create, routes_health, routes_outputs, routes
 from vace_server.api.accounts import KeyRing, load_or_generate_key
 from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
+from vace_server.api.ratelimit import RateLimiter
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
 from vace_server.tasks.maintenance import Maintenance
@@ -44,6 +45,7 @@ def build_context(settings: Settings) -> AppContext:
         storage=storage,
         keys=build_keyring(settings),
         zone=ZoneInfo(settings.time_zone),
+        limiter=RateLimiter.from_settings(settings),
     )
 
 

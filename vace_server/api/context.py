@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 
 from vace_server.api.accounts import Caller, KeyRing
+from vace_server.api.ratelimit import RateLimiter
 from vace_server.settings import Settings
 from vace_server.storage.local import LocalStorage
 from vace_server.tasks.store import TaskStore
@@ -24,6 +25,7 @@ class AppContext:
     storage: LocalStorage
     keys: KeyRing
     zone: ZoneInfo
+    limiter: RateLimiter
     supervisor: WorkerSupervisor | None = None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 
 from fastapi import FastAPI, Request
@@ -24,7 +25,10 @@ log = logging.getLogger(__name__)
 def error_response(error: ServiceError, request: Request) -> JSONResponse:
     rid = getattr(request.state, "request_id", None) or str(uuid.uuid4())
     body = {"code": error.code, "message": error.message, "request_id": rid}
-    return JSONResponse(body, status_code=error.status)
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -28,9 +28,13 @@ async def create_task(request: Request) -> dict[str, object]:
     oss_resolve = request.headers.get("x-dashscope-ossresourceresolve", "").lower() == "enable"
     body = await request.body()
     spec = parse_create_request(body, oss_resolve=oss_resolve, draw_seed=draw_seed)
+    c = ctx(request)
+    await run_in_threadpool(
+        c.limiter.check_submit, who.account, lambda: c.store.count_in_flight(who.account)
+    )
     rid = request_id(request)
     task = await run_in_threadpool(
-        ctx(request).store.create,
+        c.store.create,
         spec,
         account=who.account,
         api_key_id=who.api_key_id,

@@ -25,6 +25,7 @@ MAX_PAGE_SIZE = 100
 def query_task(task_id: str, request: Request) -> dict[str, Any]:
     who = caller(request)
     c = ctx(request)
+    c.limiter.check_query(who.account)
     rid = request_id(request)
     task = c.store.get(task_id, account=who.account)
     if task is None:
@@ -50,6 +51,7 @@ def _query(c: AppContext, task: TaskRecord, rid: str) -> dict[str, Any]:
 @router.post("/api/v1/tasks/{task_id}/cancel")
 def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
     who = caller(request)
+    ctx(request).limiter.check_query(who.account)
     # Beyond upstream (PENDING only): a RUNNING task is stopped by its worker within one
     # denoising step and ends CANCELED.
     if ctx(request).store.request_cancel(task_id, account=who.account) is CancelOutcome.REFUSED:
@@ -62,6 +64,7 @@ def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
 def list_tasks(request: Request) -> dict[str, Any]:
     who = caller(request)
     c = ctx(request)
+    c.limiter.check_query(who.account)
     params = request.query_params
     page_no = _positive_int(params.get("page_no"), "page_no", default=1)
     page_size = _positive_int(params.get("page_size"), "page_size", default=10)

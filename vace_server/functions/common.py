@@ -20,7 +20,6 @@ from vace_server.tasks.spec import Control, ReferenceRole
 from .base import ModelProfile, VideoClip
 
 __all__ = [
-    "ANNOTATOR_HUB",
     "GRAY",
     "MAX_720P_PIXELS",
     "VIDEO_SECONDS",
@@ -45,34 +44,25 @@ __all__ = [
 GRAY = (128, 128, 128)  # mid-gray: 0 in [-1, 1], "generate here" for the model (§1)
 MAX_720P_PIXELS = 1280 * 720  # "<= 720P" means width * height <= 921,600 (contract §12)
 VIDEO_SECONDS = 5.0  # only the first 5 s of an input video are used (contract §4)
-ANNOTATOR_HUB = "https://huggingface.co/ali-vilab/VACE-Annotators"
 
-# control -> (AnnotatorSet attribute, AnnotatorSet.notes key, human name, checkpoint files)
+# control -> (AnnotatorSet attribute, AnnotatorSet.notes key, human name, what to install).
+# The layout is annotators/registry.py's: one sub-folder of VACE_ANNOTATOR_DIR per annotator.
+_POSE_FILES = (
+    "the DWPose ONNX files yolox_l.onnx and dw-ll_ucoco_384.onnx (the pose/ folder of "
+    "https://huggingface.co/ali-vilab/VACE-Annotators) in <VACE_ANNOTATOR_DIR>/pose/"
+)
 _ANNOTATORS: dict[Control, tuple[str, str, str, str]] = {
-    Control.POSE_BODY_FACE: (
-        "pose_body_face",
-        "posebodyface",
-        "DWPose body+face",
-        "pose/yolox_l.onnx and pose/dw-ll_ucoco_384.onnx",
-    ),
-    Control.POSE_BODY: (
-        "pose_body",
-        "posebody",
-        "DWPose body",
-        "pose/yolox_l.onnx and pose/dw-ll_ucoco_384.onnx",
-    ),
+    Control.POSE_BODY_FACE: ("pose_body_face", "posebodyface", "DWPose body+face", _POSE_FILES),
+    Control.POSE_BODY: ("pose_body", "posebody", "DWPose body", _POSE_FILES),
     Control.DEPTH: (
         "depth",
         "depth",
-        "depth (Depth-Anything-V2 / MiDaS)",
-        "depth/depth_anything_v2_vitl.pth (or depth/dpt_hybrid-midas-501f0c75.pt)",
+        "Depth Anything V2",
+        "a snapshot of https://huggingface.co/depth-anything/Depth-Anything-V2-Large-hf "
+        "(config.json, preprocessor_config.json, model.safetensors) in "
+        "<VACE_ANNOTATOR_DIR>/depth/",
     ),
-    Control.SCRIBBLE: (
-        "scribble",
-        "scribble",
-        "scribble",
-        "scribble/anime_style/netG_A_latest.pth",
-    ),
+    Control.SCRIBBLE: ("scribble", "scribble", "scribble", "set VACE_SCRIBBLE_STYLE"),
 }
 
 
@@ -200,8 +190,7 @@ def annotator_or_fail(annotators: AnnotatorSet, control: Control) -> FrameAnnota
     reason = annotators.notes.get(note_key) or "no checkpoint configured"
     raise errors.AnnotatorUnavailable(
         f"control_condition '{control.value}' needs the {human} annotator, which this server "
-        f"has not loaded ({reason}). Put {files} from {ANNOTATOR_HUB} under VACE_ANNOTATOR_DIR "
-        "and restart the worker."
+        f"has not loaded ({reason}). Put {files} and restart the worker."
     )
 
 

@@ -156,6 +156,14 @@ class TaskStore:
                 return CancelOutcome.REQUESTED
         return CancelOutcome.REFUSED
 
+    def count_in_flight(self, account: str) -> int:
+        """The account's PENDING + RUNNING tasks."""
+        busy = [TaskStatus.PENDING.value, TaskStatus.RUNNING.value]
+        query = select(func.count()).select_from(tasks)
+        query = query.where(tasks.c.account == account, tasks.c.status.in_(busy))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def queue_position(self, task: TaskRecord) -> int:
         """1-based place of a PENDING task in the queue (claims take the oldest first)."""
         ahead = and_(
