@@ -125,3 +125,8 @@ class Settings(BaseSettings):
     @property
     def retention_ms(self) -> int:
         return int(self.retention_hours * 3_600_000)
+
+    @property
+    def worker_alive_ms(self) -> int:
+        """A worker that has not beaten into the registry for this long counts as gone."""
+        return int((3 * self.heartbeat_seconds + 5) * 1000)

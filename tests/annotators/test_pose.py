@@ -218,5 +218,7 @@ def test_corrupt_or_body_only_models_are_load_errors(tmp_path: Path) -> None:
     with pytest.raises(AnnotatorLoadError, match="133"):
         load_pose_annotator(body_only, "cpu", with_face=True)
     annotator = load_pose_annotator(body_only, "cpu", with_face=False, render_short_side=None)
+    with pytest.raises(AnnotatorLoadError, match="133"):
+        annotator.variant(with_face=True)
     a = np.asarray(annotator.annotate([_frame()])[0])
     assert _px(a, BODY[0]) == COLOURS[0]

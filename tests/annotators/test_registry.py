@@ -51,6 +51,13 @@ class _FakeModelAnnotator:
     def __init__(self, name: str) -> None:
         self.name = name
 
+
+class _FakePose(_FakeModelAnnotator):
+    """Like DWPoseAnnotator: `variant()` gives the other control without loading again."""
+
+    def variant(self, *, with_face: bool) -> _FakePose:
+        return _FakePose("fake-pose-face" if with_face else "fake-pose")
+
     def annotate(self, frames: Sequence[Image.Image]) -> list[Image.Image]:
         return list(frames)
 
@@ -65,7 +72,8 @@ def test_without_annotator_dir_everything_is_classical() -> None:
     assert annotators.pose_body_face is None
     assert "Depth Anything V2" in annotators.notes["depth"]
     assert "<annotator_dir>/depth" in annotators.notes["depth"]
-    assert "pose" in annotators.notes["posebody"] and "pose" in annotators.notes["posebodyface"]
+    assert "dw-ll_ucoco_384.onnx" in annotators.notes["posebody"]
+    assert annotators.notes["posebodyface"] == annotators.notes["posebody"]
     described = annotators.describe()
     assert set(described) == {
         "segmentation",
@@ -130,8 +138,9 @@ def test_bad_names_are_refused() -> None:
         load_annotators(_settings(scribble_style="hed"))
 
 
+@pytest.mark.parametrize("with_variant", [True, False])
 def test_depth_and_pose_folders_are_loaded_with_the_device(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_variant: bool
 ) -> None:
     calls: list[tuple[str, Path, str, bool | None]] = []
 
@@ -141,7 +150,8 @@ def test_depth_and_pose_folders_are_loaded_with_the_device(
 
     def load_pose(folder: Path, device: str, *, with_face: bool) -> _FakeModelAnnotator:
         calls.append(("pose", folder, device, with_face))
-        return _FakeModelAnnotator("fake-pose-face" if with_face else "fake-pose")
+        kind = _FakePose if with_variant else _FakeModelAnnotator
+        return kind("fake-pose-face" if with_face else "fake-pose")
 
     depth = types.ModuleType("vace_server.annotators.depth")
     depth.load_depth_annotator = load_depth  # type: ignore[attr-defined]
@@ -157,11 +167,13 @@ def test_depth_and_pose_folders_are_loaded_with_the_device(
     assert annotators.pose_body_face is not None
     assert annotators.pose_body_face.name == "fake-pose-face"
     assert annotators.notes == {}
-    assert calls == [
+    expected = [
         ("depth", tmp_path / "depth", "cpu", None),
         ("pose", tmp_path / "pose", "cpu", False),
-        ("pose", tmp_path / "pose", "cpu", True),
     ]
+    if not with_variant:
+        expected.append(("pose", tmp_path / "pose", "cpu", True))
+    assert calls == expected
 
 
 def test_a_depth_folder_that_fails_to_load_raises(

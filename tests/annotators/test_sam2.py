@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,11 @@ def test_image_only_snapshot_segments_but_cannot_track(tmp_path: Path) -> None:
         load_sam2_tracker(folder, "cpu")
     out = load_sam2_segmenter(folder, "cpu").cut_out(_frames()[0])
     assert out.mode == "RGB" and out.size[0] <= W and out.size[1] <= H
+
+
+def test_unreadable_preprocessor_config_is_a_load_error(snapshot: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "sam2"
+    shutil.copytree(snapshot, folder)
+    (folder / "preprocessor_config.json").write_text("{not json")
+    with pytest.raises(AnnotatorLoadError, match="preprocessor_config"):
+        load_sam2_tracker(folder, "cpu")

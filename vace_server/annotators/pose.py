@@ -165,7 +165,11 @@ class DWPoseAnnotator:
         self._simcc = ["simcc_x", "simcc_y"] if {"simcc_x", "simcc_y"} <= set(names) else names[:2]
 
     def variant(self, *, with_face: bool) -> DWPoseAnnotator:
-        """The other control (posebody / posebodyface) sharing these loaded sessions."""
+        """The other control (posebody / posebodyface) sharing these loaded sessions.
+
+        Raises AnnotatorLoadError for faces from an estimator without the 133 whole-body points."""
+        if with_face:
+            _check_face_points(self.estimator, "the loaded pose estimator")
         return DWPoseAnnotator(
             self.detector,
             self.estimator,
@@ -251,6 +255,15 @@ class DWPoseAnnotator:
         return [Image.fromarray(self.annotate_array(np.asarray(f.convert("RGB")))) for f in frames]
 
 
+def _check_face_points(estimator: Any, what: str) -> None:
+    keypoints = estimator.get_outputs()[0].shape[1]
+    if isinstance(keypoints, int) and keypoints < FACE.stop:
+        raise AnnotatorLoadError(
+            f"{what} predicts {keypoints} keypoints, not the 133 whole-body ones a face "
+            f"rendering needs; expected {EXPECTED}"
+        )
+
+
 def _session(path: Path, device: str) -> Any:
     import onnxruntime as ort
 
@@ -296,12 +309,8 @@ def load_pose_annotator(
             f"{folder} holds ONNX files of another shape (detector output {det_out}, "
             f"{len(outputs)} estimator outputs); expected {EXPECTED}"
         )
-    keypoints = outputs[0].shape[1]
-    if with_face and isinstance(keypoints, int) and keypoints < FACE.stop:
-        raise AnnotatorLoadError(
-            f"{folder / ESTIMATOR_FILE} predicts {keypoints} keypoints, not the 133 whole-body "
-            f"ones a face rendering needs; expected {EXPECTED}"
-        )
+    if with_face:
+        _check_face_points(estimator, str(folder / ESTIMATOR_FILE))
     annotator = DWPoseAnnotator(
         detector, estimator, with_face=with_face, render_short_side=render_short_side
     )

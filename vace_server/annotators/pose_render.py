@@ -187,7 +187,7 @@ def draw_body(
                 360,
                 1,
             )
-            cv2.fillConvexPoly(canvas, polygon, COLOURS[limb])
+            cv2.fillConvexPoly(canvas, np.asarray(polygon, np.int32), COLOURS[limb])
     canvas[...] = (canvas * LIMB_DIMMING).astype(np.uint8)
     for joint in range(18):
         for person in range(pts.shape[0]):

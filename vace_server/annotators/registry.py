@@ -1,13 +1,16 @@
 """Builds the worker's `AnnotatorSet` from the settings, once at start-up.
 
 Checkpoint layout under `settings.annotator_dir` (`VACE_ANNOTATOR_DIR`); each sub-folder is
-optional and holds one transformers-format snapshot:
+optional:
 
     <annotator_dir>/
-        depth/   Depth Anything V2 snapshot          → `depth` control
-        pose/    pose checkpoint (see annotators/pose.py) → `posebody`, `posebodyface`
-        sam2/    SAM2.1 snapshot, e.g. facebook/sam2.1-hiera-tiny (config.json with
-                 model_type sam2_video + model.safetensors) → tracking and `obj` cut-out
+        depth/  Depth Anything V2 transformers snapshot, e.g. depth-anything/
+                Depth-Anything-V2-Large-hf (config.json, preprocessor_config.json,
+                model.safetensors)                                  → `depth`
+        pose/   DWPose ONNX files yolox_l.onnx + dw-ll_ucoco_384.onnx (the pose/ folder of
+                ali-vilab/VACE-Annotators)                          → `posebody`, `posebodyface`
+        sam2/   SAM2.1 transformers snapshot, e.g. facebook/sam2.1-hiera-tiny (config.json with
+                model_type sam2_video + model.safetensors)          → tracking, `obj` cut-out
 
 Rules:
 - depth / pose: the folder exists → the model is loaded (failure raises); missing → the entry
@@ -140,9 +143,14 @@ def load_annotators(settings: Settings) -> AnnotatorSet:
     pose_dir = root / "pose" if root is not None else None
     if pose_dir is not None and pose_dir.is_dir():
         pose_body = _load_pose(pose_dir, device, with_face=False)
-        pose_body_face = _load_pose(pose_dir, device, with_face=True)
+        variant = getattr(pose_body, "variant", None)  # shares the loaded sessions
+        if callable(variant):
+            pose_body_face = variant(with_face=True)
+        else:
+            pose_body_face = _load_pose(pose_dir, device, with_face=True)
     else:
-        reason = _missing("pose", "the pose checkpoint (see annotators/pose.py)", root)
+        what = "the DWPose ONNX files yolox_l.onnx and dw-ll_ucoco_384.onnx"
+        reason = _missing("pose", what, root)
         notes["posebody"] = reason
         notes["posebodyface"] = reason
 

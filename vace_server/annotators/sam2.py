@@ -17,7 +17,8 @@ transformers' `Sam2Processor`/`Sam2VideoProcessor` need torchvision, which is no
 of this project, so the few steps they do are done here, matching them: bilinear (antialiased)
 resize to the model's square input, 1/255, ImageNet mean/std; prompt coordinates scaled to the
 input square; low-resolution logits upsampled bilinearly to the frame and thresholded at 0.
-Runs in float32; deterministic in eval mode.
+Runs in float32; deterministic in eval mode. The tracker holds every preprocessed frame in CPU
+memory (81 frames at the real 1024² input ≈ 1 GB) and the inference state on `device`.
 """
 
 from __future__ import annotations
@@ -109,15 +110,20 @@ def _load(model_class: Any, folder: Path, device: str, image_only: bool = False)
 class _Preprocessor:
     """What Sam2VideoProcessor does to frames, without torchvision."""
 
-    def __init__(self, folder: Path, size: int, device: str) -> None:
+    def __init__(self, folder: Path, size: int) -> None:
         self.size = size
-        self.device = device
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        mean: tuple[float, ...] = IMAGENET_MEAN
+        std: tuple[float, ...] = IMAGENET_STD
         config = folder / "preprocessor_config.json"
         if config.is_file():
-            data = json.loads(config.read_text())
-            mean = tuple(data.get("image_mean") or mean)
-            std = tuple(data.get("image_std") or std)
+            try:
+                data = json.loads(config.read_text())
+                mean = tuple(float(v) for v in data.get("image_mean") or mean)
+                std = tuple(float(v) for v in data.get("image_std") or std)
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                raise AnnotatorLoadError(f"unreadable {config}: {exc}") from exc
+            if len(mean) != 3 or len(std) != 3:
+                raise AnnotatorLoadError(f"{config}: image_mean/image_std need 3 values")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
@@ -311,7 +317,7 @@ def load_sam2_tracker(folder: Path, device: str) -> MaskTracker:
     from transformers import Sam2VideoModel
 
     model = _load(Sam2VideoModel, folder, device)
-    return Sam2Tracker(model, _Preprocessor(folder, _input_size(model), device), device)
+    return Sam2Tracker(model, _Preprocessor(folder, _input_size(model)), device)
 
 
 def load_sam2_segmenter(folder: Path, device: str) -> SubjectSegmenter:
@@ -319,4 +325,4 @@ def load_sam2_segmenter(folder: Path, device: str) -> SubjectSegmenter:
     from transformers import Sam2Model
 
     model = _load(Sam2Model, folder, device, image_only=True)
-    return Sam2Segmenter(model, _Preprocessor(folder, _input_size(model), device), device)
+    return Sam2Segmenter(model, _Preprocessor(folder, _input_size(model)), device)

@@ -77,7 +77,6 @@ class FlowTracker:
             np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
         )
         dis = cv2.DISOpticalFlow.create(self.preset)
-        flow: np.ndarray = np.zeros((height, width, 2), np.float32)  # DIS output buffer
         masks: list[np.ndarray | None] = [None] * len(frames)
         masks[start] = _binary(mask, size)
         for step, stop in ((1, len(frames)), (-1, -1)):
@@ -87,7 +86,8 @@ class FlowTracker:
                 if not previous.any():  # nothing left to carry: skip the flow computation
                     current = previous
                 else:
-                    flow = dis.calc(gray[i], gray[i - step], flow)
+                    # a fresh output each time: a passed-in buffer is read as the initial flow
+                    flow = dis.calc(gray[i], gray[i - step], None)  # type: ignore[call-overload]
                     warped = cv2.remap(
                         previous,
                         grid_x + flow[..., 0],

@@ -14,10 +14,12 @@ from vace_server.api import routes_create, routes_health, routes_outputs, routes
 from vace_server.api.accounts import KeyRing, load_or_generate_key
 from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
+from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
 from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def build_keyring(settings: Settings) -> KeyRing:
 def build_context(settings: Settings) -> AppContext:
     store = open_store(settings, migrate=True)
     storage = open_storage(settings)
+    workers = WorkerRegistry(store.engine)
     return AppContext(
         settings=settings,
         store=store,
@@ -46,6 +49,8 @@ def build_context(settings: Settings) -> AppContext:
         keys=build_keyring(settings),
         zone=ZoneInfo(settings.time_zone),
         limiter=RateLimiter.from_settings(settings),
+        workers=workers,
+        metrics=Metrics(store, workers, alive_ms=settings.worker_alive_ms),
     )
 
 

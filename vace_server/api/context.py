@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 
 from vace_server.api.accounts import Caller, KeyRing
+from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
 from vace_server.settings import Settings
 from vace_server.storage.local import LocalStorage
 from vace_server.tasks.store import TaskStore
+from vace_server.tasks.workers import WorkerRegistry
 
 if TYPE_CHECKING:
     from vace_server.worker.supervisor import WorkerSupervisor
@@ -26,6 +28,8 @@ class AppContext:
     keys: KeyRing
     zone: ZoneInfo
     limiter: RateLimiter
+    workers: WorkerRegistry
+    metrics: Metrics
     supervisor: WorkerSupervisor | None = None
 
 

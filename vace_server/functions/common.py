@@ -15,9 +15,9 @@ from PIL import Image, ImageOps
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet, FrameAnnotator, SubjectSegmenter
 from vace_server.engine.sizes import fit_area
-from vace_server.tasks.spec import Control, ReferenceRole
+from vace_server.tasks.spec import Control, ReferenceRole, TaskSpec
 
-from .base import ModelProfile, VideoClip
+from .base import MediaSource, ModelProfile, VideoClip
 
 __all__ = [
     "GRAY",
@@ -37,6 +37,7 @@ __all__ = [
     "same_fps",
     "sample_frames",
     "sample_indices",
+    "single_reference",
     "size_not_match",
     "within_720p",
 ]
@@ -217,3 +218,19 @@ def prepare_reference(
     if role is ReferenceRole.SCENE:
         return cover(image, size)
     return segmenter.cut_out(image).convert("RGB")
+
+
+def single_reference(
+    spec: TaskSpec,
+    media: MediaSource,
+    field: str,
+    role: ReferenceRole,
+    segmenter: SubjectSegmenter,
+    size: tuple[int, int],
+) -> list[Image.Image] | None:
+    """The functions that take one reference image: the first one, prepared for `role`, as
+    `reference_images` (a single image needs no reversal for diffusers), or None."""
+    if not spec.references:
+        return None
+    image = media.fetch_image(spec.references[0].url, field)
+    return [prepare_reference(image, role, segmenter, size)]

@@ -45,17 +45,14 @@ def build(
     annotators: AnnotatorSet,
     reference_role: ReferenceRole = ReferenceRole.SUBJECT,
 ) -> VaceInputs:
-    """Turns a `video_edit` task into pipeline inputs.
+    """Turns a `video_edit` task into pipeline inputs. `reference_role` (a server setting: the
+    request has no `obj_or_bg` here): the single reference cut out (`obj`) or kept (`bg`).
 
-    `reference_role`: how the single reference is used (`obj` cut out, `bg` kept), a server
-    setting since the request has no `obj_or_bg` here.
-    Returns: VaceInputs with `video` (region gray / control rendering), `mask` (255 region,
-    0 elsewhere), optional one reference; output exactly `size`, input length (<= 5 s).
-    Raises: errors.InvalidParameter (missing fields; "The size is not match ..." for a mask of
-    another resolution; mask_frame_id beyond the video), errors.InvalidFile (InvalidFile.FPS /
-    InvalidFile.Duration for a mask video that does not match), AnnotatorUnavailable, media
-    errors.
-    Side effects: fetches the video, the mask and the reference through `media`.
+    Returns: VaceInputs: `video` (region gray / control rendering), `mask` (255 region, 0 else),
+    at most one reference; output exactly `size`, input length (<= 5 s).
+    Raises: errors.InvalidParameter (missing fields; "The size is not match ..."; mask_frame_id
+    past the video), errors.InvalidFile (InvalidFile.FPS / .Duration: mask video does not
+    match), AnnotatorUnavailable, media errors. Side effects: fetches through `media`.
     """
     # 1. What the API guarantees: a video and one mask (the image wins when both are given).
     if not spec.video_url:
@@ -75,7 +72,7 @@ def build(
     size = common.generation_size(*output_size, profile)
     frames = [common.cover(f, size) for f in source]
 
-    # 5. One binary mask per kept frame.
+    # 5. One binary mask per kept frame: from the image (tracked or fixed) or the mask video.
     if spec.mask_image_url:
         masks = _masks_from_image(
             spec.mask_image_url, spec, media, clip, indices, frames, annotators
@@ -84,17 +81,17 @@ def build(
         masks = _masks_from_video(spec.mask_video_url, media, clip, indices, size)
 
     # 6. Video: the region gray, or the control rendering of the original frame there.
-    fill = common.annotate(annotator, frames) if annotator is not None else None
-    video = [
-        Image.composite(fill[i] if fill is not None else common.gray_canvas(size), frame, masks[i])
-        for i, frame in enumerate(frames)
-    ]
+    fill = (
+        common.annotate(annotator, frames)
+        if annotator
+        else [common.gray_canvas(size)] * len(frames)
+    )
+    video = [Image.composite(*triple) for triple in zip(fill, frames, masks, strict=True)]
 
-    # 7. Optional reference (single image: no reversal needed for diffusers' order).
-    references = None
-    if spec.references:
-        image = media.fetch_image(spec.references[0].url, REF_FIELD)
-        references = [common.prepare_reference(image, reference_role, annotators.segmenter, size)]
+    # 7. Optional reference, its role a server setting.
+    references = common.single_reference(
+        spec, media, REF_FIELD, reference_role, annotators.segmenter, size
+    )
 
     inputs = VaceInputs(
         width=size[0],

@@ -79,15 +79,13 @@ def build(
 ) -> VaceInputs:
     """Turns a `video_extension` task into pipeline inputs.
 
-    Returns: VaceInputs with exactly `profile.num_frames` frames: head (first frame, first clip
-    at 16 fps), gap, tail (last clip at 16 fps, last frame); mask 0 on the head and tail,
-    255 on the gap; output 5 s (num_frames at the model's fps) at the reference input's
-    resolution (<= 720P rule).
+    Returns: VaceInputs of exactly `profile.num_frames` frames: head (first frame, first clip),
+    gap, tail (last clip, last frame); mask 0 on head and tail, 255 on the gap; output 5 s at
+    the reference input's resolution (<= 720P rule).
     Raises: errors.InvalidParameter (missing fields; "The size is not match ..." for a motion
-    reference of another resolution), errors.InvalidFile (InvalidFile.FPS for clips or motion
-    reference of different frame rates; InvalidFile.Duration for clips over 3 s together or
-    material leaving no frame to generate), AnnotatorUnavailable, media errors.
-    Side effects: fetches every given URL through `media`.
+    reference), errors.InvalidFile (InvalidFile.FPS: clips / motion reference frame rates;
+    InvalidFile.Duration: clips over 3 s together, nothing left to generate),
+    AnnotatorUnavailable, media errors. Side effects: fetches every given URL via `media`.
     """
     # 1. What the API guarantees: some material; a control condition with a motion reference.
     if not (
@@ -112,21 +110,8 @@ def build(
 
     # 5. Head and tail, every frame cover-cropped to the generation size; clips at 16 fps.
     n = profile.num_frames
-    head = ([given.first_frame] if given.first_frame is not None else []) + _clip_frames(
-        given.first_clip, n, profile.fps
-    )
-    tail = _clip_frames(given.last_clip, n, profile.fps) + (
-        [given.last_frame] if given.last_frame is not None else []
-    )
-    head, tail = [common.cover(f, size) for f in head], [common.cover(f, size) for f in tail]
+    head, tail = _head_and_tail(given, n, profile.fps, size)
     gap = n - len(head) - len(tail)
-    if gap < 1:
-        fields = ", ".join(field for field, _ in given.sizes())
-        raise errors.InvalidFile(
-            f"The given frames and clips ({fields}) make {len(head) + len(tail)} frames, which "
-            f"leaves none of the {n} output frames to generate.",
-            code="InvalidFile.Duration",
-        )
 
     # 6. The gap: gray, or the motion reference's control renderings at the same positions.
     if spec.video_url and annotator is not None:
@@ -182,6 +167,29 @@ def _fetch(spec: TaskSpec, media: MediaSource) -> _Given:
     if spec.last_frame_url:
         last_frame = media.fetch_image(spec.last_frame_url, LAST_FRAME_FIELD)
     return _Given(first_frame, last_frame, first_clip, last_clip)
+
+
+def _head_and_tail(
+    given: _Given, n: int, fps: int, size: tuple[int, int]
+) -> tuple[list[Image.Image], list[Image.Image]]:
+    """[first frame, first clip...] and [last clip..., last frame], cover-cropped to `size`.
+
+    Raises: errors.InvalidFile (InvalidFile.Duration) when they leave no frame to generate.
+    """
+    head = _clip_frames(given.first_clip, n, fps)
+    if given.first_frame is not None:
+        head.insert(0, given.first_frame)
+    tail = _clip_frames(given.last_clip, n, fps)
+    if given.last_frame is not None:
+        tail.append(given.last_frame)
+    if len(head) + len(tail) >= n:
+        fields = ", ".join(field for field, _ in given.sizes())
+        raise errors.InvalidFile(
+            f"The given frames and clips ({fields}) make {len(head) + len(tail)} frames, which "
+            f"leaves none of the {n} output frames to generate.",
+            code="InvalidFile.Duration",
+        )
+    return [common.cover(f, size) for f in head], [common.cover(f, size) for f in tail]
 
 
 def _clip_frames(clip: VideoClip | None, max_frames: int, fps: int) -> list[Image.Image]:

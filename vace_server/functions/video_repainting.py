@@ -55,13 +55,10 @@ def build(
     frames = [common.cover(f, size) for f in frames]
     control = common.annotate(annotator, frames)
 
-    # 6. Optional subject: the first reference, cut out onto white (single image: no reversal
-    #    needed for diffusers' order).
-    references = None
-    if spec.references:
-        image = media.fetch_image(spec.references[0].url, REF_FIELD)
-        subject = common.prepare_reference(image, ReferenceRole.SUBJECT, annotators.segmenter, size)
-        references = [subject]
+    # 6. Optional subject: the first reference, cut out onto white.
+    references = common.single_reference(
+        spec, media, REF_FIELD, ReferenceRole.SUBJECT, annotators.segmenter, size
+    )
 
     inputs = VaceInputs(
         width=size[0],

@@ -10,15 +10,15 @@ import enum
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
-from vace_server.errors import InternalError
 from vace_server.tasks.models import TaskRecord, tasks
+from vace_server.tasks.recovery import RecoveryMixin
 from vace_server.tasks.spec import TaskSpec
 from vace_server.tasks.status import TaskStatus
 
@@ -55,7 +55,7 @@ class ListFilter:
     api_key_id: str | None = None
 
 
-class TaskStore:
+class TaskStore(RecoveryMixin):
     """Persistent task queue and state machine over SQLAlchemy (SQLite or PostgreSQL)."""
 
     def __init__(
@@ -287,92 +287,22 @@ class TaskStore:
         with self.engine.begin() as conn:
             return conn.execute(stmt.values(**values)).rowcount == 1
 
-    # ------------------------------------------------------------------ maintenance
-    def release_worker(self, worker_id: str) -> int:
-        """A worker died: its RUNNING tasks are requeued, or FAILED when out of attempts.
-
-        Returns the number of tasks moved."""
-        return self._recover(tasks.c.worker_id == worker_id)
-
-    def requeue_expired_leases(self) -> int:
-        """RUNNING tasks whose lease ran out are requeued (or FAILED when out of attempts)."""
-        return self._recover(tasks.c.lease_until_ms < self._now())
-
-    def _recover(self, which: ColumnElement[bool]) -> int:
-        now = self._now()
-        running = and_(tasks.c.status == TaskStatus.RUNNING.value, which)
-        canceled = update(tasks).where(running, tasks.c.cancel_requested.is_(True))
-        canceled = canceled.values(
-            status=TaskStatus.CANCELED.value,
-            ended_ms=now,
-            expires_ms=self._expiry(now),
-            worker_id=None,
-            lease_until_ms=None,
-            progress=None,
+    # ------------------------------------------------------------------ reads for operations
+    def ended_since(self, since_ms: int, *, limit: int = 10_000) -> list[TaskRecord]:
+        """Finished tasks with `ended_ms` > since_ms, oldest first."""
+        query = (
+            select(tasks)
+            .where(tasks.c.ended_ms > since_ms)
+            .order_by(tasks.c.ended_ms, tasks.c.id)
+            .limit(limit)
         )
-        exhausted = update(tasks).where(running, tasks.c.attempts >= tasks.c.max_attempts)
-        exhausted = exhausted.values(
-            status=TaskStatus.FAILED.value,
-            error_code=InternalError.code,
-            error_message=InternalError.default_message,
-            ended_ms=now,
-            expires_ms=self._expiry(now),
-            worker_id=None,
-            lease_until_ms=None,
-            progress=None,
-        )
-        retry = update(tasks).where(running, tasks.c.attempts < tasks.c.max_attempts)
-        retry = retry.values(
-            status=TaskStatus.PENDING.value, worker_id=None, lease_until_ms=None, progress=None
-        )
-        with self.engine.begin() as conn:
-            moved = conn.execute(canceled).rowcount
-            moved += conn.execute(exhausted).rowcount
-            moved += conn.execute(retry).rowcount
-        return int(moved)
-
-    def fail_overdue(self, max_age_ms: int, *, code: str, message: str) -> int:
-        """Unfinished tasks submitted more than `max_age_ms` ago end FAILED (`code`)."""
-        now = self._now()
-        stmt = (
-            update(tasks)
-            .where(
-                tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.RUNNING.value]),
-                tasks.c.created_ms < now - max_age_ms,
-            )
-            .values(
-                status=TaskStatus.FAILED.value,
-                error_code=code,
-                error_message=message,
-                ended_ms=now,
-                expires_ms=self._expiry(now),
-                worker_id=None,
-                lease_until_ms=None,
-                progress=None,
-            )
-        )
-        with self.engine.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
-
-    def purge_expired(self) -> list[str]:
-        """Deletes tasks past retention. Returns their output keys (for the storage to delete)."""
-        expired = and_(tasks.c.expires_ms.is_not(None), tasks.c.expires_ms <= self._now())
-        with self.engine.begin() as conn:
-            keys = conn.execute(select(tasks.c.output_key).where(expired)).scalars().all()
-            conn.execute(delete(tasks).where(expired))
-        return [k for k in keys if k]
+        with self.engine.connect() as conn:
+            return [TaskRecord.from_row(r) for r in conn.execute(query).all()]
 
     def count_by_status(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all()
         return {status: int(n) for status, n in rows}
-
-    def all_ids(self, statuses: Iterable[TaskStatus]) -> list[str]:
-        values = [s.value for s in statuses]
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(select(tasks.c.id).where(tasks.c.status.in_(values))).scalars()
-            )
 
     # ------------------------------------------------------------------ helpers
     def _expiry(self, ended_ms: int) -> int:

@@ -22,6 +22,7 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
     from vace_server.engine.prompt_rewrite import build_rewriter
     from vace_server.media.images import MediaFetcher
     from vace_server.runtime import open_storage, open_store
+    from vace_server.tasks.workers import RegistryBeat, WorkerRegistry
     from vace_server.worker.loop import WorkerLoop
 
     stop = threading.Event()
@@ -61,9 +62,19 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
         worker_id=worker_id,
         rewriter=build_rewriter(settings),
     )
+    registry = RegistryBeat(
+        WorkerRegistry(store.engine),
+        worker_id,
+        {"model": model.name, "device": str(model.device)},
+        settings.heartbeat_seconds,
+    )
+    registry.start()
     log.info("worker %s ready (model %s on %s)", worker_id, model.name, model.device)
-    loop.run_forever(stop.is_set)
-    store.engine.dispose()
+    try:
+        loop.run_forever(stop.is_set)
+    finally:
+        registry.stop()
+        store.engine.dispose()
 
 
 def child_main(settings_json: str, worker_id: str, report: Any) -> None:

@@ -1,0 +1,69 @@
+"""/ready and /metrics."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import auth
+from vace_server.api.context import AppContext
+
+CREATE = "/api/v1/services/aigc/video-generation/video-synthesis"
+BODY = {
+    "model": "wanx2.1-vace-plus",
+    "input": {"function": "image_reference", "prompt": "p", "ref_images_url": ["http://a/b.png"]},
+}
+
+
+def test_ready_needs_a_live_worker(client: TestClient, context: AppContext) -> None:
+    r = client.get("/ready")
+    assert r.status_code == 503 and r.json()["code"] == "ServiceUnavailable"
+    context.workers.beat("w1", {"model": "tiny"})
+    r = client.get("/ready")
+    assert r.status_code == 200 and r.json() == {"status": "ready", "workers": 1}
+
+
+def _metric(text: str, name: str) -> float:
+    """Value of the sample whose name-and-labels part is exactly `name`."""
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == name:
+            return float(value)
+    raise AssertionError(f"{name} not in metrics:\n{text}")
+
+
+def test_metrics_queue_durations_and_failures(client: TestClient, context: AppContext) -> None:
+    for _ in range(3):
+        assert client.post(CREATE, json=BODY, headers=auth()).status_code == 200
+    text = client.get("/metrics").text
+    assert _metric(text, 'vace_tasks{status="PENDING"}') == 3
+    assert _metric(text, "vace_workers_alive") == 0
+    store = context.store
+    ok = store.claim("w")
+    bad = store.claim("w")
+    assert ok is not None and bad is not None
+    store.succeed(
+        ok,
+        output_key="k",
+        output_seconds=5,
+        actual_prompt=None,
+        effective={"mean_step_seconds": 0.2},
+    )
+    store.fail(bad, code="InvalidURL", message="m")
+    text = client.get("/metrics").text
+    assert _metric(text, 'vace_tasks{status="PENDING"}') == 1
+    assert (
+        _metric(text, 'vace_task_failures_total{code="InvalidURL",function="image_reference"}') == 1
+    )
+    assert (
+        _metric(
+            text,
+            'vace_task_duration_seconds_count{function="image_reference",status="SUCCEEDED"}',
+        )
+        == 1
+    )
+    assert _metric(text, 'vace_denoising_step_seconds_count{function="image_reference"}') == 1
+    again = client.get("/metrics").text  # each finished task is observed once
+    assert (
+        _metric(again, 'vace_task_failures_total{code="InvalidURL",function="image_reference"}')
+        == 1
+    )
