@@ -1,13 +1,56 @@
-"""Process-wide logging configuration (plain text to stderr)."""
+"""Process-wide logging: one JSON object per line (default) or plain text, every record
+carrying the `request_id` of the HTTP request and the `task_id` of the task being handled."""
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import os
+from datetime import UTC, datetime
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+task_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
 
 
-def configure_logging(level: str | None = None) -> None:
-    logging.basicConfig(
-        level=(level or os.environ.get("VACE_LOG_LEVEL", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
-    )
+class ContextFilter(logging.Filter):
+    """Copies the current request and task ids onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.task_id = task_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.processName,
+            "message": record.getMessage(),
+        }
+        for key in ("request_id", "task_id"):
+            value = getattr(record, key, None)
+            if value:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(task_id)s]: %(message)s"
+
+
+def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
+    """Installs one stderr handler on the root logger. `fmt`: "json" (default) or "text"."""
+    handler = logging.StreamHandler()
+    handler.addFilter(ContextFilter())
+    chosen = (fmt or os.environ.get("VACE_LOG_FORMAT", "json")).lower()
+    handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel((level or os.environ.get("VACE_LOG_LEVEL", "INFO")).upper())

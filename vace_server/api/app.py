@@ -16,6 +16,7 @@ from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
+from vace_server.logging_setup import request_id_var
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
 from vace_server.tasks.maintenance import Maintenance
@@ -88,7 +89,11 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         request.state.request_id = str(uuid.uuid4())
-        return await call_next(request)
+        token = request_id_var.set(request.state.request_id)
+        try:
+            return await call_next(request)
+        finally:
+            request_id_var.reset(token)
 
     for module in (routes_create, routes_tasks, routes_outputs, routes_health):
         app.include_router(module.router)

@@ -73,26 +73,16 @@ def build(
     frames = [common.cover(f, size) for f in source]
 
     # 5. One binary mask per kept frame: from the image (tracked or fixed) or the mask video.
-    if spec.mask_image_url:
-        masks = _masks_from_image(
-            spec.mask_image_url, spec, media, clip, indices, frames, annotators
-        )
-    else:
-        masks = _masks_from_video(spec.mask_video_url, media, clip, indices, size)
+    masks = _masks(spec, media, clip, indices, frames, annotators)
 
     # 6. Video: the region gray, or the control rendering of the original frame there.
-    fill = (
-        common.annotate(annotator, frames)
-        if annotator
-        else [common.gray_canvas(size)] * len(frames)
-    )
-    video = [Image.composite(*triple) for triple in zip(fill, frames, masks, strict=True)]
+    fill = common.annotate(annotator, frames) if annotator else [common.gray_canvas(size)] * 1
+    video = [Image.composite(fill[i % len(fill)], f, masks[i]) for i, f in enumerate(frames)]
 
     # 7. Optional reference, its role a server setting.
-    references = common.single_reference(
+    refs = common.single_reference(
         spec, media, REF_FIELD, reference_role, annotators.segmenter, size
     )
-
     inputs = VaceInputs(
         width=size[0],
         height=size[1],
@@ -101,7 +91,7 @@ def build(
         output_seconds=common.clip_seconds(clip),
         video=video,
         mask=masks,
-        reference_images=references,
+        reference_images=refs,
     )
     # 8. Fail here, not on the GPU, if anything is misaligned.
     inputs.validate()
@@ -121,6 +111,22 @@ def mask_frame_index(mask_frame_id: int, source_count: int, indices: list[int]) 
             f"{VIDEO_FIELD} ({source_count} in its first {common.VIDEO_SECONDS:g} s)."
         )
     return min(range(len(indices)), key=lambda k: (abs(indices[k] - source_index), k))
+
+
+def _masks(
+    spec: TaskSpec,
+    media: MediaSource,
+    clip: VideoClip,
+    indices: list[int],
+    frames: list[Image.Image],
+    annotators: AnnotatorSet,
+) -> list[Image.Image]:
+    """The mask image when given (it wins over a mask video), else the mask video."""
+    if spec.mask_image_url:
+        return _masks_from_image(
+            spec.mask_image_url, spec, media, clip, indices, frames, annotators
+        )
+    return _masks_from_video(spec.mask_video_url, media, clip, indices, frames[0].size)
 
 
 def _masks_from_image(

@@ -92,11 +92,11 @@ def build(
         spec.first_frame_url or spec.last_frame_url or spec.first_clip_url or spec.last_clip_url
     ):
         raise errors.field_required(FIRST_CLIP_FIELD)
-    if spec.video_url and spec.control is None:
-        raise errors.field_required(CONTROL_FIELD)
     # 2. The annotator first: a missing checkpoint fails before any download.
     annotator = None
-    if spec.video_url and spec.control is not None:
+    if spec.video_url:
+        if spec.control is None:
+            raise errors.field_required(CONTROL_FIELD)
         annotator = common.annotator_or_fail(annotators, spec.control)
 
     # 3. Material: clips first (cut to 3 s, checked together), then the frames.
@@ -114,15 +114,12 @@ def build(
     gap = n - len(head) - len(tail)
 
     # 6. The gap: gray, or the motion reference's control renderings at the same positions.
+    fill = [common.gray_canvas(size)] * gap
     if spec.video_url and annotator is not None:
         clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
-        _check_motion(clip, given)
-        fill = _motion(clip, annotator, n, size, start=len(head), count=gap)
-    else:
-        fill = [common.gray_canvas(size)] * gap
+        fill = _motion(clip, given, annotator, n, size, start=len(head), count=gap)
 
-    # 7. Masks: keep the given material, generate the gap. Exactly n frames, never resampled
-    #    by the pipeline.
+    # 7. Masks: keep the given material, generate the gap; exactly n frames (never resampled).
     keep, generate = common.flat_mask(size, 0), common.flat_mask(size, 255)
     inputs = VaceInputs(
         width=size[0],
@@ -216,6 +213,7 @@ def _check_motion(clip: VideoClip, given: _Given) -> None:
 
 def _motion(
     clip: VideoClip,
+    given: _Given,
     annotator: FrameAnnotator,
     n: int,
     size: tuple[int, int],
@@ -225,6 +223,7 @@ def _motion(
 ) -> list[Image.Image]:
     """Frames `start`..`start+count-1` of the motion reference resampled evenly to `n` frames,
     cover-cropped and annotated (only the frames the gap shows are annotated)."""
+    _check_motion(clip, given)
     indices = np.linspace(0, len(clip.frames) - 1, n).round().astype(int)[start : start + count]
     frames = [common.cover(clip.frames[int(i)], size) for i in indices]
     return common.annotate(annotator, frames)

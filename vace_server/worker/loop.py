@@ -23,6 +23,7 @@ from vace_server.engine.runner import free_memory, generate
 from vace_server.errors import AlgoError, ServiceError, UploadError
 from vace_server.functions import build_inputs
 from vace_server.functions.base import MediaSource, VaceInputs
+from vace_server.logging_setup import task_id_var
 from vace_server.media.encode import encode_mp4
 from vace_server.media.output import render_output
 from vace_server.settings import Settings
@@ -74,10 +75,14 @@ class WorkerLoop:
         claim = self.store.claim(self.worker_id)
         if claim is None:
             return False
-        log.info("task %s claimed (attempt %d)", claim.task.id, claim.attempt)
-        with Heartbeat(self.store, claim, self.settings.heartbeat_seconds) as beat:
-            progress = Progress(self.store, claim, beat.canceled)
-            self._process(claim, progress)
+        token = task_id_var.set(claim.task.id)
+        try:
+            log.info("task %s claimed (attempt %d)", claim.task.id, claim.attempt)
+            with Heartbeat(self.store, claim, self.settings.heartbeat_seconds) as beat:
+                progress = Progress(self.store, claim, beat.canceled)
+                self._process(claim, progress)
+        finally:
+            task_id_var.reset(token)
         return True
 
     def _process(self, claim: Claim, progress: Progress) -> None:
