@@ -76,8 +76,9 @@ def build(
     masks = _masks(spec, media, clip, indices, frames, annotators)
 
     # 6. Video: the region gray, or the control rendering of the original frame there.
-    fill = common.annotate(annotator, frames) if annotator else [common.gray_canvas(size)] * 1
-    video = [Image.composite(fill[i % len(fill)], f, masks[i]) for i, f in enumerate(frames)]
+    gray = common.gray_canvas(size)
+    fill = common.annotate(annotator, frames) if annotator else [gray] * len(frames)
+    video = [Image.composite(c, f, m) for c, f, m in zip(fill, frames, masks, strict=True)]
 
     # 7. Optional reference, its role a server setting.
     refs = common.single_reference(
