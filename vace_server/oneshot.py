@@ -40,15 +40,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from PIL import Image
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     Progress,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from vace_server.api.validation import SEED_MAX, parse_create_request
 from vace_server.errors import AlgoError, InvalidFile, InvalidURL, ServiceError, UploadError
@@ -291,7 +293,7 @@ class ConsoleProgress:
     def __init__(self, console: Console, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._display = Progress(
-            SpinnerColumn(finished_text="[green]✓"),
+            _StatusColumn(finished_text="[green]✓"),
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.fields[info]}"),
@@ -310,13 +312,16 @@ class ConsoleProgress:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self._finish_row()
+        elif self._row is not None:
+            self._display.update(self._row, failed=True)
+            self._display.stop_task(self._row)
         self._display.stop()
 
     def stage(self, name: str, detail: str = "") -> None:
         label = self._LABELS.get(name, name)
         if label != self._label:
             self._finish_row()
-            self._row = self._display.add_task(label, total=None, info="")
+            self._row = self._display.add_task(label, total=None, info="", failed=False)
             self._label = label
         assert self._row is not None
         description = f"{label}: {detail}" if detail else label
@@ -347,6 +352,15 @@ class ConsoleProgress:
         self._display.update(self._row, total=total, completed=total)
         self._display.stop_task(self._row)
         self._row = self._label = None
+
+
+class _StatusColumn(SpinnerColumn):
+    """A spinner while a stage runs, ✓ when it is done, a red ✗ when it failed."""
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("failed"):
+            return Text("✗", style="bold red")
+        return super().render(task)
 
 
 def _clock_text(seconds: float) -> str:
@@ -462,9 +476,10 @@ def _produce(
         log.debug("building the model inputs failed", exc_info=True)
         raise AlgoError() from exc
     prompt = spec.prompt
-    if spec.prompt_extend:
+    rewriter = build_rewriter(settings) if spec.prompt_extend else None
+    if rewriter is not None:  # without one, prompt_extend leaves the prompt as given
         progress.stage("prompt", "extending")
-        prompt = extend_prompt(build_rewriter(settings), spec.prompt, function=spec.function.value)
+        prompt = extend_prompt(rewriter, spec.prompt, function=spec.function.value)
 
     progress.stage("denoising")
     try:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.tiny_depth import save_tiny_depth
 from vace_server.annotators.depth import load_depth_annotator, normalise_depth
 from vace_server.annotators.errors import AnnotatorLoadError
 
@@ -18,41 +19,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def tiny_depth_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
-    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("depth")
-    backbone = Dinov2Config(
-        hidden_size=16,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
-        image_size=28,
-        patch_size=14,
-        out_indices=[1, 2, 3, 4],
-        reshape_hidden_states=False,
-    )
-    config = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=16,
-        neck_hidden_sizes=[8, 8, 8, 8],
-        fusion_hidden_size=8,
-        head_hidden_size=4,
-        patch_size=14,
-    )
-    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
-    # the Depth-Anything-V2-*-hf preprocessor, at a tiny size
-    DPTImageProcessorPil(
-        size={"height": 28, "width": 28},
-        keep_aspect_ratio=True,
-        ensure_multiple_of=14,
-        resample=3,
-        do_pad=False,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    ).save_pretrained(folder)
-    return folder
+    return save_tiny_depth(tmp_path_factory.mktemp("depth"))
 
 
 def _frames(n: int, size: tuple[int, int]) -> list[Image.Image]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.annotators.tiny_sam2 import save_tiny_sam2
+from tests.support.tiny_sam2 import save_tiny_sam2
 from vace_server.annotators.errors import AnnotatorLoadError
 from vace_server.annotators.registry import ClassicalSegmenter, load_annotators, resolve_device
 from vace_server.annotators.scribble import ClassicalScribble

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.annotators.tiny_sam2 import save_tiny_sam2, save_tiny_sam2_image_only
+from tests.support.tiny_sam2 import save_tiny_sam2, save_tiny_sam2_image_only
 from vace_server.annotators import sam2 as sam2_module
 from vace_server.annotators.cutout import cut_out_subject
 from vace_server.annotators.errors import AnnotatorLoadError

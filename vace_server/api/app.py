@@ -10,7 +10,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
 
-from vace_server.api import routes_create, routes_health, routes_outputs, routes_tasks
+from vace_server.api import (
+    routes_create,
+    routes_health,
+    routes_outputs,
+    routes_tasks,
+    routes_uploads,
+)
 from vace_server.api.accounts import KeyRing, load_or_generate_key
 from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
@@ -19,6 +25,7 @@ from vace_server.api.ratelimit import RateLimiter
 from vace_server.logging_setup import request_id_var
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
+from vace_server.storage.uploads import UploadStore
 from vace_server.tasks.maintenance import Maintenance
 from vace_server.tasks.workers import WorkerRegistry
 
@@ -66,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
             context.storage,
             interval=settings.maintenance_seconds,
             task_timeout_ms=int(settings.task_timeout_hours * 3_600_000),
+            uploads=app.state.uploads.store,
         )
         maintenance.start()
         if settings.workers > 0:
@@ -82,6 +90,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="vace-server", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.ctx = context
+    app.state.uploads = routes_uploads.build_upload_service(
+        settings, UploadStore.from_settings(settings, context.store.engine)
+    )
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -95,6 +106,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             request_id_var.reset(token)
 
-    for module in (routes_create, routes_tasks, routes_outputs, routes_health):
+    for module in (routes_create, routes_tasks, routes_outputs, routes_health, routes_uploads):
         app.include_router(module.router)
     return app

@@ -1,7 +1,7 @@
 """Helpers shared by the video function modules: frame sampling, sizes, resizing, masks,
 annotator lookup and reference preparation (vace-inputs.md §3, §8.1; api-contract.md §12).
 
-PIL and numpy only: the API process imports this package.
+No torch: the API process imports this package.
 """
 
 from __future__ import annotations

@@ -13,9 +13,12 @@ from PIL import Image, ImageOps
 
 from vace_server.errors import InvalidFile
 from vace_server.functions.base import VideoClip
+from vace_server.functions.base import MediaSource
 from vace_server.media.fetch import UrlFetcher
+from vace_server.media.uploaded import UploadScope, is_upload_url, read_upload
 from vace_server.media.video import VIDEO_MAX_BYTES, decode_video
 from vace_server.settings import Settings
+from vace_server.storage.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -160,27 +163,51 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 class MediaFetcher:
     """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image`,
-    `load_mask_image` and `video.decode_video` for checks and decoding."""
+    `load_mask_image` and `video.decode_video` for checks and decoding.
 
-    def __init__(self, settings: Settings, fetcher: UrlFetcher | None = None) -> None:
+    `oss://` URLs are refused (InvalidURL) unless the source is bound to a task by `for_task`;
+    then they are read from the upload store and go through the same checks as downloads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        fetcher: UrlFetcher | None = None,
+        *,
+        uploads: UploadStore | None = None,
+        scope: UploadScope | None = None,
+    ) -> None:
         self._settings = settings
         self._fetcher = fetcher or UrlFetcher(settings)
+        self._uploads = uploads
+        self._scope = scope
+
+    def for_task(self, account: str, model: str) -> MediaFetcher:
+        """This source for one task: `oss://` keys resolve to uploads of `account` for `model`.
+
+        Side effects: the first call opens the upload store (data_dir/uploads, the database)."""
+        if self._uploads is None:
+            self._uploads = UploadStore.from_settings(self._settings)
+        scope = UploadScope(account, model)
+        return MediaFetcher(self._settings, self._fetcher, uploads=self._uploads, scope=scope)
+
+    def _read(self, url: str, field: str, max_bytes: int) -> bytes:
+        if is_upload_url(url):
+            return read_upload(self._uploads, self._scope, url, field, max_bytes)
+        return self._fetcher.fetch(url, field=field, max_bytes=max_bytes).data
 
     def fetch_image(self, url: str, field: str) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one image.
 
         Returns: an RGB image with sides in [360, 2000].
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
-        media = self._fetcher.fetch(url, field=field, max_bytes=IMAGE_MAX_BYTES)
-        return load_image(media.data, field)
+        return load_image(self._read(url, field, IMAGE_MAX_BYTES), field)
 
     def fetch_mask_image(self, url: str, field: str) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one mask image.
 
         Returns: an "L" image, pixel values as stored (see `load_mask_image`).
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
-        media = self._fetcher.fetch(url, field=field, max_bytes=IMAGE_MAX_BYTES)
-        return load_mask_image(media.data, field)
+        return load_mask_image(self._read(url, field, IMAGE_MAX_BYTES), field)
 
     def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
         """Downloads (≤ 50 MB), probes (MP4, ≥ 16 fps) and decodes the first `max_seconds`.
@@ -188,5 +215,12 @@ class MediaFetcher:
         Returns: a VideoClip of every source frame in that span (see `video.decode_video`).
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .FPS /
         .Resolution (server safety limit)."""
-        media = self._fetcher.fetch(url, field=field, max_bytes=VIDEO_MAX_BYTES)
-        return decode_video(media.data, field, max_seconds=max_seconds)
+        data = self._read(url, field, VIDEO_MAX_BYTES)
+        return decode_video(data, field, max_seconds=max_seconds)
+
+
+def media_for_task(source: MediaSource, account: str, model: str) -> MediaSource:
+    """`source` bound to one task's account and model (`MediaFetcher.for_task`), so its
+    `oss://` uploads resolve; sources without uploads (test fakes) are returned as they are."""
+    bind = getattr(source, "for_task", None)
+    return bind(account, model) if callable(bind) else source

@@ -16,13 +16,24 @@ class Deleter(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+class Purger(Protocol):
+    def purge_expired(self) -> list[str]: ...
+
+
 class Maintenance:
     """Runs `run_once` every `interval` seconds on a daemon thread until `stop()`."""
 
     def __init__(
-        self, store: TaskStore, storage: Deleter, *, interval: float, task_timeout_ms: int
+        self,
+        store: TaskStore,
+        storage: Deleter,
+        *,
+        interval: float,
+        task_timeout_ms: int,
+        uploads: Purger | None = None,
     ) -> None:
         self.store = store
+        self.uploads = uploads  # temporary uploads (oss://), purged 48 h after upload
         self.storage = storage
         self.interval = interval
         self.task_timeout_ms = task_timeout_ms
@@ -46,6 +57,8 @@ class Maintenance:
                 self.storage.delete(key)
             except Exception:
                 log.exception("could not delete expired output %s", key)
+        if self.uploads is not None:
+            self.uploads.purge_expired()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)

@@ -1,0 +1,59 @@
+"""`oss://<key>` media: files received through the temporary upload flow (api-contract §10).
+
+A key resolves only for the task's own account and (normalised) model, before it expires;
+anything else fails the task with `InvalidURL`, exactly like an unreachable download. The bytes
+then go through the same checks as a download (size cap here; sniffing and decoding by the
+caller)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.storage.uploads import UploadStore
+
+log = logging.getLogger(__name__)
+
+OSS_PREFIX = "oss://"
+
+
+@dataclass(frozen=True)
+class UploadScope:
+    """Whose uploads a task may read."""
+
+    account: str
+    model: str
+
+
+def is_upload_url(url: str) -> bool:
+    return url.startswith(OSS_PREFIX)
+
+
+def read_upload(
+    store: UploadStore | None, scope: UploadScope | None, url: str, field: str, max_bytes: int
+) -> bytes:
+    """The bytes of an uploaded file, at most `max_bytes`.
+
+    Raises: InvalidURL (no task scope, unknown / expired key, another account's or model's),
+    InvalidFile with code InvalidFile.Size (larger than `max_bytes`)."""
+    key = url[len(OSS_PREFIX) :]
+    path = None
+    if store is not None and scope is not None:
+        path = store.resolve(key, account=scope.account, model=scope.model)
+    if path is None:
+        log.warning("%s: %s is not an upload of this task's account and model", field, url)
+        raise InvalidURL()
+    try:
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:  # purged between resolve and open
+        log.warning("%s: cannot read upload %s: %r", field, url, exc)
+        raise InvalidURL() from exc
+    if len(data) > max_bytes:
+        log.warning("%s: upload %s exceeds %d bytes", field, url, max_bytes)
+        raise InvalidFile(
+            f"The file of {field} exceeds the size limit of {max_bytes / (1024 * 1024):g} MB.",
+            code="InvalidFile.Size",
+        )
+    return data
