@@ -461,10 +461,7 @@ def _produce(
     annotators = load_annotators(settings)
 
     progress.stage("preprocessing")
-    try:
-        role = ReferenceRole(settings.edit_reference_role.strip().lower())
-    except ValueError:
-        role = ReferenceRole.SUBJECT
+    role = ReferenceRole(settings.edit_reference_role)
     staged = _StagedMedia(media, progress)
     try:
         inputs = build_inputs(

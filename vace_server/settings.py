@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,10 +87,10 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of annotator checkpoints (depth/, pose/, sam2/ ...); none = classical.",
     )
-    segmentation_backend: str = Field(default="auto", description="auto | model | classical")
-    tracking_backend: str = Field(default="auto", description="auto | model | classical")
-    scribble_style: str = Field(default="canny", description="canny | xdog")
-    edit_reference_role: str = Field(
+    segmentation_backend: Literal["auto", "model", "classical"] = "auto"
+    tracking_backend: Literal["auto", "model", "classical"] = "auto"
+    scribble_style: Literal["canny", "xdog"] = "canny"
+    edit_reference_role: Literal["obj", "bg"] = Field(
         default="obj", description="video_edit's single reference: obj (cut out) or bg (kept)"
     )
 

@@ -72,7 +72,7 @@ def test_clip_seconds_and_fps() -> None:
     [
         ((1280, 720), (1280, 720)),  # exactly 720P: kept
         ((960, 960), (960, 960)),
-        ((641, 481), (641, 481)),  # within: unchanged, even when odd
+        ((641, 481), (640, 480)),  # within: kept, rounded down to even for H.264
         ((1920, 1080), (1280, 720)),  # exact, no 1279.99 float error
         ((3840, 2160), (1280, 720)),
         ((1281, 720), (1280, 718)),  # 719.6 -> 719 -> even 718
@@ -84,8 +84,8 @@ def test_within_720p(size: tuple[int, int], expected: tuple[int, int]) -> None:
     out = common.within_720p(*size)
     assert out == expected
     assert out[0] * out[1] <= common.MAX_720P_PIXELS
+    assert out[0] % 2 == 0 and out[1] % 2 == 0
     if size[0] * size[1] > common.MAX_720P_PIXELS:
-        assert out[0] % 2 == 0 and out[1] % 2 == 0
         assert out[0] / out[1] == pytest.approx(size[0] / size[1], rel=0.01)
 
 

@@ -213,19 +213,6 @@ def test_build_inputs_dispatches_image_reference() -> None:
     assert inputs.reference_images is not None and len(inputs.reference_images) == 1
 
 
-@pytest.mark.parametrize(
-    "function", [f for f in VaceFunction if f is not VaceFunction.IMAGE_REFERENCE]
-)
-def test_other_functions_not_yet_supported(function: VaceFunction) -> None:
-    task = TaskSpec(function=function, prompt="p", seed=1)
-    with pytest.raises(errors.NotYetSupported) as info:
-        build_inputs(task, FakeMedia({}), PROFILE, annotators=fake_annotators(cut=FakeCutOut()))
-    assert info.value.message == (
-        f"Function {function.value} is not yet supported by this server version."
-    )
-    assert (info.value.code, info.value.status) == ("InvalidParameter", 400)
-
-
 def test_functions_package_does_not_import_torch() -> None:
     code = (
         "import sys, vace_server.functions, vace_server.functions.image_reference, "

@@ -114,11 +114,11 @@ def even_floor(value: float) -> int:
 def within_720p(width: int, height: int) -> tuple[int, int]:
     """The delivered size for an input of `width` x `height` (contract §12 "<= 720P").
 
-    Unchanged when width * height <= 921,600; otherwise scaled down keeping the aspect ratio,
-    each side rounded down to even.
+    Kept when width * height <= 921,600, otherwise scaled down keeping the aspect ratio; each
+    side is rounded down to even either way, since H.264 4:2:0 needs even sides.
     """
     if width * height <= MAX_720P_PIXELS:
-        return width, height
+        return even_floor(width), even_floor(height)
     # floor(w * sqrt(A / (w h))) = floor(sqrt(A w / h)) = isqrt(A w // h): exact, no float error
     # (1920x1080 -> 1280x720, not 1278x720).
     scaled_w = math.isqrt(MAX_720P_PIXELS * width // height)

@@ -12,8 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vace_server.errors import InvalidFile
-from vace_server.functions.base import VideoClip
-from vace_server.functions.base import MediaSource
+from vace_server.functions.base import MediaSource, VideoClip
 from vace_server.media.fetch import UrlFetcher
 from vace_server.media.uploaded import UploadScope, is_upload_url, read_upload
 from vace_server.media.video import VIDEO_MAX_BYTES, decode_video

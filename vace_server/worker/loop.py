@@ -25,9 +25,11 @@ from vace_server.functions import build_inputs
 from vace_server.functions.base import MediaSource, VaceInputs
 from vace_server.logging_setup import task_id_var
 from vace_server.media.encode import encode_mp4
+from vace_server.media.images import media_for_task
 from vace_server.media.output import render_output
 from vace_server.settings import Settings
 from vace_server.storage.local import LocalStorage
+from vace_server.tasks.spec import ReferenceRole
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.heartbeat import Heartbeat
 from vace_server.worker.progress import Progress, StagedMedia, TaskCanceled
@@ -126,8 +128,15 @@ class WorkerLoop:
         spec = claim.task.spec
         # 1. media + 2. model inputs (the function module owns the procedure)
         progress.stage("preprocessing")
-        media = StagedMedia(self.media, progress)
-        inputs = build_inputs(spec, media, self.model.profile, annotators=self.annotators)
+        task_media = media_for_task(self.media, claim.task.account, spec.model_name)
+        media = StagedMedia(task_media, progress)
+        inputs = build_inputs(
+            spec,
+            media,
+            self.model.profile,
+            annotators=self.annotators,
+            edit_reference_role=ReferenceRole(self.settings.edit_reference_role),
+        )
         # 3. prompt: rewritten when asked and a rewriter is configured, else as given
         prompt = spec.prompt
         if spec.prompt_extend:

@@ -171,6 +171,7 @@ class MediaSlot {
     this.field = field;
     this.kind = kind;
     this.required = false;
+    this.enabled = true;
     this.root = $("#slot-template").content.firstElementChild.cloneNode(true);
     this.root.dataset.field = field;
     this.titleEl = $(".slot-title", this.root);
@@ -231,6 +232,15 @@ class MediaSlot {
     this.sync();
   }
 
+  /** A slot hidden on its own (an extra reference image) must not take part in validation. */
+  setEnabled(enabled) {
+    this.enabled = enabled;
+    this.root.hidden = !enabled;
+    for (const radio of this.radios) radio.disabled = !enabled;
+    if (this.roleSelect) this.roleSelect.disabled = !enabled || this.roleLabel.hidden;
+    this.sync();
+  }
+
   get mode() {
     return this.radios.find((r) => r.checked)?.value || "url";
   }
@@ -268,9 +278,9 @@ class MediaSlot {
   sync() {
     const byFile = this.mode === "file";
     this.urlInput.hidden = byFile;
-    this.urlInput.disabled = byFile;
+    this.urlInput.disabled = byFile || !this.enabled;
     this.fileInput.hidden = !byFile;
-    this.fileInput.disabled = !byFile;
+    this.fileInput.disabled = !byFile || !this.enabled;
     this.urlInput.required = this.required && !byFile;
     this.fileInput.required = this.required && byFile;
   }
@@ -363,14 +373,11 @@ function applyFunction() {
   const multi = fn === "image_reference";
   refs.forEach((slot, i) => {
     const visible = i < maxRefs;
-    slot.root.hidden = !visible;
     slot.setTitle(multi ? `Reference image ${i + 1}` : "Reference image");
     slot.setRequired(multi && i === 0);
     slot.removeBtn.hidden = !visible || refs.length <= 1;
-    if (slot.roleLabel) {
-      slot.roleLabel.hidden = !multi;
-      slot.roleSelect.disabled = !multi;
-    }
+    if (slot.roleLabel) slot.roleLabel.hidden = !multi;
+    slot.setEnabled(visible);
   });
   $("#refs-add").hidden = refs.length >= maxRefs;
   $("#refs-legend").textContent = multi ? "Reference images" : "Reference image (optional)";

@@ -1,0 +1,128 @@
+"""oss:// media in the worker: `MediaFetcher.for_task` reads the task account's uploads through
+the same checks as downloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.images import png_bytes, scene
+from tests.support.videos import moving_square_frames, mp4_bytes
+from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.media.fetch import FetchedMedia
+from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher, media_for_task
+from vace_server.settings import Settings
+from vace_server.storage.uploads import UPLOAD_TTL_MS, UploadStore
+from vace_server.tasks import db
+
+FIELD = "input.first_frame_url"
+MODEL = "wanx2.1-vace-plus"
+
+
+class _FakeFetcher:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+        self.calls.append(url)
+        return FetchedMedia(png_bytes(scene()), "image/png", url)
+
+
+@pytest.fixture
+def uploads(database_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[UploadStore]:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield UploadStore(engine, tmp_path / "uploads", clock=clock)
+    engine.dispose()
+
+
+@pytest.fixture
+def fake() -> _FakeFetcher:
+    return _FakeFetcher()
+
+
+@pytest.fixture
+def fetcher(uploads: UploadStore, fake: _FakeFetcher) -> MediaFetcher:
+    return MediaFetcher(Settings(), fetcher=fake, uploads=uploads)  # type: ignore[arg-type]
+
+
+def put(store: UploadStore, name: str, data: bytes, account: str = "a") -> str:
+    key = f"dashscope-instant/r/2026-11-24/s/{name}"
+    path = store.path_for(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    store.record(key, account=account, model="wan2.1-vace-plus", size_bytes=len(data))
+    return "oss://" + key
+
+
+def test_task_source_reads_its_own_uploads(
+    fetcher: MediaFetcher, uploads: UploadStore, fake: _FakeFetcher
+) -> None:
+    url = put(uploads, "frame.png", png_bytes(scene(480, 400)))
+    source = fetcher.for_task("a", MODEL)
+    image = source.fetch_image(url, FIELD)
+    assert (image.mode, image.size) == ("RGB", (480, 400))
+    assert source.fetch_mask_image(url, "input.mask_image_url").mode == "L"
+    # http(s) still goes through the hostile-URL fetcher
+    assert source.fetch_image("http://a.example/x.png", FIELD).size == (480, 400)
+    assert fake.calls == ["http://a.example/x.png"]
+
+
+def test_task_source_reads_uploaded_videos(fetcher: MediaFetcher, uploads: UploadStore) -> None:
+    url = put(uploads, "clip.mp4", mp4_bytes(moving_square_frames(16), 16))
+    clip = fetcher.for_task("a", MODEL).fetch_video(url, "input.first_clip_url", max_seconds=3)
+    assert (clip.width, clip.height, len(clip.frames)) == (64, 64, 16)
+
+
+def test_other_account_missing_or_expired_is_invalid_url(
+    fetcher: MediaFetcher, uploads: UploadStore, clock: FakeClock
+) -> None:
+    url = put(uploads, "frame.png", png_bytes(scene()))
+    for source, target in [
+        (fetcher.for_task("b", MODEL), url),
+        (fetcher.for_task("a", "other-model"), url),
+        (fetcher.for_task("a", MODEL), url + ".missing"),
+        (fetcher, url),  # not bound to a task
+    ]:
+        with pytest.raises(InvalidURL) as exc:
+            source.fetch_image(target, FIELD)
+        assert (exc.value.code, exc.value.message) == (
+            "InvalidURL",
+            "Invalid URL provided in your request.",
+        )
+    clock.advance(UPLOAD_TTL_MS)
+    with pytest.raises(InvalidURL):
+        fetcher.for_task("a", MODEL).fetch_image(url, FIELD)
+
+
+def test_uploads_get_the_download_checks(fetcher: MediaFetcher, uploads: UploadStore) -> None:
+    source = fetcher.for_task("a", MODEL)
+    with pytest.raises(InvalidFile) as exc:
+        source.fetch_image(put(uploads, "big.png", b"\x89PNG" + b"\0" * IMAGE_MAX_BYTES), FIELD)
+    assert exc.value.code == "InvalidFile.Size"
+    assert FIELD in exc.value.message and "10 MB" in exc.value.message
+    with pytest.raises(InvalidFile) as exc:
+        source.fetch_image(put(uploads, "text.png", b"not an image at all"), FIELD)
+    assert exc.value.code == "InvalidFile.Format"
+    with pytest.raises(InvalidFile) as exc:
+        source.fetch_image(put(uploads, "tiny.png", png_bytes(scene(100, 100))), FIELD)
+    assert exc.value.code == "InvalidFile.Resolution"
+
+
+def test_media_for_task_binds_fetchers_and_passes_fakes_through(fetcher: MediaFetcher) -> None:
+    bound = media_for_task(fetcher, "a", MODEL)
+    assert isinstance(bound, MediaFetcher) and bound is not fetcher
+    other = object()
+    assert media_for_task(other, "a", MODEL) is other  # type: ignore[arg-type]
+
+
+def test_for_task_opens_the_store_from_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    db.upgrade(db.make_engine(settings.resolved_database_url()))
+    source = MediaFetcher(settings).for_task("a", MODEL)
+    with pytest.raises(InvalidURL):
+        source.fetch_image("oss://dashscope-instant/a/b/c/d.png", FIELD)
+    assert (tmp_path / "data" / "uploads").is_dir()

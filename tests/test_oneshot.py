@@ -1,0 +1,237 @@
+"""`vace-server generate`: one task run locally through the CLI, with the tiny model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.support.images import png_bytes, scene, subject_on_white
+from tests.support.media_server import MediaServer, Served
+from tests.support.videos import moving_square_frames, mp4_bytes
+from vace_server.cli import app
+from vace_server.errors import InvalidFile
+from vace_server.media.encode import probe_mp4
+from vace_server.oneshot import PLACEHOLDER_HOST, LocalFiles, LocalMediaSource, UsageError
+
+NUM_FRAMES = 17  # generated frames (4n+1) at 16 fps: small, so each run takes about a second
+OUTPUT_FPS = 30
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No VACE_* setting from the machine leaks in; one torch thread (fastest for tiny)."""
+    for name in list(os.environ):
+        if name.startswith("VACE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VACE_NUM_FRAMES", str(NUM_FRAMES))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    paths = {
+        "subject": tmp_path / "subject.png",
+        "scene": tmp_path / "scene.png",
+        "video": tmp_path / "in.mp4",
+        "text": tmp_path / "notes.txt",
+    }
+    paths["subject"].write_bytes(png_bytes(subject_on_white()))
+    paths["scene"].write_bytes(png_bytes(scene()))
+    paths["video"].write_bytes(mp4_bytes(moving_square_frames(17, size=(64, 48)), 16))
+    paths["text"].write_text("not an image\n")
+    return paths
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["generate", "--model", "tiny", *map(str, args)])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+# ---------------------------------------------------------------- runs
+def test_image_reference_from_a_local_png(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    code, stdout, stderr = invoke(
+        "--function", "image_reference", "--prompt", "a red ball on a table",
+        "--ref", files["subject"], "--size", "960*960", "--seed", "7", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    info = probe_mp4(out)
+    # image_reference delivers the generated span, (17 - 1) / 16 s, at 30 fps
+    frames = round((NUM_FRAMES - 1) / 16 * OUTPUT_FPS)
+    assert (info.frame_count, info.width, info.height) == (frames, 960, 960)
+    assert (info.codec_name, info.fps, info.has_audio) == ("h264", OUTPUT_FPS, False)
+    assert f"wrote {out}: {frames} frames, 960x960" in stdout
+    assert "seed 7" in stdout
+
+
+def test_video_outpainting_from_a_local_mp4(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "wide.mp4"
+    code, _stdout, stderr = invoke(
+        "--function", "video_outpainting", "--prompt", "a wider view",
+        "--video", files["video"], "--left-scale", "1.5", "--right-scale", "1.5", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    info = probe_mp4(out)
+    # 64x48 with 1.5 on the left and right: 64/2 * 3 = 96 wide; 17 frames at 16 fps as input
+    assert (info.width, info.height, info.codec_name) == (96, 48, "h264")
+    assert info.frame_count == round(17 / 16 * OUTPUT_FPS)
+
+
+def test_local_files_and_urls_mix(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A URL goes through the downloader, a `file://` URL is read locally."""
+    monkeypatch.setenv("VACE_MEDIA_ALLOW_PRIVATE_NETWORKS", "1")
+    out = tmp_path / "out.mp4"
+    with MediaServer() as server:
+        scene_url = server.add("/scene.png", Served(files["scene"].read_bytes(), "image/png"))
+        code, _stdout, stderr = invoke(
+            "--function", "image_reference", "--prompt", "a ball in a field",
+            "--ref", files["subject"].as_uri(), "--ref", scene_url,
+            "--obj-or-bg", "obj", "--obj-or-bg", "bg", "--size", "720*1280", "--out", out,
+        )  # fmt: skip
+        assert server.hits == {"/scene.png": 1}
+    assert code == 0, stderr
+    assert (probe_mp4(out).width, probe_mp4(out).height) == (720, 1280)
+
+
+# ---------------------------------------------------------------- failures
+def test_a_text_file_as_reference_fails_the_task(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    code, _stdout, stderr = invoke(
+        "--function", "image_reference", "--prompt", "x", "--ref", files["text"], "--out", out
+    )
+    assert code == 1
+    assert (
+        "InvalidFile.Format: The format of input.ref_images_url is not supported; allowed "
+        "formats: JPG, JPEG, PNG, BMP, TIFF, WEBP." in stderr
+    )
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_a_request_the_api_refuses_is_a_usage_error(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_model(*_args: object) -> None:
+        raise AssertionError("validation must fail before the model is loaded")
+
+    monkeypatch.setattr("vace_server.engine.loader.load_model", no_model)
+    code, _stdout, stderr = invoke(
+        "--function", "video_edit", "--prompt", "a lion", "--video", files["video"],
+        "--out", tmp_path / "out.mp4",
+    )  # fmt: skip
+    assert code == 2
+    assert "InvalidParameter: Field required: input.mask_image_url" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--function", "image_reference", "--ref", "subject"], "Field required: input.prompt"),
+        (
+            ["--function", "image_reference", "--prompt", "x", "--ref", "oss://bucket/a.png"],
+            "InvalidParameter: The provided URL does not appear to be valid.",
+        ),
+        (
+            ["--function", "image_reference", "--prompt", "x", "--ref", "ftp://host/a.png"],
+            "Required parameter(input.ref_images_url) missing or invalid",
+        ),
+        (
+            ["--function", "image_reference", "--prompt", "x", "--ref", "subject", "--seed", "-1"],
+            "Required parameter(parameters.seed) missing or invalid",
+        ),
+        (
+            ["--function", "image_reference", "--prompt", "x", "--ref", "missing.png"],
+            "UsageError: --ref: no such file:",
+        ),
+        (["--function", "video_outpainting", "--prompt", "x", "--video", "."], "is not a file"),
+    ],
+)
+def test_usage_errors(
+    files: dict[str, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
+    args = [str(files["subject"]) if a == "subject" else a for a in args]
+    code, _stdout, stderr = invoke(*args, "--out", tmp_path / "out.mp4")
+    assert code == 2
+    assert message in stderr
+
+
+def test_out_must_be_writable_somewhere(files: dict[str, Path], tmp_path: Path) -> None:
+    args = ["--function", "image_reference", "--prompt", "x", "--ref", files["subject"]]
+    code, _stdout, stderr = invoke(*args, "--out", tmp_path / "nowhere" / "out.mp4")
+    assert (code, "does not exist" in stderr) == (2, True)
+    code, _stdout, stderr = invoke(*args, "--out", tmp_path)
+    assert (code, "is a folder" in stderr) == (2, True)
+
+
+def test_an_inference_crash_is_internal_error_algo(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr("vace_server.engine.runner.generate", crash)
+    code, _stdout, stderr = invoke(
+        "--function", "image_reference", "--prompt", "x", "--ref", files["subject"],
+        "--out", tmp_path / "out.mp4",
+    )  # fmt: skip
+    assert code == 1
+    assert "InternalError.Algo: An internal error has occurred during algorithm execution." in (
+        stderr
+    )
+    assert "cause: RuntimeError: CUDA out of memory (simulated)" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_the_installed_command_exits_2_on_a_usage_error(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("vace-server")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VACE_")}
+    done = subprocess.run(
+        [script, "generate", "--function", "video_edit", "--prompt", "x",
+         "--video", "https://example.com/a.mp4", "--out", str(tmp_path / "o.mp4")],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "InvalidParameter: Field required: input.mask_image_url" in done.stderr
+
+
+# ---------------------------------------------------------------- local files
+def test_placeholders_map_back_to_files_only(files: dict[str, Path]) -> None:
+    local = LocalFiles()
+    url = local.wire_value(str(files["subject"]), "--ref")
+    assert url.startswith(f"http://{PLACEHOLDER_HOST}/")
+    assert local.path(url) == files["subject"].resolve()
+    assert local.wire_value(files["scene"].as_uri(), "--ref") != url
+    for remote in ("https://example.com/a.png", "HTTP://example.com/a.png", "oss://b/a.png"):
+        assert local.wire_value(remote, "--ref") == remote
+        assert local.path(remote) is None
+    assert LocalFiles().path(url) is None  # another run's token never matches
+    with pytest.raises(UsageError, match="only local file://"):
+        local.wire_value("file://server/share/a.png", "--ref")
+
+
+def test_local_files_get_the_download_size_cap(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = LocalFiles()
+    url = local.wire_value(str(files["subject"]), "--ref")
+    media = LocalMediaSource(local, remote=None)  # type: ignore[arg-type]
+    assert media.fetch_image(url, "input.ref_images_url").size == (400, 400)
+    monkeypatch.setattr("vace_server.media.images.IMAGE_MAX_BYTES", 1000)
+    with pytest.raises(InvalidFile) as caught:
+        media.fetch_image(url, "input.ref_images_url")
+    assert caught.value.code == "InvalidFile.Size"
+    assert "input.ref_images_url exceeds the size limit" in caught.value.message
