@@ -20,8 +20,8 @@ serve: $(STAMP)
 	$(BIN)/vace-server serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check vace_server tests
-	$(BIN)/ruff format --check vace_server tests
+	$(BIN)/ruff check vace_server tests bench
+	$(BIN)/ruff format --check vace_server tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -215,12 +215,35 @@ def test_form_shows_only_the_functions_fields(
 ) -> None:
     server = live_server(VACE_WORKERS="0")
     _open(page, server)
+    # Per function, the controls (labels, or #ids) that must show; every other one must not.
     visible = {
-        "image_reference": ["Reference image 1 URL", "Size"],
-        "video_repainting": ["Input video URL", "#control_condition", "Strength"],
-        "video_edit": ["Input video URL", "Mask image URL", "Mask type", "Expand ratio"],
-        "video_extension": ["First frame URL", "Last clip URL", "Motion reference video URL"],
-        "video_outpainting": ["Input video URL", "Top", "Right"],
+        "image_reference": ["Reference image 1 URL", "Reference image 1 role", "Size"],
+        "video_repainting": [
+            "Reference image URL",
+            "Input video URL",
+            "#control_condition",
+            "Strength",
+        ],
+        "video_edit": [
+            "Reference image URL",
+            "Input video URL",
+            "Mask image URL",
+            "Mask frame",
+            "#control_condition",
+            "Mask type",
+            "Expand mode",
+            "Expand ratio",
+            "Size",
+        ],
+        "video_extension": [
+            "First frame URL",
+            "Last frame URL",
+            "First clip URL",
+            "Last clip URL",
+            "Motion reference video URL",
+            "#control_condition",
+        ],
+        "video_outpainting": ["Input video URL", "Top", "Bottom", "Left", "Right"],
     }
     names = {
         "image_reference": "Multi-image reference",

@@ -57,10 +57,12 @@ def test_2x_jobs_create_uploads_file_uris_in_extra_input(
     assert subject.name in [p.name for p in _uploaded_files(server)]
 
 
-def test_1x_named_url_argument_is_uploaded(server: LiveServer, tmp_path: Path) -> None:
+def test_1x_named_url_argument_is_uploaded(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     frame = tmp_path / "frame.png"
     frame.write_bytes(png_bytes(scene(640, 400)))
-    dashscope.base_http_api_url = server.api
+    monkeypatch.setattr(dashscope, "base_http_api_url", server.api)
     task = VideoSynthesis.async_call(
         model=MODEL,
         prompt="the meadow in the wind",
@@ -73,12 +75,15 @@ def test_1x_named_url_argument_is_uploaded(server: LiveServer, tmp_path: Path) -
     result = VideoSynthesis.wait(task, api_key=API_KEY)
     assert result.output.task_status == "SUCCEEDED", result
     assert result.output.video_url
+    assert frame.name in [p.name for p in _uploaded_files(server)]
 
 
-def test_an_upload_of_one_account_fails_for_another(server: LiveServer, tmp_path: Path) -> None:
+def test_an_upload_of_one_account_fails_for_another(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     frame = tmp_path / "mine.png"
     frame.write_bytes(png_bytes(subject_on_white()))
-    dashscope.base_http_api_url = server.api
+    monkeypatch.setattr(dashscope, "base_http_api_url", server.api)
     url, _cert = OssUtils.upload(model=MODEL, file_path=str(frame), api_key=API_KEY)
     assert url.startswith("oss://dashscope-instant/") and url.endswith("/mine.png")
     body = {
