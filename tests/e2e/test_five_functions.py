@@ -16,6 +16,7 @@ import pytest
 from dashscope import VideoSynthesis
 from PIL import Image
 
+from tests.support.fake_chat import FakeChat
 from tests.support.images import png_bytes, scene, subject_on_white
 from tests.support.live_server import API_KEY, LiveServer
 from tests.support.media_server import MediaServer, Served
@@ -163,3 +164,33 @@ def test_pose_repainting_with_a_reference(server: LiveServer, media: MediaServer
         prompt_extend=False,
     )
     assert _probe(out.video_url)[1:] == (64, 64)
+
+
+def test_prompt_extend_uses_the_configured_rewriter(
+    live_server: Callable[..., LiveServer], media: MediaServer
+) -> None:
+    chat = FakeChat()
+    try:
+        server = live_server(VACE_PROMPT_REWRITE_URL=chat.url, VACE_PROMPT_REWRITE_MODEL="qwen")
+        body: dict[str, Any] = {
+            "model": MODEL,
+            "input": {
+                "function": "video_outpainting",
+                "prompt": "a red ball",
+                "video_url": media.url("/clip.mp4"),
+            },
+            "parameters": {"prompt_extend": True},
+        }
+        out = server.wait(server.submit(body))["output"]
+        assert out["orig_prompt"] == "a red ball"
+        assert out["actual_prompt"] == "A red ball rolls across a sunny wooden table."
+        body["parameters"]["prompt_extend"] = False
+        out = server.wait(server.submit(body))["output"]
+        assert "actual_prompt" not in out and out["task_status"] == "SUCCEEDED"
+        chat.mode = "error"  # a failing rewriter never fails the task
+        body["parameters"]["prompt_extend"] = True
+        out = server.wait(server.submit(body))["output"]
+        assert out["task_status"] == "SUCCEEDED" and out["actual_prompt"] == "a red ball"
+    finally:
+        chat.httpd.shutdown()
+        chat.httpd.server_close()

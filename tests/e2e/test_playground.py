@@ -257,7 +257,9 @@ def test_form_shows_only_the_functions_fields(
         page.get_by_label(names[function]).check()
         for label in everything:
             locator = (
-                page.locator(label) if label.startswith("#") else page.get_by_label(label, exact=True)
+                page.locator(label)
+                if label.startswith("#")
+                else page.get_by_label(label, exact=True)
             )
             if label in labels:
                 pw.expect(locator).to_be_visible()
@@ -265,14 +267,10 @@ def test_form_shows_only_the_functions_fields(
                 pw.expect(locator).to_be_hidden()
     # The control_condition subset follows the function.
     page.get_by_label("Video repainting").check()
-    options = page.locator("#control_condition option").evaluate_all(
-        "els => els.map(e => e.value)"
-    )
+    options = page.locator("#control_condition option").evaluate_all("els => els.map(e => e.value)")
     assert options == ["", "posebodyface", "posebody", "depth", "scribble"]
     page.get_by_label("Local editing").check()
-    options = page.locator("#control_condition option").evaluate_all(
-        "els => els.map(e => e.value)"
-    )
+    options = page.locator("#control_condition option").evaluate_all("els => els.map(e => e.value)")
     assert options == ["", "posebodyface", "depth"]
     # A repainting request carries exactly that function's fields.
     page.get_by_label("Video repainting").check()
