@@ -17,6 +17,7 @@ from tests.support.media_server import MediaServer, Served
 from tests.support.videos import moving_square_frames, mp4_bytes
 from vace_server.cli import app
 from vace_server.errors import InvalidFile
+from vace_server.functions.base import VaceInputs
 from vace_server.media.encode import probe_mp4
 from vace_server.oneshot import PLACEHOLDER_HOST, LocalFiles, LocalMediaSource, UsageError
 
@@ -183,7 +184,8 @@ def test_an_inference_crash_is_internal_error_algo(
     def crash(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr("vace_server.engine.runner.generate", crash)
+    # `generate` validates its inputs first: the first thing it does, wherever it is imported
+    monkeypatch.setattr(VaceInputs, "validate", crash)
     code, _stdout, stderr = invoke(
         "--function", "image_reference", "--prompt", "x", "--ref", files["subject"],
         "--out", tmp_path / "out.mp4",

@@ -194,6 +194,8 @@ def test_round_trip_image_reference(
     ids = page.locator("#recent-list li").evaluate_all("els => els.map(e => e.dataset.taskId)")
     assert ids[:2] == [task_id, failed_id]
 
+    if state["error"] is None:  # let the first frame show in the screenshot
+        page.wait_for_function("document.querySelector('#result-video').readyState >= 2")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
 
