@@ -27,6 +27,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
 test: lint typecheck unit

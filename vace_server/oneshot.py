@@ -613,6 +613,12 @@ def run(
         f"(seed {result.seed}, model {result.model})",
         markup=False,
     )
+    eff = result.effective
+    width, height = eff["generation_size"]
+    line = f"generated at {width}x{height}, {eff['generation_frames']} frames, {eff['steps']} steps"
+    if eff["mean_step_seconds"] is not None:
+        line += f", {eff['mean_step_seconds']:.2f} s/step"
+    out.print(line, markup=False)
     if result.model == "tiny":
         out.print("note: the tiny random test model was used; the video is noise", markup=False)
     if result.prompt != options.prompt:

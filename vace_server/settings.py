@@ -60,6 +60,15 @@ class Settings(BaseSettings):
         description='Per-account overrides as JSON: {"acct": {"submit_per_second": 2, ...}}',
     )
 
+    # --- webhooks ---
+    webhook_url: str | None = Field(
+        default=None, description="Receives every task's terminal state (besides per-request)."
+    )
+    webhook_secret: str | None = Field(
+        default=None, description="whsec_<base64> signing secret; default: generated in data_dir."
+    )
+    webhook_timeout: float = 10.0
+
     # --- queue / workers ---
     workers: int = Field(default=1, description="Worker child processes started by `serve`.")
     lease_seconds: float = 60.0

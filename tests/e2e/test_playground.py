@@ -195,7 +195,8 @@ def test_round_trip_image_reference(
     assert ids[:2] == [task_id, failed_id]
 
     if state["error"] is None:  # let the first frame show in the screenshot
-        page.wait_for_function("document.querySelector('#result-video').readyState >= 2")
+        page.wait_for_function("document.querySelector('#result-video').readyState >= 4")
+        page.wait_for_timeout(1000)  # the controls' loading spinner fades out
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
 

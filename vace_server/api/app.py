@@ -14,6 +14,7 @@ from vace_server.api import (
     routes_create,
     routes_health,
     routes_outputs,
+    routes_playground,
     routes_tasks,
     routes_uploads,
 )
@@ -22,12 +23,17 @@ from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
+from vace_server.api.task_view import task_body
 from vace_server.logging_setup import request_id_var
+from vace_server.media.fetch import UrlFetcher
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
 from vace_server.storage.uploads import UploadStore
 from vace_server.tasks.maintenance import Maintenance
 from vace_server.tasks.workers import WorkerRegistry
+from vace_server.webhooks import signing
+from vace_server.webhooks.dispatcher import Dispatcher
+from vace_server.webhooks.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,18 @@ def build_context(settings: Settings) -> AppContext:
     )
 
 
+def build_dispatcher(context: AppContext) -> Dispatcher:
+    """Webhook sender: task bodies as the query shows them, through the hostile-URL client."""
+    settings = context.settings
+    return Dispatcher(
+        Outbox(context.store.engine),
+        UrlFetcher(settings),
+        lambda task, rid: task_body(context, task, rid),
+        secret=signing.load_or_create_secret(settings.data_dir, settings.webhook_secret),
+        timeout=settings.webhook_timeout,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Builds the app; the lifespan starts worker children and housekeeping."""
     context = build_context(settings)
@@ -76,6 +94,8 @@ def create_app(settings: Settings) -> FastAPI:
             uploads=app.state.uploads.store,
         )
         maintenance.start()
+        dispatcher = build_dispatcher(context)
+        dispatcher.start()
         if settings.workers > 0:
             from vace_server.worker.supervisor import WorkerSupervisor
 
@@ -87,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
             if context.supervisor:
                 context.supervisor.stop()
             maintenance.stop()
+            dispatcher.stop()
 
     app = FastAPI(title="vace-server", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.ctx = context
@@ -106,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             request_id_var.reset(token)
 
-    for module in (routes_create, routes_tasks, routes_outputs, routes_health, routes_uploads):
+    routers = (routes_create, routes_tasks, routes_outputs, routes_health, routes_uploads)
+    for module in (*routers, routes_playground):
         app.include_router(module.router)
     return app

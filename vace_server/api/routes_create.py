@@ -9,15 +9,26 @@ from fastapi.concurrency import run_in_threadpool
 
 from vace_server.api.context import caller, ctx, request_id
 from vace_server.api.validation import parse_create_request
+from vace_server.api.wire_media import check_url
 from vace_server.errors import AccessDenied
 
 router = APIRouter()
 
 MAX_SEED = 2_147_483_647
+CALLBACK_HEADER = "X-Vace-Callback-Url"
 
 
 def draw_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
+
+
+def _callback_url(request: Request) -> str | None:
+    """Our extension: `X-Vace-Callback-Url` receives this task's terminal state (a signed POST).
+    Only its syntax is checked here; the address rules apply when it is called."""
+    value = request.headers.get(CALLBACK_HEADER)
+    if value is None:
+        return None
+    return check_url(value.strip(), CALLBACK_HEADER, oss_resolve=False)
 
 
 @router.post("/api/v1/services/aigc/video-generation/video-synthesis")
@@ -32,6 +43,7 @@ async def create_task(request: Request) -> dict[str, object]:
     await run_in_threadpool(
         c.limiter.check_submit, who.account, lambda: c.store.count_in_flight(who.account)
     )
+    callbacks = [url for url in (_callback_url(request), c.settings.webhook_url) if url]
     rid = request_id(request)
     task = await run_in_threadpool(
         c.store.create,
@@ -39,5 +51,6 @@ async def create_task(request: Request) -> dict[str, object]:
         account=who.account,
         api_key_id=who.api_key_id,
         request_id=rid,
+        callback_urls=callbacks,
     )
     return {"output": {"task_status": task.status.value, "task_id": task.id}, "request_id": rid}

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from vace_server.api.context import AppContext, caller, ctx, request_id
-from vace_server.api.responses import list_entry, query_body, unknown_output
+from vace_server.api.responses import list_entry, unknown_output
+from vace_server.api.task_view import task_body
 from vace_server.errors import UnsupportedOperation, field_invalid
 from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
@@ -30,22 +31,7 @@ def query_task(task_id: str, request: Request) -> dict[str, Any]:
     task = c.store.get(task_id, account=who.account)
     if task is None:
         return {"request_id": rid, "output": unknown_output(task_id)}
-    return _query(c, task, rid)
-
-
-def _query(c: AppContext, task: TaskRecord, rid: str) -> dict[str, Any]:
-    video_url = None
-    if task.status is TaskStatus.SUCCEEDED and task.output_key and task.expires_ms:
-        video_url = c.storage.signed_url(task.output_key, expires_ms=task.expires_ms)
-    body = query_body(task, zone=c.zone, video_url=video_url, request_id=rid)
-    if task.status is TaskStatus.PENDING:
-        body["output"]["progress"] = {
-            "stage": "queued",
-            "queue_position": c.store.queue_position(task),
-        }
-    elif task.status is TaskStatus.RUNNING and task.progress:
-        body["output"]["progress"] = task.progress
-    return body
+    return task_body(c, task, rid)
 
 
 @router.post("/api/v1/tasks/{task_id}/cancel")
@@ -90,7 +76,7 @@ def list_tasks(request: Request) -> dict[str, Any]:
         records, total = c.store.list_page(flt, page_no=page_no, page_size=page_size)
     rid = request_id(request)
     entries = [list_entry(t, region=c.settings.region) for t in records]
-    jobs = [_query(c, t, rid)["output"] for t in records]
+    jobs = [task_body(c, t, rid)["output"] for t in records]
     return {
         "request_id": rid,
         "total": total,

@@ -10,13 +10,14 @@ Error mapping follows api-contract.md §8.2; the real reason is logged at WARNIN
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import httpcore
@@ -279,18 +280,50 @@ class UrlFetcher:
         InvalidURL.Timeout (connect/read timeout or the overall deadline), InvalidFile with
         code InvalidFile.Size when the body exceeds `max_bytes`."""
         s = self._settings
-        deadline = _Deadline(s.media_total_timeout)
-        backend = _GuardedBackend(self._resolve, self._allowed, deadline)
-        transport = _GuardedTransport(backend, self._ssl_context)
+        headers = {"User-Agent": s.media_user_agent, "Accept-Encoding": "identity"}
+        with _mapped_errors(url), self._client(s.media_total_timeout, headers) as client:
+            current = _checked_url(url, url)
+            for _hop in range(s.media_max_redirects + 1):
+                with client.stream("GET", current) as response:
+                    if response.status_code in _REDIRECT_STATUSES:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise _invalid(url, f"redirect {response.status_code} without Location")
+                        current = _checked_url(url, current.join(location))
+                        continue
+                    if not 200 <= response.status_code < 300:
+                        raise _invalid(url, f"HTTP status {response.status_code} from {current}")
+                    data = _read_capped(response, field, max_bytes, url)
+                    return FetchedMedia(
+                        data=data,
+                        content_type=response.headers.get("content-type"),
+                        final_url=str(current),
+                    )
+            raise _invalid(url, f"more than {s.media_max_redirects} redirects")
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        """POSTs `body` to an untrusted URL under the same address policy; redirects are not
+        followed (a 3xx is returned as is). Returns the HTTP status.
+        Raises: the same InvalidURL* errors as `fetch` (timeout covers the whole exchange)."""
+        sent = {"User-Agent": self._settings.media_user_agent, **headers}
+        with _mapped_errors(url), self._client(timeout, sent) as client:
+            response = client.post(_checked_url(url, url), content=body)
+            return response.status_code
+
+    @contextlib.contextmanager
+    def _client(self, total_seconds: float, headers: dict[str, str]) -> Iterator[httpx.Client]:
+        s = self._settings
+        deadline = _Deadline(total_seconds)
+        transport = _GuardedTransport(
+            _GuardedBackend(self._resolve, self._allowed, deadline), self._ssl_context
+        )
         timeout = httpx.Timeout(
             connect=s.media_connect_timeout,
             read=s.media_read_timeout,
             write=s.media_read_timeout,
             pool=s.media_connect_timeout,
         )
-        headers = {"User-Agent": s.media_user_agent, "Accept-Encoding": "identity"}
         try:
-            current = _checked_url(url, url)
             with httpx.Client(
                 transport=transport,
                 timeout=timeout,
@@ -298,47 +331,34 @@ class UrlFetcher:
                 follow_redirects=False,
                 trust_env=False,
             ) as client:
-                for _hop in range(s.media_max_redirects + 1):
-                    with client.stream("GET", current) as response:
-                        if response.status_code in _REDIRECT_STATUSES:
-                            location = response.headers.get("location")
-                            if not location:
-                                raise _invalid(
-                                    url, f"redirect {response.status_code} without Location"
-                                )
-                            current = _checked_url(url, current.join(location))
-                            continue
-                        if not 200 <= response.status_code < 300:
-                            raise _invalid(
-                                url, f"HTTP status {response.status_code} from {current}"
-                            )
-                        data = _read_capped(response, field, max_bytes, url)
-                        return FetchedMedia(
-                            data=data,
-                            content_type=response.headers.get("content-type"),
-                            final_url=str(current),
-                        )
-                raise _invalid(url, f"more than {s.media_max_redirects} redirects")
-        except (InvalidURL, InvalidFile):
-            raise
-        except httpx.TimeoutException as exc:
-            logger.warning("media download %s timed out: %r", url, exc)
-            raise InvalidURL(
-                f"Download {url} timeout, please check network connection.",
-                code="InvalidURL.Timeout",
-            ) from exc
-        except _ConnectionRefusedError as exc:
-            logger.warning("media download %s: %s", url, exc)
-            raise InvalidURL(
-                f"Connection to {url} refused, please provide available URL.",
-                code="InvalidURL.ConnectionRefused",
-            ) from exc
-        except (_BlockedAddressError, _ResolveError) as exc:
-            raise _invalid(url, str(exc)) from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpcore.ProtocolError, OSError) as exc:
-            raise _invalid(url, repr(exc)) from exc
+                yield client
         finally:
             transport.close()
+
+
+@contextlib.contextmanager
+def _mapped_errors(url: str) -> Iterator[None]:
+    """Turns transport failures into the contract's InvalidURL* errors."""
+    try:
+        yield
+    except (InvalidURL, InvalidFile):
+        raise
+    except httpx.TimeoutException as exc:
+        logger.warning("media download %s timed out: %r", url, exc)
+        raise InvalidURL(
+            f"Download {url} timeout, please check network connection.",
+            code="InvalidURL.Timeout",
+        ) from exc
+    except _ConnectionRefusedError as exc:
+        logger.warning("media download %s: %s", url, exc)
+        raise InvalidURL(
+            f"Connection to {url} refused, please provide available URL.",
+            code="InvalidURL.ConnectionRefused",
+        ) from exc
+    except (_BlockedAddressError, _ResolveError) as exc:
+        raise _invalid(url, str(exc)) from exc
+    except (httpx.HTTPError, httpx.InvalidURL, httpcore.ProtocolError, OSError) as exc:
+        raise _invalid(url, repr(exc)) from exc
 
 
 def _invalid(url: str, reason: str) -> InvalidURL:

@@ -61,6 +61,23 @@ tasks = Table(
 )
 
 
+# One row per (task, callback URL), written with the task and delivered once it has ended.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_ms", BigInteger),
+    Index("ix_webhooks_task", "task_id"),
+    Index("ix_webhooks_due", "state", "next_attempt_ms"),
+)
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     """One row of `tasks`, as the rest of the code sees it."""

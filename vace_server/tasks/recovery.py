@@ -9,7 +9,7 @@ from sqlalchemy import Engine, and_, delete, select, update
 from sqlalchemy.sql import ColumnElement
 
 from vace_server.errors import InternalError
-from vace_server.tasks.models import tasks
+from vace_server.tasks.models import tasks, webhooks
 from vace_server.tasks.status import TaskStatus
 
 
@@ -91,5 +91,7 @@ class RecoveryMixin:
         expired = and_(tasks.c.expires_ms.is_not(None), tasks.c.expires_ms <= self._now())
         with self.engine.begin() as conn:
             keys = conn.execute(select(tasks.c.output_key).where(expired)).scalars().all()
+            gone = select(tasks.c.id).where(expired).scalar_subquery()
+            conn.execute(delete(webhooks).where(webhooks.c.task_id.in_(gone)))
             conn.execute(delete(tasks).where(expired))
         return [k for k in keys if k]

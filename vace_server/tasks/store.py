@@ -10,14 +10,14 @@ import enum
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
-from vace_server.tasks.models import TaskRecord, tasks
+from vace_server.tasks.models import TaskRecord, tasks, webhooks
 from vace_server.tasks.recovery import RecoveryMixin
 from vace_server.tasks.spec import TaskSpec
 from vace_server.tasks.status import TaskStatus
@@ -76,9 +76,16 @@ class TaskStore(RecoveryMixin):
 
     # ------------------------------------------------------------------ client side
     def create(
-        self, spec: TaskSpec, *, account: str, api_key_id: str, request_id: str
+        self,
+        spec: TaskSpec,
+        *,
+        account: str,
+        api_key_id: str,
+        request_id: str,
+        callback_urls: Sequence[str] = (),
     ) -> TaskRecord:
-        """Inserts a PENDING task. Returns it. Side effects: one INSERT."""
+        """Inserts a PENDING task and, in the same transaction, one pending webhook per
+        callback URL. Returns the task."""
         task_id = str(uuid.uuid4())
         values = {
             "id": task_id,
@@ -96,6 +103,17 @@ class TaskStore(RecoveryMixin):
         }
         with self.engine.begin() as conn:
             conn.execute(insert(tasks).values(**values))
+            for url in dict.fromkeys(callback_urls):  # each URL once
+                conn.execute(
+                    insert(webhooks).values(
+                        id=str(uuid.uuid4()),
+                        task_id=task_id,
+                        url=url,
+                        state="pending",
+                        attempts=0,
+                        next_attempt_ms=values["created_ms"],
+                    )
+                )
         task = self.get(task_id, account=account)
         assert task is not None
         return task

@@ -493,7 +493,7 @@ function extraChecks() {
   if (fn === "video_extension" && extensionSlots.every((s) => s.isEmpty)) {
     return {
       focus: extensionSlots[0].mode === "file" ? extensionSlots[0].fileInput : extensionSlots[0].urlInput,
-      error: new ApiError("Form", "Give at least one first / last frame or clip."),
+      error: new ApiError("", "Give at least one first / last frame or clip."),
     };
   }
   if (fn === "image_reference") {
@@ -501,12 +501,12 @@ function extraChecks() {
     if (roles.filter((r) => r === "bg").length > 1) {
       return {
         focus: refs.find((s) => s.role === "bg").roleSelect,
-        error: new ApiError("Form", "At most one reference image can be the background (bg)."),
+        error: new ApiError("", "At most one reference image can be the background (bg)."),
       };
     }
   }
   if (!$("#prompt").value.trim()) {
-    return { focus: $("#prompt"), error: new ApiError("Form", "The prompt is required.") };
+    return { focus: $("#prompt"), error: new ApiError("", "The prompt is required.") };
   }
   return null;
 }

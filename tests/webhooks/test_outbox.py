@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from tests.support.clock import FakeClock
+from tests.tasks.test_store import SPEC
+from vace_server.tasks.store import TaskStore
+from vace_server.webhooks import signing
+from vace_server.webhooks.outbox import BACKOFF_SECONDS, MAX_ATTEMPTS, Outbox
+
+
+def _ended_task_with_hook(store: TaskStore, *urls: str) -> str:
+    task = store.create(SPEC, account="a", api_key_id="k", request_id="r", callback_urls=urls)
+    claim = store.claim("w")
+    assert claim is not None
+    store.fail(claim, code="InvalidURL", message="m")
+    return task.id
+
+
+def test_only_ended_tasks_are_due_and_each_delivery_is_taken_once(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    outbox = Outbox(store.engine, clock=clock)
+    running = store.create(
+        SPEC, account="a", api_key_id="k", request_id="r", callback_urls=["http://h/x"]
+    )
+    assert outbox.take_due() == []
+    task_id = _ended_task_with_hook(store, "http://h/1", "http://h/2", "http://h/1")
+    taken = outbox.take_due()
+    assert sorted(d.url for d in taken) == ["http://h/1", "http://h/2"]
+    assert all(d.task.id == task_id and d.attempt == 1 for d in taken)
+    assert outbox.take_due() == []  # taken: not handed out again while being sent
+    assert running.id not in {d.task.id for d in taken}
+
+
+def test_backoff_then_failed_for_good(store: TaskStore, clock: FakeClock) -> None:
+    outbox = Outbox(store.engine, clock=clock)
+    _ended_task_with_hook(store, "http://h/1")
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        (delivery,) = outbox.take_due()
+        assert delivery.attempt == attempt
+        outbox.failed(delivery, "HTTP 500")
+        if attempt < MAX_ATTEMPTS:
+            assert outbox.take_due() == []
+            clock.advance(BACKOFF_SECONDS[attempt - 1] * 1000)
+    (state,) = outbox.states(delivery.task.id)
+    assert state["state"] == "failed" and state["attempts"] == MAX_ATTEMPTS
+    clock.advance(10**9)
+    assert outbox.take_due() == []
+
+
+def test_delivered_is_final(store: TaskStore, clock: FakeClock) -> None:
+    outbox = Outbox(store.engine, clock=clock)
+    _ended_task_with_hook(store, "http://h/1")
+    (delivery,) = outbox.take_due()
+    outbox.delivered(delivery)
+    clock.advance(10**9)
+    assert outbox.take_due() == []
+    assert outbox.states(delivery.task.id)[0]["state"] == "delivered"
+
+
+def test_signature_follows_standard_webhooks() -> None:
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    key = signing.secret_key(secret)
+    headers = signing.headers(key, "msg_1", 1700000000, b'{"a":1}')
+    expected = base64.b64encode(
+        hmac.new(key, b'msg_1.1700000000.{"a":1}', hashlib.sha256).digest()
+    ).decode()
+    assert headers["webhook-signature"] == f"v1,{expected}"
+    assert headers["webhook-id"] == "msg_1" and headers["webhook-timestamp"] == "1700000000"
+
+
+def test_purge_removes_deliveries_with_their_task(store: TaskStore, clock: FakeClock) -> None:
+    outbox = Outbox(store.engine, clock=clock)
+    task_id = _ended_task_with_hook(store, "http://h/1")
+    clock.advance(store.retention_ms)
+    store.purge_expired()
+    assert outbox.states(task_id) == []

@@ -1,0 +1,27 @@
+"""A task as clients see it: the query body, shared by the query and list routes and by
+webhook deliveries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vace_server.api.context import AppContext
+from vace_server.api.responses import query_body
+from vace_server.tasks.models import TaskRecord
+from vace_server.tasks.status import TaskStatus
+
+
+def task_body(c: AppContext, task: TaskRecord, request_id: str) -> dict[str, Any]:
+    """The `GET /tasks/{id}` body, with a signed `video_url` and our extra `progress`."""
+    video_url = None
+    if task.status is TaskStatus.SUCCEEDED and task.output_key and task.expires_ms:
+        video_url = c.storage.signed_url(task.output_key, expires_ms=task.expires_ms)
+    body = query_body(task, zone=c.zone, video_url=video_url, request_id=request_id)
+    if task.status is TaskStatus.PENDING:
+        body["output"]["progress"] = {
+            "stage": "queued",
+            "queue_position": c.store.queue_position(task),
+        }
+    elif task.status is TaskStatus.RUNNING and task.progress:
+        body["output"]["progress"] = task.progress
+    return body
