@@ -56,7 +56,7 @@ from vace_server.api.validation import SEED_MAX, parse_create_request
 from vace_server.errors import AlgoError, InvalidFile, InvalidURL, ServiceError, UploadError
 from vace_server.functions.base import MediaSource, VideoClip
 from vace_server.settings import Settings
-from vace_server.tasks.spec import ReferenceRole, TaskSpec
+from vace_server.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -444,66 +444,35 @@ def _validate(body: bytes) -> TaskSpec:
 def _produce(
     spec: TaskSpec, media: MediaSource, settings: Settings, progress: ConsoleProgress
 ) -> Produced:
-    """`WorkerLoop._produce` up to the delivered frames (what the proposed
-    `worker/produce.py::produce_video` would share), plus loading the model and annotators.
+    """Loads the model and annotators, then runs the worker's `produce_video`.
 
-    Raises: ServiceError (media, functions), AlgoError for any inference crash,
-    ModelLoadError / AnnotatorLoadError."""
+    Raises: ServiceError, AlgoError (any crash), ModelLoadError / AnnotatorLoadError."""
     from vace_server.annotators.registry import load_annotators
     from vace_server.engine.loader import load_model
-    from vace_server.engine.prompt_rewrite import build_rewriter, extend_prompt
-    from vace_server.engine.runner import generate
-    from vace_server.functions import build_inputs
-    from vace_server.media.output import render_output
+    from vace_server.engine.prompt_rewrite import build_rewriter
+    from vace_server.worker.produce import produce_video
 
     progress.stage("loading", settings.model)
     model = load_model(settings)
     annotators = load_annotators(settings)
-
-    progress.stage("preprocessing")
-    role = ReferenceRole(settings.edit_reference_role)
-    staged = _StagedMedia(media, progress)
     try:
-        inputs = build_inputs(
-            spec, staged, model.profile, annotators=annotators, edit_reference_role=role
+        produced = produce_video(
+            spec,
+            _StagedMedia(media, progress),
+            model=model,
+            annotators=annotators,
+            settings=settings,
+            progress=progress,
+            rewriter=build_rewriter(settings),
         )
     except ServiceError:
         raise
     except Exception as exc:  # the worker fails these tasks the same way
         log.debug("building the model inputs failed", exc_info=True)
         raise AlgoError() from exc
-    prompt = spec.prompt
-    rewriter = build_rewriter(settings) if spec.prompt_extend else None
-    if rewriter is not None:  # without one, prompt_extend leaves the prompt as given
-        progress.stage("prompt", "extending")
-        prompt = extend_prompt(rewriter, spec.prompt, function=spec.function.value)
-
-    progress.stage("denoising")
-    try:
-        frames = generate(
-            model,
-            inputs,
-            prompt=prompt,
-            negative_prompt=spec.negative_prompt or settings.negative_prompt,
-            seed=spec.seed,
-            on_step=progress.step,
-        )
-    except ServiceError:
-        raise
-    except Exception as exc:
-        log.debug("inference failed", exc_info=True)
-        raise AlgoError() from exc
-
-    progress.stage("encoding")
-    video = render_output(
-        frames,
-        size=inputs.output_size,
-        seconds=inputs.output_seconds,
-        fps=settings.output_fps,
-        watermark=spec.watermark,
-        font_path=settings.watermark_font,
+    return Produced(
+        model=model, inputs=produced.inputs, prompt=produced.prompt, video=produced.video
     )
-    return Produced(model=model, inputs=inputs, prompt=prompt, video=video)
 
 
 def generate_one(

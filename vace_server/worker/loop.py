@@ -18,20 +18,18 @@ from typing import Any
 
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.engine.loader import LoadedModel
-from vace_server.engine.prompt_rewrite import PromptRewriter, extend_prompt
-from vace_server.engine.runner import free_memory, generate
+from vace_server.engine.prompt_rewrite import PromptRewriter
+from vace_server.engine.runner import free_memory
 from vace_server.errors import AlgoError, ServiceError, UploadError
-from vace_server.functions import build_inputs
 from vace_server.functions.base import MediaSource, VaceInputs
 from vace_server.logging_setup import task_id_var
 from vace_server.media.encode import encode_mp4
 from vace_server.media.images import media_for_task
-from vace_server.media.output import render_output
 from vace_server.settings import Settings
 from vace_server.storage.local import LocalStorage
-from vace_server.tasks.spec import ReferenceRole
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.heartbeat import Heartbeat
+from vace_server.worker.produce import produce_video
 from vace_server.worker.progress import Progress, StagedMedia, TaskCanceled
 
 log = logging.getLogger(__name__)
@@ -126,54 +124,23 @@ class WorkerLoop:
 
     def _produce(self, claim: Claim, progress: Progress) -> Produced:
         spec = claim.task.spec
-        # 1. media + 2. model inputs (the function module owns the procedure)
-        progress.stage("preprocessing")
         task_media = media_for_task(self.media, claim.task.account, spec.model_name)
-        media = StagedMedia(task_media, progress)
-        inputs = build_inputs(
+        produced = produce_video(
             spec,
-            media,
-            self.model.profile,
+            StagedMedia(task_media, progress),
+            model=self.model,
             annotators=self.annotators,
-            edit_reference_role=ReferenceRole(self.settings.edit_reference_role),
+            settings=self.settings,
+            progress=progress,
+            rewriter=self.rewriter,
         )
-        # 3. prompt: rewritten when asked and a rewriter is configured, else as given
-        prompt = spec.prompt
-        if spec.prompt_extend:
-            prompt = extend_prompt(self.rewriter, spec.prompt, function=spec.function.value)
-        # 4. run; the step callback reports progress and is where a cancel stops the run
-        progress.stage("denoising")
-        try:
-            frames = generate(
-                self.model,
-                inputs,
-                prompt=prompt,
-                negative_prompt=spec.negative_prompt or self.settings.negative_prompt,
-                seed=spec.seed,
-                on_step=progress.step,
-            )
-        except (ServiceError, TaskCanceled):
-            raise
-        except Exception as exc:
-            log.exception("inference failed for task %s", claim.task.id)
-            raise AlgoError() from exc
-        # 5. output frames, encode, store
-        progress.stage("encoding")
-        video = render_output(
-            frames,
-            size=inputs.output_size,
-            seconds=inputs.output_seconds,
-            fps=self.settings.output_fps,
-            watermark=spec.watermark,
-            font_path=self.settings.watermark_font,
-        )
+        video = produced.video
         key = self._store_video(claim, video, progress)
-        seconds = len(video) / self.settings.output_fps
         return Produced(
             output_key=key,
-            output_seconds=seconds,
-            actual_prompt=prompt if spec.prompt_extend else None,
-            effective=self._effective(inputs, spec.seed, len(video), progress.step_times),
+            output_seconds=len(video) / self.settings.output_fps,
+            actual_prompt=produced.prompt if spec.prompt_extend else None,
+            effective=self._effective(produced.inputs, spec.seed, len(video), progress.step_times),
         )
 
     def _store_video(self, claim: Claim, video: Any, progress: Progress) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -29,6 +29,15 @@ STAGE_START_PERCENT = {
     "encoding": 95,
     "uploading": 99,
 }
+
+
+class ProgressSink(Protocol):
+    """Where a run reports: the worker's store-backed `Progress` or the CLI's display.
+    Any call may raise to stop the run (the worker's cancel checkpoint)."""
+
+    def stage(self, name: str) -> None: ...
+
+    def step(self, done: int, total: int) -> None: ...
 
 
 class TaskCanceled(Exception):
@@ -106,7 +115,7 @@ class Progress:
 class StagedMedia:
     """MediaSource wrapper: "fetching" while a download runs, "preprocessing" in between."""
 
-    def __init__(self, inner: MediaSource, progress: Progress) -> None:
+    def __init__(self, inner: MediaSource, progress: ProgressSink) -> None:
         self.inner = inner
         self.progress = progress
 
