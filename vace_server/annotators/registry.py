@@ -41,9 +41,6 @@ from vace_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "model", "classical")
-SCRIBBLE_STYLES = ("canny", "xdog")
-
 
 class ClassicalSegmenter:
     """SubjectSegmenter wrapping the weight-free cut-out (annotators/cutout.py)."""
@@ -62,13 +59,6 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _backend(settings: Settings, field: str) -> str:
-    value = str(getattr(settings, field)).strip().lower()
-    if value not in BACKENDS:
-        raise AnnotatorLoadError(f"{field} must be one of {', '.join(BACKENDS)}, not {value!r}")
-    return value
 
 
 def _use_sam2(kind: str, backend: str, folder: Path | None) -> bool:
@@ -107,16 +97,14 @@ def _missing(kind: str, what: str, root: Path | None) -> str:
 def load_annotators(settings: Settings) -> AnnotatorSet:
     """Loads every configured annotator (see the module docstring for the rules).
 
-    Raises: AnnotatorLoadError for a bad backend name, `model` backends without `sam2/`, or any
+    Raises: AnnotatorLoadError for `model` backends without `sam2/`, or any
     checkpoint folder that exists but does not load."""
     root = settings.annotator_dir
     device = resolve_device(settings.device)
-    seg_backend = _backend(settings, "segmentation_backend")
-    track_backend = _backend(settings, "tracking_backend")
-    style = settings.scribble_style.strip().lower()
-    if style not in SCRIBBLE_STYLES:
-        raise AnnotatorLoadError(f"scribble_style must be canny or xdog, not {style!r}")
-    scribble = ClassicalScribble(style)
+    # backend and style names are checked by the settings (Literal fields)
+    seg_backend = settings.segmentation_backend
+    track_backend = settings.tracking_backend
+    scribble = ClassicalScribble(settings.scribble_style)
     notes: dict[str, str] = {}
 
     sam2_dir = root / "sam2" if root is not None else None
