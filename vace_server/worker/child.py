@@ -22,6 +22,7 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
     from vace_server.engine.prompt_rewrite import build_rewriter
     from vace_server.media.images import MediaFetcher
     from vace_server.runtime import open_storage, open_store
+    from vace_server.storage.uploads import UploadStore
     from vace_server.tasks.workers import RegistryBeat, WorkerRegistry
     from vace_server.worker.loop import WorkerLoop
 
@@ -57,7 +58,7 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
         store=store,
         storage=storage,
         model=model,
-        media=MediaFetcher(settings),
+        media=MediaFetcher(settings, uploads=UploadStore.from_settings(settings, store.engine)),
         annotators=annotators,
         worker_id=worker_id,
         rewriter=build_rewriter(settings),
