@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-postgres.sh
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -1,4 +1,5 @@
-"""Fixtures shared across the suite: a migrated SQLite task store on a fake clock."""
+"""Fixtures shared across the suite: a migrated task store on a fake clock, on SQLite and on a
+real PostgreSQL server started by the test run (skipped, saying why, without its binaries)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import postgres as pg
 from tests.support.clock import FakeClock
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
@@ -17,14 +19,36 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'tasks.db'}"
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pg.PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole run (loopback, free port, temp folder)."""
+    reason = pg.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = pg.PostgresCluster.create()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database per test: a SQLite file, or a new PostgreSQL database already at the
+    newest schema (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tasks.db'}"
+        return
+    cluster: pg.PostgresCluster = request.getfixturevalue("postgres")
+    url = cluster.migrated_database()
+    yield url
+    cluster.drop_database(url)
 
 
 @pytest.fixture
 def store(database_url: str, clock: FakeClock) -> Iterator[TaskStore]:
     engine = db.make_engine(database_url)
     db.upgrade(engine)
-    yield TaskStore(engine, lease_ms=10_000, max_attempts=2, retention_ms=3_600_000, clock=clock)
-    engine.dispose()
+    store = TaskStore(engine, lease_ms=10_000, max_attempts=2, retention_ms=3_600_000, clock=clock)
+    yield store
+    store.close()

@@ -1,9 +1,9 @@
-"""`vace-server` command line: serve, worker, generate (one task, no server), db upgrade."""
+"""`vace-server` command line: serve, worker, ray-workers, generate (one task, no server),
+db upgrade."""
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,13 +81,131 @@ def worker(
     data_dir: DataOpt = None,
     database_url: DbOpt = None,
     device: DeviceOpt = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="CUDA devices, e.g. 0 or 0,1: one worker process per device, each seeing only "
+            "its own (CUDA_VISIBLE_DEVICES). Default: one worker, devices as the environment has.",
+            show_default=False,
+        ),
+    ] = None,
+    migrate: Annotated[
+        bool,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Upgrade the database schema first. Normally `vace-server db upgrade` or an API "
+            "replica (which migrates on start) does it.",
+        ),
+    ] = False,
+    worker_id: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Run one worker in the foreground against the configured database and storage."""
-    from vace_server.worker.child import run_worker
+    """Run worker(s) in the foreground against the configured database and storage.
+
+    SIGTERM/SIGINT: finish the task in hand, then exit 0 (a second signal: at once).
+    Exit 2 when the database schema is missing or outdated, or the database is unreachable."""
+    from vace_server.worker import standalone
 
     configure_logging()
+    try:
+        devices = standalone.parse_gpus(gpus)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--gpus") from exc
+    flags = {"model": model, "data_dir": data_dir, "database_url": database_url, "device": device}
+    settings = _settings(**flags)
+    if migrate:
+        from vace_server.tasks import db
+
+        engine = db.make_engine(settings.resolved_database_url())
+        db.upgrade(engine)
+        engine.dispose()
+    if len(devices) <= 1:
+        gpu = devices[0] if devices else None
+        raise typer.Exit(standalone.run_one(settings, gpu=gpu, migrate=False, worker_id=worker_id))
+    env = {f"VACE_{k.upper()}": str(v) for k, v in flags.items() if v is not None}
+    raise typer.Exit(standalone.PerGpuWorkers(settings, devices, env).run())
+
+
+@app.command("ray-workers")
+def ray_workers(
+    address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAY_ADDRESS",
+            help="Ray cluster: the head's host:port when run on a node of the cluster, else "
+            "ray://head:10001 (Ray Client) [RAY_ADDRESS].",
+            show_default=False,
+        ),
+    ] = None,
+    replicas: Annotated[int, typer.Option(min=0, help="Worker actors to keep.")] = 1,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0, help="GPUs each actor reserves (0 = CPU only).")
+    ] = 1.0,
+    cpus_per_worker: Annotated[float, typer.Option(min=0, help="CPUs each actor reserves.")] = 1.0,
+    namespace: Annotated[str, typer.Option(help="Ray namespace of the actors.")] = "vace",
+    name_prefix: Annotated[str, typer.Option(help="Actors are named PREFIX-0, PREFIX-1, …")] = (
+        "vace-worker"
+    ),
+    max_restarts: Annotated[
+        int, typer.Option(min=-1, help="Restarts Ray gives a dead actor (-1 = always).")
+    ] = -1,
+    ready_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for every actor to load its model.")
+    ] = 600.0,
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Stop and remove the actors instead.")
+    ] = False,
+    stop_timeout: Annotated[
+        float, typer.Option(help="With --stop: seconds a busy actor may take to finish its task.")
+    ] = 300.0,
+    list_: Annotated[bool, typer.Option("--list", help="Show the running actors instead.")] = False,
+    model: ModelOpt = None,
+    data_dir: DataOpt = None,
+    database_url: DbOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Place worker actors on a Ray cluster (needs Ray: the `ray` extra of vace-server).
+
+    Creates detached actors PREFIX-0 … PREFIX-(N-1) (keeping those that exist, removing
+    higher-numbered ones), waits until each has loaded its model, prints one line per actor
+    (name, worker id, host, pid, model@device) and exits; Ray restarts an actor whose process
+    dies. `--stop` stops them after their current task and removes them."""
+    import json
+
+    configure_logging()
+    if not address:
+        raise typer.BadParameter("give --address or set RAY_ADDRESS", param_hint="--address")
+    from vace_server.worker import ray_actors
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        typer.echo("vace-server: Ray is not installed: pip install 'vace-server[ray]'", err=True)
+        raise typer.Exit(2) from None
+    where = {"namespace": namespace, "prefix": name_prefix}
+    if stop:
+        names = ray_actors.stop_workers(address, timeout=stop_timeout, **where)
+        typer.echo(f"stopped {len(names)} actor(s): {' '.join(names)}".rstrip())
+        return
+    if list_:
+        for entry in ray_actors.list_workers(address, **where):
+            typer.echo(json.dumps(entry))
+        return
     settings = _settings(model=model, data_dir=data_dir, database_url=database_url, device=device)
-    run_worker(settings, f"standalone:{os.getpid()}:{uuid.uuid4().hex[:12]}")
+    placement = ray_actors.Placement(
+        replicas=replicas,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+        max_restarts=max_restarts,
+        **where,
+    )
+    try:
+        ready = ray_actors.start_workers(address, settings, placement, ready_timeout=ready_timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        typer.echo(f"vace-server ray-workers: {exc}", err=True)
+        raise typer.Exit(1 if isinstance(exc, TimeoutError) else 2) from exc
+    for r in ready:
+        line = [r["name"], r["worker_id"], r["hostname"], str(r["pid"])]
+        typer.echo("\t".join([*line, f"{r['model']}@{r['device']}"]))
 
 
 def _media_opt(wire: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vace_server.settings import Settings
+from vace_server.storage.base import S3Location, Storage, parse_storage_url
 from vace_server.storage.local import LocalStorage, load_or_create_secret
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
@@ -21,10 +22,19 @@ def open_store(settings: Settings, *, migrate: bool = False) -> TaskStore:
     )
 
 
-def open_storage(settings: Settings) -> LocalStorage:
-    """The output storage. Side effects: creates the folder and, once, the signing secret."""
+def open_storage(settings: Settings) -> Storage:
+    """The output storage named by `storage_url`: a folder (default data_dir/outputs), or
+    `s3://bucket/prefix` (objects under `prefix/outputs/`).
+
+    Raises: ValueError (unsupported storage_url). Side effects: local: creates the folder and,
+    once, the signing secret; S3: builds a boto3 client (no request is made)."""
+    where = parse_storage_url(settings.storage_url, settings.data_dir)
+    if isinstance(where, S3Location):
+        from vace_server.storage.s3 import S3Storage
+
+        return S3Storage.from_settings(settings, where.under("outputs"))
     return LocalStorage(
-        settings.data_dir / "outputs",
+        where,
         public_base_url=settings.resolved_public_base_url(),
         secret=load_or_create_secret(settings.data_dir, settings.url_signing_secret),
     )

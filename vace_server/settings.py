@@ -44,12 +44,37 @@ class Settings(BaseSettings):
     # --- data ---
     data_dir: Path = Path("data")
     database_url: str | None = Field(default=None, description="Default: SQLite in data_dir.")
-    storage_url: str | None = Field(default=None, description="Default: data_dir/outputs.")
+    storage_url: str | None = Field(
+        default=None,
+        description="Outputs (and uploads) store: a folder (default data_dir/outputs) or "
+        "s3://bucket/prefix (see the s3_* settings).",
+    )
     url_signing_secret: str | None = Field(
         default=None, description="HMAC secret for output URLs; default: generated in data_dir."
     )
     retention_hours: float = 24.0
     task_timeout_hours: float = 3.0
+
+    # --- object storage (storage_url=s3://bucket/prefix; any S3-compatible service) ---
+    s3_endpoint_url: str | None = Field(
+        default=None, description="e.g. http://minio:9000; default: AWS S3 of s3_region."
+    )
+    s3_region: str | None = Field(
+        default=None, description="Signing region; default: boto3's (AWS_REGION...) or us-east-1."
+    )
+    s3_access_key_id: str | None = Field(
+        default=None, description="Default: boto3's chain (AWS_* env, ~/.aws, instance role)."
+    )
+    s3_secret_access_key: str | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", description="`path` suits most self-hosted services (MinIO, Ceph, moto)."
+    )
+    s3_presign_max_seconds: int = Field(
+        default=604_800,
+        ge=1,
+        le=604_800,
+        description="Longest video_url lifetime; SigV4 presigned URLs allow at most 7 days.",
+    )
 
     # --- rate limits (per account; off when unset) ---
     rate_limit_submit_per_second: float | None = None

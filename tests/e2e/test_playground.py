@@ -336,7 +336,7 @@ def test_local_file_goes_through_the_upload_flow(
 def test_cancel_a_running_task(
     live_server: Callable[..., LiveServer], media: MediaServer, page: Any
 ) -> None:
-    server = live_server(VACE_NUM_INFERENCE_STEPS="400")
+    server = live_server(VACE_NUM_INFERENCE_STEPS="300")
     _open(page, server)
     _fill_image_reference(page, media.url("/subject.png"), prompt="a long run")
     _submit(page)
@@ -344,7 +344,7 @@ def test_cancel_a_running_task(
 
     # Live progress: stage, step / total, a determinate bar, an ETA.
     detail = page.locator("#progress-detail")
-    pw.expect(detail).to_contain_text("/ 400", timeout=60_000)
+    pw.expect(detail).to_contain_text("/ 300", timeout=60_000)
     pw.expect(detail).to_contain_text("ETA")
     pw.expect(page.locator("#task-status")).to_have_text("RUNNING")
     pw.expect(page.locator("#progress-stage")).to_have_text("Denoising")

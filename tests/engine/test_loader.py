@@ -231,3 +231,12 @@ def test_vae_stays_float32_when_the_model_is_half(tmp_path: Path) -> None:
         assert model.pipe.transformer.dtype == torch.bfloat16
         assert model.pipe.text_encoder.dtype == torch.bfloat16
         assert model.pipe.vae.dtype == torch.float32
+
+
+def test_a_step_count_the_scheduler_cannot_walk_is_refused_at_start() -> None:
+    from vace_server.engine.loader import ModelLoadError, load_model
+    from vace_server.settings import Settings
+
+    with pytest.raises(ModelLoadError, match="VACE_NUM_INFERENCE_STEPS=400"):
+        load_model(Settings(model="tiny", num_inference_steps=400))
+    assert load_model(Settings(model="tiny", num_inference_steps=300)).num_inference_steps == 300

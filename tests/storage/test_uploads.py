@@ -140,3 +140,17 @@ def test_purge_removes_expired_rows_files_and_folders(
     clock.advance(3_600_000)
     assert uploads.purge_expired() == [young_key]
     assert uploads.root.is_dir() and not (uploads.root / "dashscope-instant").exists()
+
+
+def test_a_file_without_a_row_is_never_replaced(uploads: UploadStore) -> None:
+    path = uploads.path_for(KEY)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"left behind")
+    part = uploads.begin(1000)
+    part.write(b"new")
+    with pytest.raises(UploadExists):
+        uploads.commit(part, KEY, account="a", model="wanx2.1-vace-plus")
+    assert path.read_bytes() == b"left behind"
+    assert not part.path.exists()
+    assert not uploads.is_live(KEY, account="a", model="wanx2.1-vace-plus")  # row taken back
+    _put(uploads, "dashscope-instant/abc/2026-11-24/def/other.png")  # the store still works

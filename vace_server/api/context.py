@@ -12,7 +12,7 @@ from vace_server.api.accounts import Caller, KeyRing
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
 from vace_server.settings import Settings
-from vace_server.storage.local import LocalStorage
+from vace_server.storage.base import Storage
 from vace_server.tasks.store import TaskStore
 from vace_server.tasks.workers import WorkerRegistry
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class AppContext:
     settings: Settings
     store: TaskStore
-    storage: LocalStorage
+    storage: Storage
     keys: KeyRing
     zone: ZoneInfo
     limiter: RateLimiter

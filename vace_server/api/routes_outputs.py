@@ -1,4 +1,6 @@
-"""Download of results through signed, expiring URLs (no Authorization, like presigned OSS)."""
+"""Download of results through signed, expiring URLs (no Authorization, like presigned OSS).
+
+Only for the local-folder storage: with S3 storage, `video_url` points at the object store."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from vace_server.api.context import ctx
 from vace_server.errors import AccessDenied, NotFound
-from vace_server.storage.local import OUTPUT_ROUTE
+from vace_server.storage.local import OUTPUT_ROUTE, LocalStorage
 from vace_server.tasks.store import wall_clock_ms
 
 router = APIRouter()
@@ -18,6 +20,8 @@ LINK_REFUSED = "Request has expired or its signature does not match."
 @router.get(OUTPUT_ROUTE + "/{key:path}")
 def download_output(key: str, request: Request) -> FileResponse:
     storage = ctx(request).storage
+    if not isinstance(storage, LocalStorage):
+        raise NotFound()
     try:
         expires_ms = int(request.query_params.get("expires", ""))
     except ValueError:

@@ -12,10 +12,11 @@ from vace_server.tasks.status import TaskStatus
 
 
 def task_body(c: AppContext, task: TaskRecord, request_id: str) -> dict[str, Any]:
-    """The `GET /tasks/{id}` body, with a signed `video_url` and our extra `progress`."""
+    """The `GET /tasks/{id}` body, with a signed (local) or presigned (S3) `video_url` and our
+    extra `progress`."""
     video_url = None
     if task.status is TaskStatus.SUCCEEDED and task.output_key and task.expires_ms:
-        video_url = c.storage.signed_url(task.output_key, expires_ms=task.expires_ms)
+        video_url = c.storage.url_for(task.output_key, expires_ms=task.expires_ms)
     body = query_body(task, zone=c.zone, video_url=video_url, request_id=request_id)
     if task.status is TaskStatus.PENDING:
         body["output"]["progress"] = {

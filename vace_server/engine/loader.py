@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -138,6 +139,8 @@ def load_model(settings: Settings) -> LoadedModel:
     pipe.set_progress_bar_config(disable=True)
 
     area = settings.generation_area or default_area
+    steps = settings.num_inference_steps or default_steps
+    _check_schedule(pipe, steps, flow_shift)
     loaded = LoadedModel(
         pipe=pipe,
         name=name,
@@ -147,7 +150,7 @@ def load_model(settings: Settings) -> LoadedModel:
         profile=ModelProfile(
             generation_area=area, num_frames=settings.num_frames, fps=settings.fps
         ),
-        num_inference_steps=settings.num_inference_steps or default_steps,
+        num_inference_steps=steps,
         guidance_scale=settings.guidance_scale,
         flow_shift=flow_shift,
         warning=warning,
@@ -164,6 +167,20 @@ def load_model(settings: Settings) -> LoadedModel:
 
 
 # ------------------------------------------------------------------------------ resolution
+def _check_schedule(pipe: Pipeline, steps: int, shift: float) -> None:
+    """Refuses a step count the scheduler cannot walk: with many steps and a large shift the
+    rounded timesteps repeat, and diffusers' multistep solvers then stop mid-run (UniPC fails
+    an assertion). Raises ModelLoadError at start-up instead of failing every task."""
+    scheduler = copy.deepcopy(pipe.scheduler)
+    scheduler.set_timesteps(steps)
+    timesteps = [float(t) for t in scheduler.timesteps]
+    if len(set(timesteps)) != len(timesteps):
+        raise ModelLoadError(
+            f"VACE_NUM_INFERENCE_STEPS={steps} is more than this scheduler can take with "
+            f"flow_shift={shift}: its timesteps repeat. Use fewer steps (a few hundred at most)."
+        )
+
+
 def _check_settings(settings: Settings) -> None:
     if settings.num_frames < 1 or (settings.num_frames - 1) % 4:
         raise ModelLoadError(f"VACE_NUM_FRAMES={settings.num_frames} must be 4n+1 (e.g. 81).")

@@ -2,13 +2,14 @@
 
 A key resolves only for the task's own account and (normalised) model, before it expires;
 anything else fails the task with `InvalidURL`, exactly like an unreachable download. The bytes
-then go through the same checks as a download (size cap here; sniffing and decoding by the
-caller)."""
+then go through the same checks as a download (size cap here, never reading more than one byte
+past it, from a local file or an S3 object alike; sniffing and decoding by the caller)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from vace_server.errors import InvalidFile, InvalidURL
 from vace_server.storage.uploads import UploadStore
@@ -38,16 +39,16 @@ def read_upload(
     Raises: InvalidURL (no task scope, unknown / expired key, another account's or model's),
     InvalidFile with code InvalidFile.Size (larger than `max_bytes`)."""
     key = url[len(OSS_PREFIX) :]
-    path = None
+    stream = None
     if store is not None and scope is not None:
-        path = store.resolve(key, account=scope.account, model=scope.model)
-    if path is None:
+        stream = store.open(key, account=scope.account, model=scope.model)
+    if stream is None:
         log.warning("%s: %s is not an upload of this task's account and model", field, url)
         raise InvalidURL()
     try:
-        with path.open("rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as exc:  # purged between resolve and open
+        with stream:
+            data = _read_at_most(stream, max_bytes + 1)
+    except OSError as exc:  # purged between open and read, or the connection broke
         log.warning("%s: cannot read upload %s: %r", field, url, exc)
         raise InvalidURL() from exc
     if len(data) > max_bytes:
@@ -57,3 +58,17 @@ def read_upload(
             code="InvalidFile.Size",
         )
     return data
+
+
+def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` bytes (fewer only at the end of the stream); network streams may return
+    short reads, so this loops."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = stream.read(min(left, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

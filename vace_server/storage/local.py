@@ -8,13 +8,15 @@ import hmac
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
 OUTPUT_ROUTE = "/api/v1/outputs"
 
 
 class LocalStorage:
-    """Stores objects under `root`; keys are relative, slash-separated, never absolute."""
+    """`Storage` in a folder: objects under `root`; keys are relative, slash-separated, never
+    absolute. Links are HMAC-signed and served by the API (`routes_outputs`)."""
 
     def __init__(self, root: Path, *, public_base_url: str, secret: bytes) -> None:
         self.root = root.resolve()
@@ -46,6 +48,14 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
+
+    def open(self, key: str) -> BinaryIO:
+        """Raises FileNotFoundError (missing), ValueError (bad key)."""
+        return self.path_for(key).open("rb")
+
+    def url_for(self, key: str, *, expires_ms: int) -> str:
+        """`signed_url`: valid until exactly `expires_ms`."""
+        return self.signed_url(key, expires_ms=expires_ms)
 
     def signed_url(self, key: str, *, expires_ms: int) -> str:
         """Absolute URL valid until `expires_ms` (epoch ms); needs no Authorization."""

@@ -7,15 +7,33 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+# PostgreSQL advisory lock held while migrating, so replicas starting together take turns.
+MIGRATION_LOCK_KEY = 0x7661_6365  # "vace"
+CONNECT_TIMEOUT_SECONDS = 10
+POOL_RECYCLE_SECONDS = 1800  # below the idle cut-off of typical proxies / load balancers
+
+
+def normalise_url(url: str) -> str:
+    """`postgres://` and `postgresql://` (no driver named) mean psycopg 3, the driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
 
 def make_engine(url: str) -> Engine:
-    """Returns an engine for `url`; SQLite gets WAL, a busy timeout and its folder created.
+    """Returns an engine for `url`.
+
+    SQLite gets WAL, a busy timeout and its folder created. PostgreSQL gets a pool that tests
+    each connection before use (`pool_pre_ping`: a restarted server costs no failed request),
+    recycles connections after 30 min, and bounds connection attempts to 10 s.
 
     Side effects: creates the SQLite file's parent folder."""
+    url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -31,7 +49,17 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql") and "connect_timeout=" not in url:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        connect_args=connect_args,
+    )
 
 
 def alembic_config(url: str) -> Config:
@@ -42,10 +70,14 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Brings the schema to `revision`. Safe to call on every start.
+    """Brings the schema to `revision`. Safe to call on every start, and from several
+    processes at once on PostgreSQL: they take turns on an advisory lock, so the later ones
+    find the schema already current. (All of it is one transaction there: DDL included.)
 
     Side effects: DDL on the database."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

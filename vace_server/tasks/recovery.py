@@ -11,6 +11,7 @@ from sqlalchemy.sql import ColumnElement
 from vace_server.errors import InternalError
 from vace_server.tasks.models import tasks, webhooks
 from vace_server.tasks.status import TaskStatus
+from vace_server.tasks.wakeup import notify_work
 
 
 class RecoveryMixin:
@@ -60,8 +61,10 @@ class RecoveryMixin:
         with self.engine.begin() as conn:
             moved = conn.execute(canceled).rowcount
             moved += conn.execute(exhausted).rowcount
-            moved += conn.execute(retry).rowcount
-        return int(moved)
+            requeued = conn.execute(retry).rowcount
+            if requeued:
+                notify_work(conn)  # wake an idle worker for the requeued task(s)
+        return int(moved + requeued)
 
     def fail_overdue(self, max_age_ms: int, *, code: str, message: str) -> int:
         """Unfinished tasks submitted more than `max_age_ms` ago end FAILED (`code`)."""

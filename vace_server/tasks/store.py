@@ -2,6 +2,9 @@
 
 Every transition is one atomic UPDATE guarded by the state it leaves (and, for a worker, by
 its claim: worker id + attempt number), so two processes can never both move a task.
+
+Calls that are safe to repeat ride out a database restart (see `transient`); making a task
+claimable wakes idle workers at once on PostgreSQL (see `wakeup`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from vace_server.tasks.models import TaskRecord, tasks, webhooks
 from vace_server.tasks.recovery import RecoveryMixin
 from vace_server.tasks.spec import TaskSpec
 from vace_server.tasks.status import TaskStatus
+from vace_server.tasks.transient import RETRY_SECONDS, RetryingAccess
+from vace_server.tasks.wakeup import WorkWaiter, notify_work, waiter_for
 
 Clock = Callable[[], int]
 
@@ -55,7 +60,7 @@ class ListFilter:
     api_key_id: str | None = None
 
 
-class TaskStore(RecoveryMixin):
+class TaskStore(RecoveryMixin, RetryingAccess):
     """Persistent task queue and state machine over SQLAlchemy (SQLite or PostgreSQL)."""
 
     def __init__(
@@ -66,13 +71,16 @@ class TaskStore(RecoveryMixin):
         max_attempts: int = 3,
         retention_ms: int = 24 * 3_600_000,
         clock: Clock = wall_clock_ms,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.engine = engine
         self.lease_ms = lease_ms
         self.max_attempts = max_attempts
         self.retention_ms = retention_ms
+        self.retry_seconds = retry_seconds
         self._now = clock
         self._postgres = engine.dialect.name == "postgresql"
+        self._waiter: WorkWaiter | None = None
 
     # ------------------------------------------------------------------ client side
     def create(
@@ -85,7 +93,10 @@ class TaskStore(RecoveryMixin):
         callback_urls: Sequence[str] = (),
     ) -> TaskRecord:
         """Inserts a PENDING task and, in the same transaction, one pending webhook per
-        callback URL. Returns the task."""
+        callback URL, and wakes idle workers. Returns the task.
+
+        Retried across a lost connection with the same task id: a retry first looks whether
+        the earlier attempt committed, so one call never makes two tasks."""
         task_id = str(uuid.uuid4())
         values = {
             "id": task_id,
@@ -101,19 +112,31 @@ class TaskStore(RecoveryMixin):
             "max_attempts": self.max_attempts,
             "cancel_requested": False,
         }
-        with self.engine.begin() as conn:
-            conn.execute(insert(tasks).values(**values))
-            for url in dict.fromkeys(callback_urls):  # each URL once
-                conn.execute(
-                    insert(webhooks).values(
-                        id=str(uuid.uuid4()),
-                        task_id=task_id,
-                        url=url,
-                        state="pending",
-                        attempts=0,
-                        next_attempt_ms=values["created_ms"],
-                    )
-                )
+        hooks = [
+            {
+                "id": str(uuid.uuid4()),
+                "task_id": task_id,
+                "url": url,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_ms": values["created_ms"],
+            }
+            for url in dict.fromkeys(callback_urls)  # each URL once
+        ]
+
+        def insert_task(attempt: int) -> None:
+            with self.engine.begin() as conn:
+                if (
+                    attempt > 1
+                    and conn.execute(select(tasks.c.id).where(tasks.c.id == task_id)).first()
+                ):
+                    return  # the earlier attempt committed before its connection was lost
+                conn.execute(insert(tasks).values(**values))
+                for hook in hooks:
+                    conn.execute(insert(webhooks).values(**hook))
+                notify_work(conn)
+
+        self._retry(insert_task, "create")
         task = self.get(task_id, account=account)
         assert task is not None
         return task
@@ -123,8 +146,7 @@ class TaskStore(RecoveryMixin):
         cond = [tasks.c.id == task_id, self._not_expired()]
         if account is not None:
             cond.append(tasks.c.account == account)
-        with self.engine.connect() as conn:
-            row = conn.execute(select(tasks).where(*cond)).first()
+        row = self._read(lambda conn: conn.execute(select(tasks).where(*cond)).first())
         return TaskRecord.from_row(row) if row else None
 
     def list_page(
@@ -146,9 +168,11 @@ class TaskStore(RecoveryMixin):
         if flt.api_key_id:
             cond.append(tasks.c.api_key_id == flt.api_key_id)
         query = select(tasks).where(*cond).order_by(tasks.c.created_ms.desc(), tasks.c.id)
-        with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(tasks).where(*cond)).scalar_one()
-            rows = conn.execute(query.offset((page_no - 1) * page_size).limit(page_size)).all()
+        count = select(func.count()).select_from(tasks).where(*cond)
+        page = query.offset((page_no - 1) * page_size).limit(page_size)
+        total, rows = self._read(
+            lambda conn: (conn.execute(count).scalar_one(), conn.execute(page).all())
+        )
         return [TaskRecord.from_row(r) for r in rows], int(total)
 
     def request_cancel(self, task_id: str, *, account: str) -> CancelOutcome:
@@ -179,8 +203,7 @@ class TaskStore(RecoveryMixin):
         busy = [TaskStatus.PENDING.value, TaskStatus.RUNNING.value]
         query = select(func.count()).select_from(tasks)
         query = query.where(tasks.c.account == account, tasks.c.status.in_(busy))
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        return int(self._read(lambda conn: conn.execute(query).scalar_one()))
 
     def queue_position(self, task: TaskRecord) -> int:
         """1-based place of a PENDING task in the queue (claims take the oldest first)."""
@@ -191,15 +214,16 @@ class TaskStore(RecoveryMixin):
                 and_(tasks.c.created_ms == task.created_ms, tasks.c.id < task.id),
             ),
         )
-        with self.engine.connect() as conn:
-            count = conn.execute(select(func.count()).select_from(tasks).where(ahead)).scalar_one()
-        return int(count) + 1
+        query = select(func.count()).select_from(tasks).where(ahead)
+        return int(self._read(lambda conn: conn.execute(query).scalar_one())) + 1
 
     # ------------------------------------------------------------------ worker side
     def claim(self, worker_id: str) -> Claim | None:
         """Atomically takes the oldest PENDING task and leases it to `worker_id`.
 
-        Returns the claim, or None when the queue is empty. Side effects: one UPDATE."""
+        Returns the claim, or None when the queue is empty. Side effects: one UPDATE.
+        (Retried across a lost connection; should the lost attempt have committed, that task
+        waits out its lease and is requeued: delayed, never lost.)"""
         now = self._now()
         oldest = (
             select(tasks.c.id)
@@ -222,8 +246,12 @@ class TaskStore(RecoveryMixin):
             )
             .returning(*tasks.c)
         )
-        with self.engine.begin() as conn:
-            row = conn.execute(stmt).first()
+
+        def take(_attempt: int) -> Any:
+            with self.engine.begin() as conn:
+                return conn.execute(stmt).first()
+
+        row = self._retry(take, "claim")
         if row is None:
             return None
         task = TaskRecord.from_row(row)
@@ -236,20 +264,18 @@ class TaskStore(RecoveryMixin):
             .where(self._owned(claim))
             .values(lease_until_ms=self._now() + self.lease_ms)
         )
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+        return self._write(stmt, "heartbeat")
 
     def cancel_requested(self, claim: Claim) -> bool:
         """True when a client asked to cancel the claimed task (or the claim is gone)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(tasks.c.cancel_requested).where(self._owned(claim))).first()
+        query = select(tasks.c.cancel_requested).where(self._owned(claim))
+        row = self._read(lambda conn: conn.execute(query).first())
         return row is None or bool(row[0])
 
     def set_progress(self, claim: Claim, progress: dict[str, Any]) -> bool:
         """Stores the running task's progress. Returns False if the claim was lost."""
         stmt = update(tasks).where(self._owned(claim)).values(progress=json.dumps(progress))
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+        return self._write(stmt, "progress")
 
     def finish_canceled(self, claim: Claim) -> bool:
         """RUNNING → CANCELED after the worker stopped on a cancel request."""
@@ -302,8 +328,41 @@ class TaskStore(RecoveryMixin):
         stmt = update(tasks).where(self._owned(claim))
         if not_canceled:  # once a cancel request was accepted, the task never succeeds
             stmt = stmt.where(tasks.c.cancel_requested.is_(False))
-        with self.engine.begin() as conn:
-            return conn.execute(stmt.values(**values)).rowcount == 1
+        stmt = stmt.values(**values)
+        mine = (values["status"], values["ended_ms"], claim.attempt)
+        current = select(tasks.c.status, tasks.c.ended_ms, tasks.c.attempts)
+
+        def finish(attempt: int) -> bool:
+            with self.engine.begin() as conn:
+                if conn.execute(stmt).rowcount == 1:
+                    return True
+                if attempt == 1:
+                    return False
+                # A lost connection may have hidden our own commit: is the row as we left it?
+                row = conn.execute(current.where(tasks.c.id == claim.task.id)).first()
+                return row is not None and tuple(row) == mine
+
+        return self._retry(finish, "finish")
+
+    # ------------------------------------------------------------------ waiting for work
+    def wait_for_work(self, poll_seconds: float) -> bool:
+        """Blocks until a task may have become claimable. On PostgreSQL: until a NOTIFY from
+        a create or requeue (or at most max(poll_seconds, 2 s), a safety net); elsewhere: a
+        plain sleep of `poll_seconds`. Meant for one worker loop per store.
+
+        Returns True when woken by a notification. Never raises for a lost database: the
+        listener reconnects on a later call. Side effects: on PostgreSQL, keeps one extra
+        connection open (until `close()`)."""
+        if self._waiter is None:
+            self._waiter = waiter_for(self.engine)
+        return self._waiter.wait(poll_seconds)
+
+    def close(self) -> None:
+        """Closes the listener connection (if any) and the engine's pool."""
+        if self._waiter is not None:
+            self._waiter.close()
+            self._waiter = None
+        self.engine.dispose()
 
     # ------------------------------------------------------------------ reads for operations
     def ended_since(self, since_ms: int, *, limit: int = 10_000) -> list[TaskRecord]:
@@ -314,12 +373,12 @@ class TaskStore(RecoveryMixin):
             .order_by(tasks.c.ended_ms, tasks.c.id)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [TaskRecord.from_row(r) for r in conn.execute(query).all()]
+        rows = self._read(lambda conn: conn.execute(query).all())
+        return [TaskRecord.from_row(r) for r in rows]
 
     def count_by_status(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all()
+        query = select(tasks.c.status, func.count()).group_by(tasks.c.status)
+        rows = self._read(lambda conn: conn.execute(query).all())
         return {status: int(n) for status, n in rows}
 
     # ------------------------------------------------------------------ helpers

@@ -12,19 +12,21 @@ from vace_server.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, worker_id: str, report: Any | None = None) -> None:
-    """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT.
+def run_worker(
+    settings: Settings,
+    worker_id: str,
+    report: Any | None = None,
+    *,
+    migrate: bool = False,
+    info: dict[str, Any] | None = None,
+) -> None:
+    """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT: the task
+    in hand is finished first; a second signal kills at once.
 
-    `report` (a multiprocessing queue) receives one dict describing the loaded model."""
-    # Heavy imports happen here, in the worker, never in the API process.
-    from vace_server.annotators.registry import load_annotators
-    from vace_server.engine.loader import load_model
-    from vace_server.engine.prompt_rewrite import build_rewriter
-    from vace_server.media.images import MediaFetcher
-    from vace_server.runtime import open_storage, open_store
-    from vace_server.storage.uploads import UploadStore
-    from vace_server.tasks.workers import RegistryBeat, WorkerRegistry
-    from vace_server.worker.loop import WorkerLoop
+    `report` (a multiprocessing queue) receives one dict describing the loaded model; `info`
+    is added to the worker's registry entry.
+    Raises: WorkerStartupError (schema missing/outdated), model or annotator load errors."""
+    from vace_server.worker.runtime import WorkerRuntime
 
     stop = threading.Event()
 
@@ -38,44 +40,14 @@ def run_worker(settings: Settings, worker_id: str, report: Any | None = None) ->
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
 
-    model = load_model(settings)
-    annotators = load_annotators(settings)
-    if report is not None:
-        report.put(
-            {
-                "worker_id": worker_id,
-                "event": "ready",
-                "model": model.name,
-                "model_warning": model.warning,
-                "device": str(model.device),
-                "annotators": annotators.describe(),
-            }
-        )
-    store = open_store(settings)
-    storage = open_storage(settings)
-    loop = WorkerLoop(
-        settings=settings,
-        store=store,
-        storage=storage,
-        model=model,
-        media=MediaFetcher(settings, uploads=UploadStore.from_settings(settings, store.engine)),
-        annotators=annotators,
-        worker_id=worker_id,
-        rewriter=build_rewriter(settings),
-    )
-    registry = RegistryBeat(
-        WorkerRegistry(store.engine),
-        worker_id,
-        {"model": model.name, "device": str(model.device)},
-        settings.heartbeat_seconds,
-    )
-    registry.start()
-    log.info("worker %s ready (model %s on %s)", worker_id, model.name, model.device)
+    runtime = WorkerRuntime(settings, worker_id, migrate=migrate, info=info).setup()
     try:
-        loop.run_forever(stop.is_set)
+        if report is not None:
+            report.put(runtime.describe())
+        runtime.run(stop)
+        log.info("worker %s stopped", worker_id)
     finally:
-        registry.stop()
-        store.engine.dispose()
+        runtime.close()
 
 
 def child_main(settings_json: str, worker_id: str, report: Any) -> None:

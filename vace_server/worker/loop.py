@@ -26,7 +26,7 @@ from vace_server.logging_setup import task_id_var
 from vace_server.media.encode import encode_mp4
 from vace_server.media.images import media_for_task
 from vace_server.settings import Settings
-from vace_server.storage.local import LocalStorage
+from vace_server.storage.base import Storage
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.heartbeat import Heartbeat
 from vace_server.worker.produce import produce_video
@@ -49,7 +49,7 @@ class WorkerLoop:
         *,
         settings: Settings,
         store: TaskStore,
-        storage: LocalStorage,
+        storage: Storage,
         model: LoadedModel,
         media: MediaSource,
         annotators: AnnotatorSet,
@@ -68,7 +68,7 @@ class WorkerLoop:
     def run_forever(self, should_stop: Callable[[], bool]) -> None:
         while not should_stop():
             if not self.run_once():
-                time.sleep(self.settings.poll_seconds)
+                self.store.wait_for_work(self.settings.poll_seconds)
 
     def run_once(self) -> bool:
         """Claims and processes one task. Returns False when the queue was empty."""
