@@ -15,6 +15,19 @@ from vace_server.tasks.store import TaskStore
 
 
 @pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test: the tiny model is fastest that way, and with several the
+    OpenMP workers spin for seconds whenever another process competes for the two cores
+    (measured: 0.05 s -> 5 s). torch is imported only by the tests that ask for this."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

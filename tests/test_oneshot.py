@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from tests.support.images import png_bytes, scene, subject_on_white
@@ -26,16 +24,12 @@ OUTPUT_FPS = 30
 
 
 @pytest.fixture(autouse=True)
-def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def hermetic_env(monkeypatch: pytest.MonkeyPatch, one_torch_thread: None) -> None:
     """No VACE_* setting from the machine leaks in; one torch thread (fastest for tiny)."""
     for name in list(os.environ):
         if name.startswith("VACE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("VACE_NUM_FRAMES", str(NUM_FRAMES))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -7,14 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tests.support.tiny_depth import save_tiny_depth
 from vace_server.annotators.depth import load_depth_annotator, normalise_depth
 from vace_server.annotators.errors import AnnotatorLoadError
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,6 @@ from vace_server.annotators.registry import ClassicalSegmenter, load_annotators,
 from vace_server.annotators.scribble import ClassicalScribble
 from vace_server.annotators.tracking import FlowTracker
 from vace_server.settings import Settings
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

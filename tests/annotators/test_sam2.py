@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tests.support.tiny_sam2 import save_tiny_sam2, save_tiny_sam2_image_only
@@ -25,14 +23,6 @@ from vace_server.annotators.sam2 import (
 )
 
 W, H, N = 80, 48, 7
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -225,17 +224,6 @@ def test_functions_package_does_not_import_torch() -> None:
 
 
 # ------------------------------------------------------------------ end to end (tiny model)
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Faster for the tiny model, and immune to OpenMP spinning under CPU contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.usefixtures("one_torch_thread")
 def test_end_to_end_through_the_tiny_pipeline() -> None:
     from vace_server.engine.loader import load_model
