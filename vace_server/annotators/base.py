@@ -33,6 +33,14 @@ class MaskTracker(Protocol):
     ) -> list[Image.Image]: ...
 
 
+def check_track_arguments(frames: Sequence[Image.Image], start: int) -> None:
+    """What every MaskTracker requires. Raises ValueError for no frames or `start` out of range."""
+    if not frames:
+        raise ValueError("no frames to track the mask through")
+    if not 0 <= start < len(frames):
+        raise ValueError(f"start frame {start} outside 0..{len(frames) - 1}")
+
+
 class SubjectSegmenter(Protocol):
     """Cuts the main subject of a reference image out onto white, cropped to it."""
 

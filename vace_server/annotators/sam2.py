@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vace_server.annotators.base import MaskTracker, SubjectSegmenter
+from vace_server.annotators.base import MaskTracker, SubjectSegmenter, check_track_arguments
 from vace_server.annotators.cutout import cut_out_subject
 from vace_server.annotators.errors import AnnotatorLoadError
 
@@ -190,10 +190,7 @@ class Sam2Tracker:
         Raises: ValueError for no frames or `start` out of range."""
         from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
-        if not frames:
-            raise ValueError("no frames to track the mask through")
-        if not 0 <= start < len(frames):
-            raise ValueError(f"start frame {start} outside 0..{len(frames) - 1}")
+        check_track_arguments(frames, start)
         size = frames[0].size
         width, height = size
         given = _binary(mask, size)

@@ -32,6 +32,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from vace_server.annotators.base import check_track_arguments
+
 THRESHOLD = 0.5  # warped (bilinear) mask values above this are "object"
 
 
@@ -66,10 +68,7 @@ class FlowTracker:
         Returns: one L mask per frame, values 0/255, each of the first frame's size (a mask
         or frame of another size is resized to it).
         Raises: ValueError for no frames or `start` out of range."""
-        if not frames:
-            raise ValueError("no frames to track the mask through")
-        if not 0 <= start < len(frames):
-            raise ValueError(f"start frame {start} outside 0..{len(frames) - 1}")
+        check_track_arguments(frames, start)
         size = frames[0].size
         width, height = size
         gray = [_gray(frame, size) for frame in frames]
