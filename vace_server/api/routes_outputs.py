@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from vace_server.api.context import ctx
+from vace_server.api.wire_values import parse_decimal
 from vace_server.errors import AccessDenied, NotFound
 from vace_server.storage.local import OUTPUT_ROUTE, LocalStorage
 from vace_server.tasks.store import wall_clock_ms
@@ -22,12 +23,11 @@ def download_output(key: str, request: Request) -> FileResponse:
     storage = ctx(request).storage
     if not isinstance(storage, LocalStorage):
         raise NotFound()
-    try:
-        expires_ms = int(request.query_params.get("expires", ""))
-    except ValueError:
-        raise AccessDenied(LINK_REFUSED) from None
+    # Anything but our own shape (ASCII-digit expiry, hex signature) is a refused link, never an
+    # error further down: the link is the whole credential.
+    expires_ms = parse_decimal(request.query_params.get("expires", ""))
     signature = request.query_params.get("signature", "")
-    if not storage.verify(key, expires_ms, signature, now_ms=wall_clock_ms()):
+    if expires_ms is None or not storage.verify(key, expires_ms, signature, now_ms=wall_clock_ms()):
         raise AccessDenied(LINK_REFUSED)
     try:
         path = storage.path_for(key)

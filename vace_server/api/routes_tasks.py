@@ -1,4 +1,10 @@
-"""Query, list and cancel tasks."""
+"""Query, list and cancel tasks.
+
+Every list parameter is bounded before it reaches the database: `page_no` 1..2147483647,
+`page_size` 1..100 (plain ASCII digits), times exactly `YYYYMMDDhhmmss` with a year from 1970 to
+9998, text filters storable text of at most 256 characters. A task id in a path that no task
+can have (NUL, a replaced invalid byte sequence, over 128 characters) is an unknown task, answered
+without a database round trip."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from fastapi import APIRouter, Request
 from vace_server.api.context import AppContext, caller, ctx, request_id
 from vace_server.api.responses import list_entry, unknown_output
 from vace_server.api.task_view import task_body
+from vace_server.api.wire_values import INT32_MAX, is_clean_text, parse_decimal
 from vace_server.errors import UnsupportedOperation, field_invalid
 from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
@@ -17,9 +24,18 @@ from vace_server.tasks.store import CancelOutcome, ListFilter
 
 router = APIRouter()
 
-LIST_TIME_FORMAT = "%Y%m%d%H%M%S"
+LIST_TIME_DIGITS = 14  # YYYYMMDDhhmmss
+LIST_YEARS = (1970, 9998)  # so that the 24 h default range around a time always exists
 MAX_LIST_RANGE = timedelta(hours=24)
+MAX_PAGE_NO = INT32_MAX
 MAX_PAGE_SIZE = 100
+MAX_FILTER_CHARS = 256
+MAX_TASK_ID_CHARS = 128
+
+
+def plausible_task_id(task_id: str) -> bool:
+    """False for an id no stored task can have; such an id is simply an unknown task."""
+    return len(task_id) <= MAX_TASK_ID_CHARS and is_clean_text(task_id) and "\ufffd" not in task_id
 
 
 @router.get("/api/v1/tasks/{task_id}")
@@ -28,7 +44,7 @@ def query_task(task_id: str, request: Request) -> dict[str, Any]:
     c = ctx(request)
     c.limiter.check_query(who.account)
     rid = request_id(request)
-    task = c.store.get(task_id, account=who.account)
+    task = c.store.get(task_id, account=who.account) if plausible_task_id(task_id) else None
     if task is None:
         return {"request_id": rid, "output": unknown_output(task_id)}
     return task_body(c, task, rid)
@@ -40,6 +56,8 @@ def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
     ctx(request).limiter.check_query(who.account)
     # Beyond upstream (PENDING only): a RUNNING task is stopped by its worker within one
     # denoising step and ends CANCELED.
+    if not plausible_task_id(task_id):
+        raise UnsupportedOperation()  # what an unknown task gets
     if ctx(request).store.request_cancel(task_id, account=who.account) is CancelOutcome.REFUSED:
         raise UnsupportedOperation()
     return {"request_id": request_id(request)}
@@ -52,10 +70,8 @@ def list_tasks(request: Request) -> dict[str, Any]:
     c = ctx(request)
     c.limiter.check_query(who.account)
     params = request.query_params
-    page_no = _positive_int(params.get("page_no"), "page_no", default=1)
-    page_size = _positive_int(params.get("page_size"), "page_size", default=10)
-    if page_size > MAX_PAGE_SIZE:
-        raise field_invalid("page_size")
+    page_no = _query_int(params.get("page_no"), "page_no", default=1, high=MAX_PAGE_NO)
+    page_size = _query_int(params.get("page_size"), "page_size", default=10, high=MAX_PAGE_SIZE)
     start_ms, end_ms = _time_range(c, params.get("start_time"), params.get("end_time"))
     status = params.get("status") or None
     if status is not None and status not in TaskStatus.__members__:
@@ -68,10 +84,10 @@ def list_tasks(request: Request) -> dict[str, Any]:
             account=who.account,
             start_ms=start_ms,
             end_ms=end_ms,
-            task_id=params.get("task_id") or None,
-            model_name=params.get("model_name") or None,
+            task_id=_query_text(params.get("task_id"), "task_id"),
+            model_name=_query_text(params.get("model_name"), "model_name"),
             status=TaskStatus(status) if status else None,
-            api_key_id=params.get("api_key_id") or None,
+            api_key_id=_query_text(params.get("api_key_id"), "api_key_id"),
         )
         records, total = c.store.list_page(flt, page_no=page_no, page_size=page_size)
     rid = request_id(request)
@@ -90,16 +106,23 @@ def list_tasks(request: Request) -> dict[str, Any]:
     }
 
 
-def _positive_int(raw: str | None, name: str, *, default: int) -> int:
+def _query_int(raw: str | None, name: str, *, default: int, high: int) -> int:
+    """An optional integer in [1, high] written in ASCII digits. Raises: InvalidParameter."""
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise field_invalid(name) from None
-    if value < 1:
+    value = parse_decimal(raw)
+    if value is None or not 1 <= value <= high:
         raise field_invalid(name)
     return value
+
+
+def _query_text(raw: str | None, name: str) -> str | None:
+    """An optional text filter; empty means no filter. Raises: InvalidParameter."""
+    if not raw:
+        return None
+    if len(raw) > MAX_FILTER_CHARS or not is_clean_text(raw):
+        raise field_invalid(name)
+    return raw
 
 
 def _time_range(c: AppContext, start: str | None, end: str | None) -> tuple[int, int]:
@@ -120,9 +143,17 @@ def _time_range(c: AppContext, start: str | None, end: str | None) -> tuple[int,
 
 
 def _parse_time(c: AppContext, raw: str | None, name: str) -> datetime | None:
+    """`YYYYMMDDhhmmss` in the configured zone, or None when absent. Raises: InvalidParameter
+    (not 14 ASCII digits, no such date or time, year outside LIST_YEARS)."""
     if not raw:
         return None
+    if len(raw) != LIST_TIME_DIGITS or parse_decimal(raw) is None:
+        raise field_invalid(name)
+    year = int(raw[0:4])
+    if not LIST_YEARS[0] <= year <= LIST_YEARS[1]:
+        raise field_invalid(name)
+    month, day, hour, minute, second = (int(raw[i : i + 2]) for i in range(4, 14, 2))
     try:
-        return datetime.strptime(raw, LIST_TIME_FORMAT).replace(tzinfo=c.zone)
-    except ValueError:
+        return datetime(year, month, day, hour, minute, second, tzinfo=c.zone)
+    except ValueError:  # Feb 30, month 13, hour 24, ...
         raise field_invalid(name) from None

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from vace_server.api.wire_media import check_url, read_url, read_url_list
 from vace_server.api.wire_values import (
     as_int,
+    check_text,
     read_bool,
     read_choice,
     read_int,
@@ -69,6 +70,7 @@ EXTENSION_FIELDS = ("first_frame_url", "last_frame_url", "first_clip_url", "last
 OUTPAINT_SIDES = ("top", "bottom", "left", "right")
 
 MAX_PROMPT_CHARS = 800
+MAX_NEGATIVE_PROMPT_CHARS = 800  # cut like the prompt, never refused for its length
 MAX_REFERENCES = 3
 SEED_MAX = 2147483647
 FIXED_DURATION = 5  # seconds; "fixed at 5, cannot be modified" (§5)
@@ -91,7 +93,8 @@ def parse_create_request(
     `oss_resolve` is whether the request carried `X-DashScope-OssResourceResolve: enable`.
     `draw_seed` is called (once) only when the client sent no `parameters.seed`.
 
-    Returns: a TaskSpec with every default applied and the prompt truncated to 800 characters.
+    Returns: a TaskSpec with every default applied and the prompt and negative prompt
+    truncated to 800 characters.
     Raises: InvalidParameter, EmptyModel, EmptyInput, IllegalInput (all HTTP 400) for the
     first problem found, in the order given in the module docstring.
     Side effects: none besides calling `draw_seed`.
@@ -101,7 +104,11 @@ def parse_create_request(
     wire = _envelope(data, oss_resolve=oss_resolve)
     function = _function(wire)
     prompt = _prompt(wire)
-    negative_prompt = read_string(wire.input.get("negative_prompt"), "input.negative_prompt")
+    negative_prompt = read_string(
+        wire.input.get("negative_prompt"),
+        "input.negative_prompt",
+        max_chars=MAX_NEGATIVE_PROMPT_CHARS,
+    )
     fields = _FUNCTION_FIELDS[function](wire)
     prompt_extend, watermark, seed = _common_parameters(wire, function)
     return TaskSpec(
@@ -150,9 +157,17 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"not JSON: {name}")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A repeated key means different things to different parsers (first or last wins): refuse.
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("duplicate key")
+    return data
+
+
 def _load_object(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
         raise InvalidParameter(BODY_INVALID_MESSAGE) from None
     if not isinstance(data, dict):
@@ -200,7 +215,7 @@ def _prompt(wire: _Wire) -> str:
         raise field_invalid("input.prompt")
     if not value.strip():
         raise field_required("input.prompt")
-    return value[:MAX_PROMPT_CHARS]
+    return check_text(value, "input.prompt")[:MAX_PROMPT_CHARS]
 
 
 def _common_parameters(wire: _Wire, function: VaceFunction) -> tuple[bool, bool, int | None]:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from vace_server.api.wire_values import check_text
 from vace_server.errors import InvalidParameter, field_invalid
 
 OSS_PREFIX = "oss://"
@@ -35,11 +36,12 @@ def check_url(value: Any, field: str, *, oss_resolve: bool) -> str:
     `X-DashScope-OssResourceResolve: enable`.
 
     Raises: InvalidParameter with the bad-value message naming `field` (not a string, empty,
-    whitespace, Chinese characters, data URI, other scheme, no host), or with the fixed
-    `oss://` message when `oss_resolve` is false.
+    whitespace, control characters, lone surrogates, Chinese characters, data URI, other
+    scheme, no host), or with the fixed `oss://` message when `oss_resolve` is false.
     """
     if not isinstance(value, str) or not value:
         raise field_invalid(field)
+    check_text(value, field)
     if _CHINESE.search(value) or _NOT_IN_URL.search(value):
         raise field_invalid(field)
     if value.startswith(OSS_PREFIX):

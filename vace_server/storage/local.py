@@ -66,10 +66,12 @@ class LocalStorage:
         """True when `signature` is ours for (key, expires) and the link has not expired."""
         if now_ms >= expires_ms:
             return False
-        return hmac.compare_digest(self._sign(key, expires_ms), signature)
+        # Bytes, not str: compare_digest refuses a str with non-ASCII characters (TypeError).
+        given = signature.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(self._sign(key, expires_ms).encode(), given)
 
     def _sign(self, key: str, expires_ms: int) -> str:
-        msg = f"{key}\n{expires_ms}".encode()
+        msg = f"{key}\n{expires_ms}".encode("utf-8", "surrogatepass")
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
 
