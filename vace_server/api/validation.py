@@ -75,6 +75,23 @@ MAX_REFERENCES = 3
 SEED_MAX = 2147483647
 FIXED_DURATION = 5  # seconds; "fixed at 5, cannot be modified" (§5)
 
+
+@dataclass(frozen=True)
+class NumberRange:
+    """A `parameters.*` number: its default when absent and its closed range."""
+
+    default: float
+    low: float
+    high: float
+
+
+# Every number the validator reads, by its key in `parameters` (§5).
+NUMBER_FIELDS: Mapping[str, NumberRange] = {
+    "strength": NumberRange(default=1.0, low=0.0, high=1.0),
+    "expand_ratio": NumberRange(default=0.05, low=0.0, high=1.0),
+    **{f"{side}_scale": NumberRange(default=1.0, low=1.0, high=2.0) for side in OUTPAINT_SIDES},
+}
+
 FUNCTIONS: Mapping[str, VaceFunction] = {f.value: f for f in VaceFunction}
 ROLES: Mapping[str, ReferenceRole] = {r.value: r for r in ReferenceRole}
 REPAINTING_CONTROLS: Mapping[str, Control] = {c.value: c for c in Control}
@@ -140,6 +157,17 @@ class _Wire:
 
     def param(self, key: str) -> Any:
         return self.parameters.get(key)
+
+    def number(self, key: str) -> float:
+        """`parameters[key]` within its `NUMBER_FIELDS` range, or its default."""
+        bounds = NUMBER_FIELDS[key]
+        return read_number(
+            self.param(key),
+            f"parameters.{key}",
+            default=bounds.default,
+            low=bounds.low,
+            high=bounds.high,
+        )
 
     def url(self, key: str) -> str | None:
         return read_url(self.inp(key), f"input.{key}", oss_resolve=self.oss_resolve)
@@ -299,9 +327,7 @@ def _video_repainting(wire: _Wire) -> dict[str, Any]:
         "video_url": wire.required_url("video_url"),
         "references": _single_reference(wire),
         "control": _control(wire, REPAINTING_CONTROLS, required=True),
-        "strength": read_number(
-            wire.param("strength"), "parameters.strength", default=1.0, low=0.0, high=1.0
-        ),
+        "strength": wire.number("strength"),
     }
 
 
@@ -316,9 +342,7 @@ def _video_edit(wire: _Wire) -> dict[str, Any]:
     mask_frame_id = read_int(wire.inp("mask_frame_id"), "input.mask_frame_id", low=1)
     control = _control(wire, OTHER_CONTROLS, required=False)
     mask_type = read_choice(wire.param("mask_type"), "parameters.mask_type", MASK_TYPES)
-    expand_ratio = read_number(
-        wire.param("expand_ratio"), "parameters.expand_ratio", default=0.05, low=0.0, high=1.0
-    )
+    expand_ratio = wire.number("expand_ratio")
     expand_mode = read_choice(wire.param("expand_mode"), "parameters.expand_mode", EXPAND_MODES)
     return {
         "video_url": video_url,
@@ -345,16 +369,7 @@ def _video_extension(wire: _Wire) -> dict[str, Any]:
 
 def _video_outpainting(wire: _Wire) -> dict[str, Any]:
     video_url = wire.required_url("video_url")
-    scales = {
-        side: read_number(
-            wire.param(f"{side}_scale"),
-            f"parameters.{side}_scale",
-            default=1.0,
-            low=1.0,
-            high=2.0,
-        )
-        for side in OUTPAINT_SIDES
-    }
+    scales = {side: wire.number(f"{side}_scale") for side in OUTPAINT_SIDES}
     return {"video_url": video_url, "outpaint": Outpaint(**scales)}
 
 
