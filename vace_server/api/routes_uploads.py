@@ -139,7 +139,7 @@ class _Receiver:
 async def receive_upload(request: Request) -> Response:
     declared = request.headers.get("content-length", "").strip()
     limit = MAX_FILE_BYTES + FORM_OVERHEAD_BYTES
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise EntityTooLarge()
     receiver = _Receiver(uploads(request))
     try:
