@@ -4,10 +4,12 @@ The document comes from the validator's own tables (fuzz_document.py). Every ope
 fuzzed with positive examples (requests the schema allows) and negative ones (requests that
 break it), a bounded number each; every answer must be below 500 and every error a DashScope
 body `{"code","message","request_id"}`. The totals are printed at the end (`-s` shows them).
+The same server also shows that a kept-alive connection survives one error of every class.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -21,14 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
+from tests.hostile.fuzz_document import CREATE_ROUTE as CREATE
 from tests.hostile.fuzz_document import build_document
-from tests.support.hostile import ERROR_KEYS
+from tests.support.hostile import ERROR_KEYS, hostile_settings
 from tests.support.live_server import API_KEY, LiveServer
+from vace_server.api.app import create_app
 
 SCHEMA = schemathesis.openapi.from_dict(build_document())
 # Examples per (operation, mode); the create body gets the most, parameterless routes few.
 BUDGET = {
-    "POST /api/v1/services/aigc/video-generation/video-synthesis": 90,
+    f"POST {CREATE}": 90,
     "GET /api/v1/tasks": 40,
 }
 DEFAULT_BUDGET = 20
@@ -96,15 +100,62 @@ def test_no_5xx_and_every_error_is_dashscope_shaped(
     assert requests.get(f"{server.base_url}/health", timeout=10).status_code == 200
 
 
-def test_the_document_covers_every_api_route() -> None:
+def test_the_document_covers_every_api_route(tmp_path: Path) -> None:
     # A route added to the app without a place in the fuzzing document fails here.
-    from tests.support.hostile import hostile_settings
-    from vace_server.api.app import create_app
-
-    app = create_app(hostile_settings(Path(__import__("tempfile").mkdtemp())))
+    app = create_app(hostile_settings(tmp_path))
     documented = set(build_document()["paths"])
     for route in app.routes:
         route_path = getattr(route, "path", "")
         if route_path.startswith(("/api/", "/health")):
             normalised = route_path.replace("{key:path}", "{key}").rstrip("/") or "/"
             assert normalised in documented, route_path
+
+
+HUGE = "1" + "0" * 400
+KEEP_ALIVE_CASES: list[tuple[str, str, bytes, dict[str, str], int]] = [
+    ("GET", "/api/v1/tasks?page_no=9223372036854775807", b"", {}, 400),
+    ("GET", "/api/v1/tasks?start_time=99991231235959", b"", {}, 400),
+    ("GET", "/api/v1/tasks?end_time=00010101000000", b"", {}, 400),
+    (
+        "POST",
+        CREATE,
+        b'{"model":"wanx2.1-vace-plus","input":{"function":"video_repainting",'
+        b'"prompt":"a","video_url":"http://127.0.0.1:9/v.mp4"},"parameters":{"control_condition":'
+        b'"depth","strength":' + HUGE.encode() + b"}}",
+        {},
+        400,
+    ),
+    (
+        "POST",
+        CREATE,
+        b'{"model":"wanx2.1-vace-plus","input":{"function":"image_reference",'
+        b'"prompt":"a\\ud800","ref_images_url":["http://127.0.0.1:9/a.png"]}}',
+        {},
+        400,
+    ),
+    ("GET", "/api/v1/outputs/a/b.mp4?expires=99999999999999&signature=%C3%A9", b"", {}, 403),
+    ("GET", "/api/v1/tasks/a%00b", b"", {}, 200),
+    ("GET", "/api/v1/tasks", b"", {"Authorization": "Bearer nope"}, 401),
+    ("POST", CREATE, b"{", {}, 400),
+    ("GET", "/api/v1/nowhere", b"", {}, 404),
+    ("DELETE", "/api/v1/tasks", b"", {}, 405),
+    ("POST", "/api/v1/uploads/oss", b"x", {"Content-Type": "multipart/form-data"}, 400),
+]
+
+
+def test_a_kept_alive_connection_survives_every_error(server: LiveServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    base = {"Authorization": f"Bearer {API_KEY}", "X-DashScope-Async": "enable"}
+    conn.request("GET", "/health")
+    conn.getresponse().read()
+    sock = conn.sock
+    for method, target, body, headers, status in KEEP_ALIVE_CASES:
+        conn.request(method, target, body=body or None, headers={**base, **headers})
+        response = conn.getresponse()
+        payload = response.read()
+        assert response.status == status, (target, response.status, payload[:300])
+        if status >= 400:
+            assert set(json.loads(payload)) == ERROR_KEYS, payload
+        assert not response.will_close, (target, response.getheaders())
+        assert conn.sock is sock, target  # the same TCP connection, never reopened
+    conn.close()
