@@ -23,8 +23,8 @@ def download_output(key: str, request: Request) -> FileResponse:
     storage = ctx(request).storage
     if not isinstance(storage, LocalStorage):
         raise NotFound()
-    # Anything but our own shape (ASCII-digit expiry, hex signature) is a refused link, never an
-    # error further down: the link is the whole credential.
+    # A malformed expiry or signature (non-ASCII, overlong, not digits) is just a refused link,
+    # never an error further down: the link is the whole credential.
     expires_ms = parse_decimal(request.query_params.get("expires", ""))
     signature = request.query_params.get("signature", "")
     if expires_ms is None or not storage.verify(key, expires_ms, signature, now_ms=wall_clock_ms()):

@@ -37,7 +37,7 @@ SIZES: Mapping[str, tuple[int, int]] = {
 DEFAULT_SIZE = SIZES["1280*720"]
 
 INT32_MAX = 2_147_483_647
-MAX_DECIMAL_DIGITS = 19  # a decimal string of at most 19 digits always fits a signed int64
+MAX_DECIMAL_DIGITS = 19  # longer strings are refused before int(); every bound is < 10**19
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates
 
 
