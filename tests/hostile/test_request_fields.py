@@ -378,3 +378,17 @@ def test_odd_task_ids_are_unknown_tasks(client: TestClient, task_id: str) -> Non
     r = client.post(f"/api/v1/tasks/{task_id}/cancel", headers=auth(KEY_A))
     assert_error(r, 400, "UnsupportedOperation")
     assert_healthy(client)
+
+
+OSS_BODY = json.dumps(req(IR, {"ref_images_url": ["oss://dashscope-instant/a/b.png"]})).encode()
+OSS_WITHOUT_RESOLVE = (
+    "The provided URL does not appear to be valid. Ensure it is correctly formatted."
+)
+
+
+@pytest.mark.parametrize("value", ["", "disable", "enabl\xe9", "enable\xa0", "enable" * 1000])
+def test_odd_oss_resolve_headers_do_not_resolve(client: TestClient, value: str) -> None:
+    headers = {**auth(), "X-DashScope-OssResourceResolve": value.encode("latin-1")}
+    r = client.post(CREATE_PATH, content=OSS_BODY, headers=headers)  # type: ignore[arg-type]
+    assert_error(r, 400, "InvalidParameter", OSS_WITHOUT_RESOLVE)
+    assert_healthy(client)
