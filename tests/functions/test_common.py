@@ -143,11 +143,13 @@ def test_cover_mask_downscale_stays_binary() -> None:
     assert set(np.unique(arr(out))) <= {0, 255}
 
 
-def test_binarise_threshold_is_128() -> None:
+def test_binarise_thresholds() -> None:
     a = np.array([[0, 1, 127, 128, 129, 255]], np.uint8)
-    out = common.binarise(Image.fromarray(a, mode="L"))
+    out = common.binarise(Image.fromarray(a, mode="L"))  # the model's own: >= 128
     assert out.mode == "L"
     assert arr(out).tolist() == [[0, 0, 0, 255, 255, 255]]
+    faint = common.binarise(Image.fromarray(a, mode="L"), common.MASK_IMAGE_THRESHOLD)
+    assert arr(faint).tolist() == [[0, 255, 255, 255, 255, 255]]  # mask images: > 0
     rgb = Image.new("RGB", (2, 2), (255, 255, 255))
     assert arr(common.binarise(rgb)).tolist() == [[255, 255], [255, 255]]
 

@@ -159,10 +159,12 @@ def _upsample(logits: torch.Tensor, height: int, width: int) -> np.ndarray:
 
 
 def _binary(mask: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """The seed mask: every pixel > 0 is object (VACE hands SAM2 the raw 0..255 mask, which
+    SAM2 thresholds at 0.5 after resizing, so any nonzero value counts)."""
     gray = mask.convert("L")
     if gray.size != size:
         gray = gray.resize(size, Image.Resampling.NEAREST)
-    return np.asarray(gray) >= 128
+    return np.asarray(gray) > 0
 
 
 def _to_image(mask: np.ndarray) -> Image.Image:

@@ -21,7 +21,9 @@ from .base import MediaSource, ModelProfile, VideoClip
 
 __all__ = [
     "GRAY",
+    "MASK_IMAGE_THRESHOLD",
     "MAX_720P_PIXELS",
+    "MODEL_MASK_THRESHOLD",
     "VIDEO_SECONDS",
     "annotate",
     "annotator_or_fail",
@@ -43,6 +45,12 @@ __all__ = [
 ]
 
 GRAY = (128, 128, 128)  # mid-gray: 0 in [-1, 1], "generate here" for the model (§1)
+# Mask thresholds ("generate" where value >= threshold). A client's mask image is read as
+# VACE's inpainting annotator reads it: every pixel > 0 is "generate" (so soft or JPEG edges
+# leave no rim of the removed object). A mask video goes to the model as given, as in VACE,
+# whose model keeps a pixel when value / 255 <= 0.5: "generate" from 128 up.
+MASK_IMAGE_THRESHOLD = 1
+MODEL_MASK_THRESHOLD = 128
 MAX_720P_PIXELS = 1280 * 720  # "<= 720P" means width * height <= 921,600 (contract §12)
 VIDEO_SECONDS = 5.0  # only the first 5 s of an input video are used (contract §4)
 
@@ -158,15 +166,18 @@ def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return ImageOps.fit(image.convert("RGB"), size, method=Image.Resampling.BICUBIC)
 
 
-def cover_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """A mask binarised and cropped exactly like `cover` crops its frame (nearest: stays 0/255)."""
-    return ImageOps.fit(binarise(mask), size, method=Image.Resampling.NEAREST)
+def cover_mask(
+    mask: Image.Image, size: tuple[int, int], threshold: int = MODEL_MASK_THRESHOLD
+) -> Image.Image:
+    """A mask binarised at `threshold` and cropped exactly like `cover` crops its frame
+    (nearest: stays 0/255)."""
+    return ImageOps.fit(binarise(mask, threshold), size, method=Image.Resampling.NEAREST)
 
 
-def binarise(mask: Image.Image) -> Image.Image:
-    """Any mask -> "L" with exactly 255 (>= 128, generate) or 0 (keep), the model's threshold."""
+def binarise(mask: Image.Image, threshold: int = MODEL_MASK_THRESHOLD) -> Image.Image:
+    """Any mask -> "L" with exactly 255 (value >= `threshold`, generate) or 0 (keep)."""
     a = np.asarray(mask.convert("L"))
-    return Image.fromarray(np.where(a >= 128, 255, 0).astype(np.uint8), mode="L")
+    return Image.fromarray(np.where(a >= threshold, 255, 0).astype(np.uint8), mode="L")
 
 
 def gray_canvas(size: tuple[int, int]) -> Image.Image:
