@@ -422,7 +422,7 @@ def test_reference_bg_is_kept_when_configured() -> None:
     assert cut_calls == []
     assert inputs.reference_images is not None
     (scene,) = inputs.reference_images
-    assert same(scene, ImageOps.fit(ref, SIZE, method=Image.Resampling.BICUBIC))
+    assert same(scene, ref)  # kept whole: the pipeline letterboxes it on white, as VACE does
 
 
 # ------------------------------------------------------------------ end to end

@@ -8,14 +8,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from vace_server.functions.base import VaceInputs
 
 from .loader import LoadedModel
 
-__all__ = ["StepCallback", "free_memory", "generate"]
+__all__ = ["StepCallback", "free_memory", "generate", "pipeline_references"]
 
 StepCallback = Callable[[int, int], None]
+
+
+def pipeline_references(inputs: VaceInputs) -> list[Image.Image] | None:
+    """`inputs.reference_images` (VACE's order: first image = first latent frame) in the order
+    diffusers' WanVACEPipeline needs for the same latent layout. Its `prepare_video_latents`
+    prepends each reference in turn (`cat([ref, latent])`), so the last one passed ends up
+    first; VACE's `vace_encode_frames` concatenates them in list order. Hence reversed."""
+    if inputs.reference_images is None:
+        return None
+    return list(reversed(inputs.reference_images))
 
 
 def generate(
@@ -55,7 +66,7 @@ def generate(
             negative_prompt=negative_prompt,
             video=inputs.video,
             mask=inputs.mask,
-            reference_images=inputs.reference_images,
+            reference_images=pipeline_references(inputs),
             conditioning_scale=inputs.conditioning_scale,
             height=inputs.height,
             width=inputs.width,

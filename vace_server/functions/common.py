@@ -222,12 +222,15 @@ def prepare_reference(
 ) -> Image.Image:
     """One reference image for its role (vace-inputs.md §4.1).
 
-    `obj`: subject cut out onto white and cropped to it, not resized (the pipeline letterboxes
-    it onto white). `bg`: the scene kept, cover-cropped to the generation `size` so the
-    letterbox adds no white bars.
+    `obj`: subject cut out onto white and cropped to it. `bg`: the scene kept whole. Neither is
+    resized here: the pipeline letterboxes every reference onto white at the generation size
+    (scale to fit, centred, bilinear), exactly as VACE's `prepare_source` does, so a scene of
+    another aspect gets white bars as in VACE. `size` is the generation size (unused by either
+    role today; kept so callers state it).
     """
+    del size
     if role is ReferenceRole.SCENE:
-        return cover(image, size)
+        return image.convert("RGB")
     return segmenter.cut_out(image).convert("RGB")
 
 
@@ -240,7 +243,7 @@ def single_reference(
     size: tuple[int, int],
 ) -> list[Image.Image] | None:
     """The functions that take one reference image: the first one, prepared for `role`, as
-    `reference_images` (a single image needs no reversal for diffusers), or None."""
+    `reference_images`, or None."""
     if not spec.references:
         return None
     image = media.fetch_image(spec.references[0].url, field)
