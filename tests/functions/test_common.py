@@ -238,7 +238,7 @@ def test_prepare_reference_obj_is_cut_out_not_resized() -> None:
     assert out.mode == "RGB" and out.size == (10, 5)
 
 
-def test_prepare_reference_bg_is_kept_and_cover_cropped() -> None:
+def test_prepare_reference_bg_is_kept_whole() -> None:
     seen: list[object] = []
     image = noise((64, 48), 5)
     out = common.prepare_reference(
@@ -247,7 +247,7 @@ def test_prepare_reference_bg_is_kept_and_cover_cropped() -> None:
     assert seen == []
     assert same(out, image)
     out = common.prepare_reference(image, ReferenceRole.SCENE, FakeSegmenter(), (32, 32))
-    assert out.size == (32, 32)
+    assert same(out, image)  # not cropped to the generation size: the pipeline letterboxes it
 
 
 def test_annotator_or_fail_with_the_real_registry_notes() -> None:
