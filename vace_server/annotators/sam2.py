@@ -17,6 +17,8 @@ transformers' `Sam2Processor`/`Sam2VideoProcessor` need torchvision, which is no
 of this project, so the few steps they do are done here, matching them: bilinear (antialiased)
 resize to the model's square input, 1/255, ImageNet mean/std; prompt coordinates scaled to the
 input square; low-resolution logits upsampled bilinearly to the frame and thresholded at 0.
+Frames go in as RGB, as VACE gives them to SAM2 (its image and video predictors read RGB). The
+seed mask: every pixel > 0 is object, as SAM2 reads the raw 0..255 mask VACE hands it.
 Runs in float32; deterministic in eval mode. The tracker holds every preprocessed frame in CPU
 memory (81 frames at the real 1024² input ≈ 1 GB) and the inference state on `device`.
 """

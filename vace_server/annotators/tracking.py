@@ -22,6 +22,9 @@ Quality limits — it is a stand-in, not a segmenter:
 Follow it with `hull`/`bbox` expansion (§6), which hides much of the erosion.
 
 Deterministic: DIS has no randomness and the same inputs give the same masks.
+
+Channel order: VACE tracks with SAM2 on RGB frames; DIS works on gray, taken here as the luma
+of the RGB frame (OpenCV RGB2GRAY, the right conversion for RGB input).
 """
 
 from __future__ import annotations
