@@ -114,3 +114,15 @@ def test_rejects_bad_parameters() -> None:
         expand_mask(m, "random", 0.1)
     with pytest.raises(ValueError, match="expand_ratio"):
         expand_mask(m, "hull", 1.5)
+
+
+@pytest.mark.parametrize("mode", ["hull", "bbox", "original"])
+def test_single_pixel_and_two_pixel_masks(mode: str) -> None:
+    a = np.zeros((H, W), np.uint8)
+    a[70, 100] = 255
+    assert np.array_equal(np.asarray(expand_mask(mask_of(a), mode, 0.0)), a)
+    # each side would grow int(1 * 1) = 1 = k: right and bottom do, left and top reach k - 1 = 0
+    assert extent(expand_mask(mask_of(a), mode, 1.0)) == (100, 70, 101, 71)
+    a[70, 110] = 255
+    out = np.asarray(expand_mask(mask_of(a), mode, 0.0))
+    assert out[70, 100] == out[70, 110] == 255

@@ -68,6 +68,8 @@ def _filled_hull(m: np.ndarray) -> np.ndarray:
     """Filled convex hull of every region of the binary mask taken together."""
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(np.concatenate(contours))[:, 0, :]
+    if len(hull) < 2:  # a single pixel is its own hull (PIL needs two points)
+        return m
     canvas = Image.new("L", (m.shape[1], m.shape[0]), 0)
     ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in hull], fill=1)
     # The hull contains every original pixel (PIL fills its own vertices; this only guards it).
