@@ -32,6 +32,7 @@ __all__ = [
     "cover",
     "cover_mask",
     "even_floor",
+    "fit_on_white",
     "flat_mask",
     "generation_size",
     "gray_canvas",
@@ -178,6 +179,25 @@ def binarise(mask: Image.Image, threshold: int = MODEL_MASK_THRESHOLD) -> Image.
     """Any mask -> "L" with exactly 255 (value >= `threshold`, generate) or 0 (keep)."""
     a = np.asarray(mask.convert("L"))
     return Image.fromarray(np.where(a >= threshold, 255, 0).astype(np.uint8), mode="L")
+
+
+def fit_on_white(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` scaled to fit inside `size` (area interpolation), centred on white, RGB: how
+    VACE aligns a second frame or clip to the first one's resolution (`align_frames`).
+    An image already of `size` is returned as is."""
+    rgb = image.convert("RGB")
+    if rgb.size == size:
+        return rgb
+    import cv2  # only here: the API process imports this package
+
+    (w1, h1), (w2, h2) = size, rgb.size
+    ratio = min(w1 / w2, h1 / h2)
+    new_w, new_h = max(1, int(w2 * ratio)), max(1, int(h2 * ratio))
+    resized = cv2.resize(np.asarray(rgb), (new_w, new_h), interpolation=cv2.INTER_AREA)
+    canvas = np.full((h1, w1, 3), 255, np.uint8)
+    x, y = (w1 - new_w) // 2, (h1 - new_h) // 2
+    canvas[y : y + new_h, x : x + new_w] = resized
+    return Image.fromarray(canvas)
 
 
 def gray_canvas(size: tuple[int, int]) -> Image.Image:
