@@ -275,3 +275,33 @@ def test_end_to_end_through_the_tiny_pipeline() -> None:
     assert frames.shape == (17, 32, 64, 3)
     assert frames.dtype == np.float32 and frames.min() >= 0.0 and frames.max() <= 1.0
     assert steps == [(1, 2), (2, 2)]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("source", [(300, 61), (37, 90), (64, 32)])
+def test_reference_canvas_is_vaces_letterbox(tiny_pipe, source: tuple[int, int]) -> None:
+    # VACE's prepare_source restated: to [-1, 1], bilinear (align_corners=False) to
+    # int(side * min(H / h, W / w)), centred on a canvas of 1. Sizes not multiples of 8 would
+    # be resized by diffusers before its own letterbox; what reaches the model must be VACE's
+    # canvas up to 8-bit rounding.
+    import torch
+
+    image = noise_image(source, 4)
+    profile = ModelProfile(generation_area=64 * 32, num_frames=17, fps=16)
+    inputs = image_reference.build(spec(("b", BG), size=(64, 32)), FakeMedia({"b": image}),
+                                   profile, FakeCutOut())  # fmt: skip
+    _, _, (canvas,) = _conditions(tiny_pipe, inputs)
+    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 127.5 - 1
+    h, w = source[1], source[0]
+    scale = min(32 / h, 64 / w)
+    nh, nw = int(h * scale), int(w * scale)
+    resized = torch.nn.functional.interpolate(pixels[None], (nh, nw), mode="bilinear")[0]
+    expected = torch.ones(3, 32, 64)
+    top, left = (32 - nh) // 2, (64 - nw) // 2
+    expected[:, top : top + nh, left : left + nw] = resized
+    assert (canvas - expected).abs().max() <= 0.5 / 127.5 + 1e-6
+
+
+def noise_image(size: tuple[int, int], seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))

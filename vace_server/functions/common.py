@@ -243,8 +243,8 @@ def prepare_reference(
     """One reference image for its role (vace-inputs.md §4.1).
 
     `obj`: subject cut out onto white and cropped to it. `bg`: the scene kept whole. Neither is
-    resized here: the pipeline letterboxes every reference onto white at the generation size
-    (scale to fit, centred, bilinear), exactly as VACE's `prepare_source` does, so a scene of
+    resized here: engine.runner letterboxes every reference onto white at the generation size
+    (scale to fit, centred, bilinear) exactly as VACE's `prepare_source` does, so a scene of
     another aspect gets white bars as in VACE. `size` is the generation size (unused by either
     role today; kept so callers state it).
     """

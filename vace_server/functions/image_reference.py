@@ -46,7 +46,7 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile, cut_out: Cu
 
     # 3. Fetch each reference and prepare it for its role, keeping the client's order (as VACE
     #    does: no role moves). A subject is cut out onto white and cropped to its bounding box
-    #    (VACE's SubjectAnnotator); a scene is kept whole. Neither is resized: the pipeline
+    #    (VACE's SubjectAnnotator); a scene is kept whole. Neither is resized: engine.runner
     #    letterboxes each onto white at the generation size, as VACE does.
     references: list[Image.Image] = []
     for ref in spec.references:
