@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from tests.support.tiny_depth import save_tiny_depth
@@ -82,3 +84,19 @@ def test_broken_checkpoint_is_a_load_error(tmp_path: Path, tiny_depth_folder: Pa
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(AnnotatorLoadError, match="cannot load the depth model"):
         load_depth_annotator(tmp_path, "cpu")
+
+
+def test_the_network_sees_bgr_as_in_vace(tiny_depth_folder: Path) -> None:
+    # VACE passes its RGB frame to Depth Anything's infer_image, which converts BGR -> RGB, so
+    # the network gets the channels reversed. A frame and its R/B-swapped twin must therefore
+    # give each other's renderings.
+    annotator = load_depth_annotator(tiny_depth_folder, "cpu", batch_size=1)
+    (frame,) = _frames(1, (42, 28))
+    swapped = Image.fromarray(np.asarray(frame)[..., ::-1].copy())
+    out, twin = annotator.annotate([frame, swapped])
+    inputs = annotator.processor(images=[swapped], return_tensors="pt")
+    with torch.inference_mode():
+        predicted = annotator.model(pixel_values=inputs["pixel_values"]).predicted_depth
+    resized = F.interpolate(predicted[:, None], (28, 42), mode="bilinear", align_corners=True)
+    np.testing.assert_array_equal(np.asarray(out), normalise_depth(resized[0, 0].numpy()))
+    assert not np.array_equal(np.asarray(out), np.asarray(twin))

@@ -74,8 +74,8 @@ def test_original_mode_grows_the_shape_itself() -> None:
     # A plus sign grows by its own per-side amounts but its concave corners are not filled.
     a = box(90, 40, 110, 110) | box(60, 65, 140, 85)
     out = np.asarray(expand_mask(mask_of(a), "original", 0.1))
-    # box 80x70 at (60, 40): left/right +8, top/bottom +7
-    assert extent(mask_of(out)) == (52, 33, 147, 116)
+    # box 80x70 at (60, 40): right +8, top/bottom +7, left 8 = k -> +7 (VACE's kernel)
+    assert extent(mask_of(out)) == (53, 33, 147, 116)
     assert out[45, 65] == 0  # the concave corner stays empty
     assert out[65 - 7, 62] == 255 and out[65 - 8, 62] == 0  # horizontal arm grew 7 upwards
 
@@ -88,15 +88,24 @@ def test_growth_capped_by_the_frame_edges() -> None:
     assert (np.asarray(full) == 255).all()
 
 
-def test_threshold_and_empty() -> None:
+def test_every_nonzero_pixel_counts_and_empty_stays_empty() -> None:
+    # VACE's maskaug takes the mask's nonzero() pixels: a faint (soft / JPEG) edge is mask too.
     a = box(50, 50, 110, 90)
-    a[a == 255] = 127  # below the model's 0.5 threshold: keep
-    assert not np.asarray(expand_mask(mask_of(a), "hull", 0.5)).any()
-    a[60, 60] = 128
-    out = expand_mask(mask_of(a), "original", 0.0)
-    assert np.asarray(out)[60, 60] == 255 and np.asarray(out).sum() == 255
+    a[a == 255] = 1
+    assert extent(expand_mask(mask_of(a), "bbox", 0.0)) == (50, 50, 109, 89)
+    assert not np.asarray(expand_mask(mask_of(np.zeros((H, W))), "hull", 0.5)).any()
     rgb = Image.fromarray(np.stack([box(50, 50, 110, 90)] * 3, axis=2))
     assert extent(expand_mask(rgb, "bbox", 0.0)) == (50, 50, 109, 89)
+
+
+def test_left_and_top_growth_stop_one_short_like_vaces_kernel() -> None:
+    # 20x20 box at (90, 65): every side would grow min(10, margin / 2) = 10 = k; VACE's 2k x 2k
+    # kernel centred at (k, k) reaches only k - 1 = 9 pixels to the left and upwards.
+    out = expand_mask(mask_of(box(90, 65, 110, 85)), "bbox", 0.5)
+    assert extent(out) == (90 - 9, 65 - 9, 109 + 10, 84 + 10)
+    # right margin uses VACE's inclusive right edge: (W - right) / 2 = (200 - 189) / 2 -> 5
+    out = expand_mask(mask_of(box(150, 65, 190, 85)), "bbox", 0.5)
+    assert extent(out)[2] == 189 + 5
 
 
 def test_rejects_bad_parameters() -> None:
@@ -105,3 +114,15 @@ def test_rejects_bad_parameters() -> None:
         expand_mask(m, "random", 0.1)
     with pytest.raises(ValueError, match="expand_ratio"):
         expand_mask(m, "hull", 1.5)
+
+
+@pytest.mark.parametrize("mode", ["hull", "bbox", "original"])
+def test_single_pixel_and_two_pixel_masks(mode: str) -> None:
+    a = np.zeros((H, W), np.uint8)
+    a[70, 100] = 255
+    assert np.array_equal(np.asarray(expand_mask(mask_of(a), mode, 0.0)), a)
+    # each side would grow int(1 * 1) = 1 = k: right and bottom do, left and top reach k - 1 = 0
+    assert extent(expand_mask(mask_of(a), mode, 1.0)) == (100, 70, 101, 71)
+    a[70, 110] = 255
+    out = np.asarray(expand_mask(mask_of(a), mode, 0.0))
+    assert out[70, 100] == out[70, 110] == 255

@@ -23,8 +23,8 @@ from tests.support.tiny_pose import (
     write_tiny_pose_models,
 )
 from vace_server.annotators.errors import AnnotatorLoadError
-from vace_server.annotators.pose import load_pose_annotator
-from vace_server.annotators.pose_render import COLOURS
+from vace_server.annotators.pose import DWPoseAnnotator, load_pose_annotator
+from vace_server.annotators.pose_render import rendered_colour
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,11 @@ def test_body_rendering_through_the_whole_chain(pose_folder: Path) -> None:
     assert len(out) == 2 and all(o.size == (64, 64) and o.mode == "RGB" for o in out)
     a = np.asarray(out[0])
     for coco, openpose in OPENPOSE.items():
-        assert _px(a, BODY[coco]) == COLOURS[openpose], coco
-    assert _px(a, (32, 22)) == COLOURS[1]  # neck = mean of the shoulders
-    assert _px(a, (17, 27)) == tuple(int(0.6 * c) for c in COLOURS[2])  # limb 2: R upper arm
+        assert _px(a, BODY[coco]) == rendered_colour(openpose), coco
+    assert _px(a, (32, 22)) == rendered_colour(1)  # neck = mean of the shoulders
+    assert _px(a, (17, 27)) == tuple(
+        int(0.6 * c) for c in rendered_colour(2)
+    )  # limb 2: R upper arm
     for xy in [*LOW.values(), *FACE_SEEN.values(), FACE_HIDDEN_AT]:
         assert _px(a, xy) == (0, 0, 0), xy  # dropped points and faces: nothing drawn
     assert _px(a, (0, 63)) == (0, 0, 0) and _px(a, (63, 0)) == (0, 0, 0)
@@ -72,7 +74,7 @@ def test_face_dots_only_for_posebodyface(pose_folder: Path) -> None:
     for xy in FACE_SEEN.values():
         assert _px(a, xy) == (255, 255, 255)
     assert _px(a, FACE_HIDDEN_AT) == (0, 0, 0)  # score 0.1
-    assert _px(a, BODY[0]) == COLOURS[0]  # the body is still there
+    assert _px(a, BODY[0]) == rendered_colour(0)  # the body is still there
     other = body.variant(with_face=False)
     assert other.detector is body.detector and other.name == "dwpose-body"
     b = np.asarray(other.annotate([_frame()])[0])
@@ -118,4 +120,50 @@ def test_corrupt_or_body_only_models_are_load_errors(tmp_path: Path) -> None:
     with pytest.raises(AnnotatorLoadError, match="133"):
         annotator.variant(with_face=True)
     a = np.asarray(annotator.annotate([_frame()])[0])
-    assert _px(a, BODY[0]) == COLOURS[0]
+    assert _px(a, BODY[0]) == rendered_colour(0)
+
+
+class _Recording:
+    """The real ONNX session, remembering every input it is fed."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.fed: list[np.ndarray] = []
+
+    def get_inputs(self):
+        return self.session.get_inputs()
+
+    def get_outputs(self):
+        return self.session.get_outputs()
+
+    def run(self, names, feed):
+        self.fed.append(np.asarray(next(iter(feed.values()))))
+        return self.session.run(names, feed)
+
+
+def test_both_networks_receive_bgr_as_in_vace(pose_folder: Path) -> None:
+    loaded = load_pose_annotator(pose_folder, "cpu", with_face=False, render_short_side=None)
+    detector, estimator = _Recording(loaded.detector), _Recording(loaded.estimator)
+    annotator = DWPoseAnnotator(detector, estimator, with_face=False, render_short_side=None)
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[...] = (200, 100, 30)  # R, G, B
+    annotator.annotate_array(rgb)
+    (blob,) = detector.fed
+    assert blob.shape == (1, 3, 640, 640)
+    assert [blob[0, c, 320, 320] for c in range(3)] == [30, 100, 200]  # B, G, R
+    (crops,) = estimator.fed
+    centre = crops[0, :, 192, 144]
+    expected = (np.array([30, 100, 200]) - [123.675, 116.28, 103.53]) / [58.395, 57.12, 57.375]
+    np.testing.assert_allclose(centre, expected, rtol=1e-6)
+
+
+def test_working_image_is_bgr_at_vaces_resolution(pose_folder: Path) -> None:
+    annotator = load_pose_annotator(pose_folder, "cpu", with_face=False)
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[...] = (200, 100, 30)
+    work = annotator.working_image(rgb)
+    # short side 48 -> 1024, long side 64 * 1024 / 48 = 1365.3 -> round(21.33) * 64 = 1344
+    assert work.shape == (1024, 1344, 3)
+    assert (work == (30, 100, 200)).all()  # BGR
+    big = np.zeros((2048, 3000, 3), np.uint8)
+    assert annotator.working_image(big).shape == (1024, 1472, 3)  # 1500 -> 23 * 64

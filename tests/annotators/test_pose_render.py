@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 import pytest
 
@@ -11,6 +14,7 @@ from vace_server.annotators.pose_render import (
     draw_body,
     draw_face,
     render_pose,
+    rendered_colour,
 )
 
 NECK, R_SHOULDER, NOSE = 1, 2, 0
@@ -33,10 +37,98 @@ def _dim(colour: tuple[int, int, int]) -> tuple[int, ...]:
     return tuple(int(c * 0.6) for c in colour)
 
 
-def test_palette_and_limbs_are_the_openpose_ones() -> None:
-    assert len(COLOURS) == 18 and len(LIMBS) == 17
-    assert COLOURS[0] == (255, 0, 0) and COLOURS[12] == (0, 0, 255)  # RGB, not R/B swapped
-    assert LIMBS[0] == (1, 2) and LIMBS[12] == (1, 0) and LIMBS[16] == (15, 17)
+# VACE's palette as its drawing code lists it (vace/annotators/dwpose/util.py, draw_bodypose),
+# and its limb list (1-based joint pairs, the first 17 drawn).
+VACE_PALETTE = [
+    [255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0],
+    [0, 255, 0], [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255],
+    [0, 0, 255], [85, 0, 255], [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85],
+]  # fmt: skip
+VACE_LIMBS = [
+    [2, 3], [2, 6], [3, 4], [4, 5], [6, 7], [7, 8], [2, 9], [9, 10], [10, 11], [2, 12],
+    [12, 13], [13, 14], [2, 1], [1, 15], [15, 17], [1, 16], [16, 18],
+]  # fmt: skip
+
+
+def _vace_rgb(colour: list[int], dim: bool = False) -> tuple[int, ...]:
+    """What a palette colour becomes in VACE's saved RGB video: the canvas is flipped with
+    [..., ::-1] after drawing, so red and blue swap; limbs are dimmed to int(0.6 c) first."""
+    drawn = [int(c * 0.6) for c in colour] if dim else colour
+    return tuple(drawn[::-1])
+
+
+def test_palette_and_limbs_are_vaces() -> None:
+    assert [list(c) for c in COLOURS] == VACE_PALETTE
+    assert COLOURS[16] == (255, 0, 170) and COLOURS[17] == (255, 0, 85)  # ears: not swapped
+    assert [[a + 1, b + 1] for a, b in LIMBS] == VACE_LIMBS
+    assert rendered_colour(0) == (0, 0, 255)  # the nose is blue in the rendering
+    assert rendered_colour(12) == (255, 0, 0)
+
+
+@pytest.mark.parametrize("limb", range(17))
+def test_each_limb_and_its_joints_render_in_vaces_colours(limb: int) -> None:
+    a, b = LIMBS[limb]
+    kps, scores = _person({a: (10.5, 16.5), b: (40.5, 16.5)})
+    out = render_pose(32, 52, kps[None], scores[None])
+    assert _px(out, 25, 16) == _vace_rgb(VACE_PALETTE[limb], dim=True)  # mid-limb
+    assert _px(out, 25, 20) == _vace_rgb(VACE_PALETTE[limb], dim=True)  # stick width 4
+    assert _px(out, 25, 21) == (0, 0, 0)
+    assert _px(out, 10, 16) == _vace_rgb(VACE_PALETTE[a])  # joints, full colour
+    assert _px(out, 40, 16) == _vace_rgb(VACE_PALETTE[b])
+
+
+def test_eye_ear_limbs_and_ears_use_vaces_entries_16_and_17() -> None:
+    # limb 14: right eye (14) -> right ear (16); limb 16: left eye (15) -> left ear (17)
+    kps, scores = _person({14: (8.5, 8.5), 16: (8.5, 40.5), 15: (40.5, 8.5), 17: (40.5, 40.5)})
+    out = render_pose(50, 50, kps[None], scores[None])
+    assert _px(out, 8, 24) == _vace_rgb(VACE_PALETTE[14], dim=True) == (153, 0, 102)
+    assert _px(out, 40, 24) == _vace_rgb(VACE_PALETTE[16], dim=True) == (102, 0, 153)
+    assert _px(out, 8, 40) == _vace_rgb(VACE_PALETTE[16]) == (170, 0, 255)  # right ear
+    assert _px(out, 40, 40) == _vace_rgb(VACE_PALETTE[17]) == (85, 0, 255)  # left ear
+
+
+def _vace_reference(height: int, width: int, people: list[dict[int, tuple[float, float]]]):
+    """VACE's draw_bodypose restated from its description: candidate x/W and y/H, each limb an
+    ellipse2Poly at (int(mean x), int(mean y)), axes (int(len / 2), 4), int(degrees(atan2(dy,
+    dx))), filled; canvas * 0.6; joints radius 4; then the canvas reversed."""
+    canvas = np.zeros((height, width, 3), np.uint8)
+    for i in range(17):
+        for person in people:
+            j0, j1 = (v - 1 for v in VACE_LIMBS[i])
+            if j0 not in person or j1 not in person:
+                continue
+            ys = [person[j][1] / height * float(height) for j in (j0, j1)]
+            xs = [person[j][0] / width * float(width) for j in (j0, j1)]
+            length = ((ys[0] - ys[1]) ** 2 + (xs[0] - xs[1]) ** 2) ** 0.5
+            angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
+            polygon = cv2.ellipse2Poly(
+                (int(np.mean(xs)), int(np.mean(ys))), (int(length / 2), 4), int(angle), 0, 360, 1
+            )
+            cv2.fillConvexPoly(canvas, polygon, VACE_PALETTE[i])
+    canvas = (canvas * 0.6).astype(np.uint8)
+    for j in range(18):
+        for person in people:
+            if j in person:
+                x, y = person[j]
+                cv2.circle(canvas, (int(x), int(y)), 4, VACE_PALETTE[j], thickness=-1)
+    return canvas[..., ::-1]
+
+
+def test_whole_rendering_equals_vaces_drawing_of_fixed_keypoints() -> None:
+    people = [
+        {0: (30.2, 10.7), 1: (31.9, 24.1), 2: (20.4, 25.3), 3: (13.8, 38.6), 4: (9.1, 52.2),
+         5: (43.7, 24.9), 6: (50.3, 37.5), 7: (57.8, 49.9), 8: (24.6, 55.5), 9: (22.1, 72.3),
+         10: (21.7, 88.4), 11: (38.8, 56.1), 12: (41.2, 73.7), 13: (43.9, 89.6),
+         14: (27.3, 8.1), 15: (34.6, 8.3), 16: (23.5, 10.2), 17: (38.9, 10.9)},
+        {0: (80.5, 20.5), 1: (80.5, 32.5), 2: (72.0, 33.0), 5: (89.0, 33.0), 8: (75.3, 60.0)},
+    ]  # fmt: skip
+    kps = np.zeros((2, 18, 2))
+    scores = np.zeros((2, 18))
+    for p, person in enumerate(people):
+        for j, xy in person.items():
+            kps[p, j], scores[p, j] = xy, 0.9
+    out = render_pose(96, 100, kps, scores)
+    np.testing.assert_array_equal(out, _vace_reference(96, 100, people))
 
 
 def test_single_limb_is_a_dimmed_ellipse_with_full_colour_joints() -> None:
@@ -109,6 +201,18 @@ def test_face_points_are_white_dots_radius_3() -> None:
     assert _px(canvas, 5, 9) == (0, 0, 0)
     assert _px(canvas, 14, 14) == (0, 0, 0)  # score 0.2: skipped
     assert set(np.unique(canvas)) <= {0, 255}
+
+
+def test_face_points_follow_vaces_visibility_rule() -> None:
+    # VACE blanks face points with score < 0.3 (so exactly 0.3 is drawn) and skips points whose
+    # integer position is 0 on either axis.
+    canvas = np.zeros((20, 20, 3), np.uint8)
+    pts = np.array([[5.5, 5.5], [14.5, 14.5], [0.8, 10.5], [10.5, 0.9]])
+    draw_face(canvas, pts, np.array([0.3, 0.29, 0.9, 0.9]))
+    assert _px(canvas, 5, 5) == (255, 255, 255)
+    assert _px(canvas, 14, 14) == (0, 0, 0)
+    assert _px(canvas, 0, 10) == (0, 0, 0) and _px(canvas, 10, 0) == (0, 0, 0)
+    assert _px(canvas, 2, 10) == (0, 0, 0) and _px(canvas, 10, 2) == (0, 0, 0)
 
 
 def test_render_pose_draws_faces_only_when_given() -> None:

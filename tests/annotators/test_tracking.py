@@ -81,3 +81,12 @@ def test_bad_arguments() -> None:
         FlowTracker().track([], _as_image(truth[0]), 0)
     with pytest.raises(ValueError):
         FlowTracker().track(frames, _as_image(truth[0]), FRAMES)
+
+
+def test_a_faint_seed_counts_as_object_like_vaces_sam2_prompt() -> None:
+    # VACE prompts SAM2 with the raw 0..255 mask, which SAM2 thresholds at 0.5: any value > 0.
+    frames, truth = _clip()
+    faint = Image.fromarray(truth[KEY].astype(np.uint8) * 3, mode="L")
+    masks = FlowTracker().track(frames, faint, start=KEY)
+    assert np.array_equal(np.asarray(masks[KEY]) == 255, truth[KEY])
+    assert (np.asarray(masks[KEY + 1]) == 255).sum() > 0.9 * truth[KEY + 1].sum()

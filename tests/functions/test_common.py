@@ -143,11 +143,13 @@ def test_cover_mask_downscale_stays_binary() -> None:
     assert set(np.unique(arr(out))) <= {0, 255}
 
 
-def test_binarise_threshold_is_128() -> None:
+def test_binarise_thresholds() -> None:
     a = np.array([[0, 1, 127, 128, 129, 255]], np.uint8)
-    out = common.binarise(Image.fromarray(a, mode="L"))
+    out = common.binarise(Image.fromarray(a, mode="L"))  # the model's own: >= 128
     assert out.mode == "L"
     assert arr(out).tolist() == [[0, 0, 0, 255, 255, 255]]
+    faint = common.binarise(Image.fromarray(a, mode="L"), common.MASK_IMAGE_THRESHOLD)
+    assert arr(faint).tolist() == [[0, 255, 255, 255, 255, 255]]  # mask images: > 0
     rgb = Image.new("RGB", (2, 2), (255, 255, 255))
     assert arr(common.binarise(rgb)).tolist() == [[255, 255], [255, 255]]
 
@@ -236,7 +238,7 @@ def test_prepare_reference_obj_is_cut_out_not_resized() -> None:
     assert out.mode == "RGB" and out.size == (10, 5)
 
 
-def test_prepare_reference_bg_is_kept_and_cover_cropped() -> None:
+def test_prepare_reference_bg_is_kept_whole() -> None:
     seen: list[object] = []
     image = noise((64, 48), 5)
     out = common.prepare_reference(
@@ -245,7 +247,7 @@ def test_prepare_reference_bg_is_kept_and_cover_cropped() -> None:
     assert seen == []
     assert same(out, image)
     out = common.prepare_reference(image, ReferenceRole.SCENE, FakeSegmenter(), (32, 32))
-    assert out.size == (32, 32)
+    assert same(out, image)  # not cropped to the generation size: the pipeline letterboxes it
 
 
 def test_annotator_or_fail_with_the_real_registry_notes() -> None:

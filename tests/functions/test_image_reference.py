@@ -120,41 +120,15 @@ def test_subject_is_cut_out_and_not_resized() -> None:
     assert media.calls == [("o", "input.ref_images_url")]
 
 
-@pytest.mark.parametrize(
-    ("source", "horizontal", "band"),
-    [((320, 100), True, 60), ((100, 300), False, 100)],
-)
-def test_scene_is_cover_cropped_to_the_output_aspect(
-    source: tuple[int, int], horizontal: bool, band: int
-) -> None:
-    # The bands lie outside the centred crop of the output aspect, so a cover-crop shows only
-    # green while a letterbox or plain resize would show red/blue (or white bars).
-    media = FakeMedia({"b": banded(source, horizontal, band)})
+def test_scene_is_kept_whole_not_cropped_or_resized() -> None:
+    source = banded((320, 100), True, 60)
+    media = FakeMedia({"b": source})
     cut = FakeCutOut()
     inputs = image_reference.build(spec(("b", BG)), media, PROFILE, cut)
     assert cut.seen == []  # scenes are never cut out
     assert inputs.reference_images is not None
     (scene,) = inputs.reference_images
-    assert scene.size == (inputs.width, inputs.height)
-    a = np.asarray(scene).astype(int)
-    assert np.abs(a - np.array(GREEN)).max() <= 2, "red/blue bands or bars leaked into the scene"
-
-
-def test_scene_crop_is_centred_pixelwise() -> None:
-    # Horizontal gradient 0..255 over a 2:1 image; the 16:9-ish crop must keep the centre
-    # column's value in the centre and cut equal amounts off both sides.
-    w, h = 256, 128
-    grad = np.tile(np.arange(w, dtype=np.uint8)[None, :, None], (h, 1, 3))
-    inputs = image_reference.build(
-        spec(("b", BG)), FakeMedia({"b": Image.fromarray(grad)}), PROFILE, FakeCutOut()
-    )
-    assert inputs.reference_images is not None
-    scene = np.asarray(inputs.reference_images[0]).astype(int)[:, :, 0]
-    left, right = scene[:, 0].mean(), scene[:, -1].mean()
-    kept = h * inputs.width / inputs.height  # source columns kept by the cover-crop
-    assert left == pytest.approx((w - kept) / 2, abs=3)
-    assert right == pytest.approx(w - 1 - (w - kept) / 2, abs=3)
-    assert scene[:, scene.shape[1] // 2].mean() == pytest.approx(w / 2, abs=3)
+    assert scene.mode == "RGB" and np.array_equal(np.asarray(scene), np.asarray(source))
 
 
 @pytest.mark.parametrize(
@@ -165,24 +139,75 @@ def test_scene_crop_is_centred_pixelwise() -> None:
         [("o1", OBJ), ("o2", OBJ), ("bg", BG)],
     ],
 )
-def test_vace_order_reversed_for_diffusers(order: list[tuple[str, ReferenceRole]]) -> None:
+def test_client_order_is_kept(order: list[tuple[str, ReferenceRole]]) -> None:
     media = FakeMedia({"bg": solid(GREEN, (200, 100)), "o1": solid(RED), "o2": solid(BLUE)})
     inputs = image_reference.build(spec(*order), media, PROFILE, FakeCutOut())
     assert inputs.reference_images is not None
-    # VACE order [bg, o1, o2] -> diffusers order [o2, o1, bg]
-    assert [colour_of(im) for im in inputs.reference_images] == [BLUE, RED, GREEN]
-    assert inputs.reference_images[-1].size == (inputs.width, inputs.height)
+    colours = {"bg": GREEN, "o1": RED, "o2": BLUE}
+    assert [colour_of(im) for im in inputs.reference_images] == [colours[u] for u, _ in order]
     assert [url for url, _ in media.calls] == [u for u, _ in order]  # fetched in client order
     assert {field for _, field in media.calls} == {"input.ref_images_url"}
 
 
-def test_subjects_only_are_reversed() -> None:
-    media = FakeMedia({"a": solid(RED), "b": solid(GREEN), "c": solid(BLUE)})
-    inputs = image_reference.build(
-        spec(("a", OBJ), ("b", OBJ), ("c", OBJ)), media, PROFILE, FakeCutOut()
-    )
-    assert inputs.reference_images is not None
-    assert [colour_of(im) for im in inputs.reference_images] == [BLUE, GREEN, RED]
+# ------------------------------------------------------------------ what reaches the pipeline
+@pytest.fixture(scope="module")
+def tiny_pipe():
+    from vace_server.engine.loader import load_model
+    from vace_server.settings import Settings
+
+    return load_model(Settings(model="tiny", num_frames=17, generation_area=64 * 32)).pipe
+
+
+def _conditions(pipe, inputs) -> tuple[object, object, list]:
+    import torch
+
+    from vace_server.engine.runner import pipeline_references
+
+    video, mask, refs = pipe.preprocess_conditions(
+        None, None, pipeline_references(inputs), 1, inputs.height, inputs.width,
+        inputs.num_frames, torch.float32, torch.device("cpu"),
+    )  # fmt: skip
+    return video, mask, refs[0]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_scene_is_letterboxed_on_white_at_the_generation_size(tiny_pipe) -> None:
+    # VACE (prepare_source) and diffusers both fit a reference inside the generation size and
+    # centre it on white. A 300x60 (5:1) scene in a 64x32 (2:1) frame: 64x12, bars of 10 px.
+    media = FakeMedia({"b": banded((300, 60), True, 30)})
+    profile = ModelProfile(generation_area=64 * 32, num_frames=17, fps=16)
+    inputs = image_reference.build(spec(("b", BG), size=(64, 32)), media, profile, FakeCutOut())
+    assert (inputs.width, inputs.height) == (64, 32)
+    _, _, (canvas,) = _conditions(tiny_pipe, inputs)
+    c = canvas.numpy()  # (3, 32, 64) in [-1, 1]
+    assert c.shape == (3, 32, 64)
+    assert (c[:, :10] == 1.0).all() and (c[:, 22:] == 1.0).all()  # white bars top and bottom
+    rgb = (c[:, 10:22] + 1) * 127.5
+    assert np.abs(rgb[:, :, 20:44] - np.array(GREEN)[:, None, None]).max() < 3  # the scene
+    assert rgb[0, 6, 2] > 200 and rgb[2, 6, 61] > 200  # its red and blue ends are not cropped
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_first_client_reference_is_the_first_latent_frame(tiny_pipe) -> None:
+    # VACE concatenates [ref 1, ref 2, ..., video] latents; diffusers prepends each reference
+    # it is given, so the runner reverses the list. Check the latent layout diffusers builds.
+    import torch
+
+    images = {"o1": solid(RED), "bg": banded((300, 60), True, 30), "o2": solid(BLUE)}
+    order = [("o1", OBJ), ("bg", BG), ("o2", OBJ)]
+    profile = ModelProfile(generation_area=64 * 32, num_frames=17, fps=16)
+    inputs = image_reference.build(spec(*order, size=(64, 32)), FakeMedia(images), profile,
+                                   FakeCutOut())  # fmt: skip
+    video, mask, refs = _conditions(tiny_pipe, inputs)
+    with torch.inference_mode():
+        latents = tiny_pipe.prepare_video_latents(video, mask, [refs], None, torch.device("cpu"))
+        assert latents.shape[2] == 3 + (17 - 1) // 4 + 1
+        for i, (url, role) in enumerate(order):
+            alone = image_reference.build(spec((url, role), size=(64, 32)), FakeMedia(images),
+                                          profile, FakeCutOut())  # fmt: skip
+            v, m, r = _conditions(tiny_pipe, alone)
+            single = tiny_pipe.prepare_video_latents(v, m, [r], None, torch.device("cpu"))
+            torch.testing.assert_close(latents[:, :, i], single[:, :, 0])
 
 
 def test_refuses_what_the_api_should_have_refused() -> None:
@@ -250,3 +275,33 @@ def test_end_to_end_through_the_tiny_pipeline() -> None:
     assert frames.shape == (17, 32, 64, 3)
     assert frames.dtype == np.float32 and frames.min() >= 0.0 and frames.max() <= 1.0
     assert steps == [(1, 2), (2, 2)]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("source", [(300, 61), (37, 90), (64, 32)])
+def test_reference_canvas_is_vaces_letterbox(tiny_pipe, source: tuple[int, int]) -> None:
+    # VACE's prepare_source restated: to [-1, 1], bilinear (align_corners=False) to
+    # int(side * min(H / h, W / w)), centred on a canvas of 1. Sizes not multiples of 8 would
+    # be resized by diffusers before its own letterbox; what reaches the model must be VACE's
+    # canvas up to 8-bit rounding.
+    import torch
+
+    image = noise_image(source, 4)
+    profile = ModelProfile(generation_area=64 * 32, num_frames=17, fps=16)
+    inputs = image_reference.build(spec(("b", BG), size=(64, 32)), FakeMedia({"b": image}),
+                                   profile, FakeCutOut())  # fmt: skip
+    _, _, (canvas,) = _conditions(tiny_pipe, inputs)
+    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 127.5 - 1
+    h, w = source[1], source[0]
+    scale = min(32 / h, 64 / w)
+    nh, nw = int(h * scale), int(w * scale)
+    resized = torch.nn.functional.interpolate(pixels[None], (nh, nw), mode="bilinear")[0]
+    expected = torch.ones(3, 32, 64)
+    top, left = (32 - nh) // 2, (64 - nw) // 2
+    expected[:, top : top + nh, left : left + nw] = resized
+    assert (canvas - expected).abs().max() <= 0.5 / 127.5 + 1e-6
+
+
+def noise_image(size: tuple[int, int], seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -10,7 +11,7 @@ from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, invert, noise, 
 from tests.support.fake_annotators import fake_annotators
 from vace_server import errors
 from vace_server.engine.sizes import fit_area
-from vace_server.functions import build_inputs, video_extension
+from vace_server.functions import build_inputs, common, video_extension
 from vace_server.functions.base import VaceInputs
 from vace_server.tasks.spec import Control, TaskSpec, VaceFunction
 
@@ -121,14 +122,34 @@ def test_every_input_together() -> None:
 
 
 # ------------------------------------------------------------------ sizes
-def test_size_from_the_first_clip_others_cover_cropped() -> None:
-    first = noise((48, 64), 1)  # portrait, while the clip is landscape
+def test_size_from_the_first_clip_others_fitted_on_white() -> None:
+    # VACE's align_frames: material of another size is fitted inside the reference's size
+    # (area interpolation), centred on white. Portrait 48x64 in landscape 64x48: 36x48, bars
+    # of 14 px left and right.
+    first = noise((48, 64), 1)
     media = FakeMedia(videos={"c": clip(2, size=SIZE)}, images={"f": first})
     task = spec(first_frame_url="f", first_clip_url="c")
     inputs = video_extension.build(task, media, PROFILE, fake_annotators())
     assert inputs.output_size == SIZE and (inputs.width, inputs.height) == SIZE
     assert inputs.video is not None
-    assert same(inputs.video[0], ImageOps.fit(first, SIZE, method=Image.Resampling.BICUBIC))
+    a = arr(inputs.video[0])
+    assert (a[:, :14] == 255).all() and (a[:, 50:] == 255).all()
+    inner = cv2.resize(np.asarray(first), (36, 48), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(a[:, 14:50], inner)
+    assert same(inputs.video[1], media.videos["c"].frames[0])  # the reference itself: as is
+
+
+def test_fitted_material_is_then_cover_resized_to_the_generation_size() -> None:
+    # Reference 96x48 (2:1) generates at 80x48 here (64*64 area budget): every frame, fitted
+    # or not, is then cover-resized to it like the pipeline's own resize-and-crop.
+    last = noise((48, 48), 2)
+    media = FakeMedia(videos={"c": clip(2, size=(96, 48))}, images={"l": last})
+    inputs = video_extension.build(spec(first_clip_url="c", last_frame_url="l"), media, PROFILE,
+                                   fake_annotators())  # fmt: skip
+    size = (inputs.width, inputs.height)
+    assert inputs.video is not None and size != (96, 48)
+    fitted = common.fit_on_white(last, (96, 48))
+    assert same(inputs.video[-1], ImageOps.fit(fitted, size, method=Image.Resampling.BICUBIC))
 
 
 @pytest.mark.parametrize(

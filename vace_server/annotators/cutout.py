@@ -7,6 +7,9 @@ segmentation model we use two classical steps:
    morphology, largest connected component kept, holes filled.
 2. If that finds nothing useful (empty/tiny, or > ~90 % of the image), GrabCut initialised
    with a centred rectangle (run on a downscaled copy, mask scaled back).
+
+Channel order: VACE's salient model (U2-Net) gets RGB; here the border-colour step works on RGB
+and GrabCut on BGR, OpenCV's convention (its colour models do not depend on channel order).
 """
 
 from __future__ import annotations

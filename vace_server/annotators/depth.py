@@ -11,9 +11,12 @@ We do the same with the transformers port, loaded only from a local folder:
 i.e. a snapshot of `depth-anything/Depth-Anything-V2-Large-hf` (the model VACE uses; ≈1.3 GB),
 or the -Base-hf / -Small-hf variants (smaller, faster, slightly coarser).
 
-Differences from upstream, on purpose: frames go to the model as RGB (VACE hands RGB to
-`infer_image`, which expects BGR, so its model sees swapped channels); the prediction is resized
-with bilinear `align_corners=True` to the frame size before normalising, as `infer_image` does.
+Channel order as VACE: VACE hands its RGB frame to `infer_image`, which expects BGR and swaps
+it, so the network sees the frame with red and blue exchanged. The control videos VACE was
+trained on were made that way, so frames go to the processor channel-reversed here too. The
+prediction is resized with bilinear `align_corners=True` to the frame size before normalising,
+as `infer_image` does. Left as the transformers port does it (a small numeric difference, not a
+convention): its processor resizes with PIL bicubic where VACE uses OpenCV's.
 """
 
 from __future__ import annotations
@@ -75,6 +78,12 @@ def _check_folder(folder: Path) -> dict[str, Any]:
     return config
 
 
+def channel_reversed(frame: Image.Image) -> Image.Image:
+    """The RGB frame with red and blue exchanged: what VACE's depth network sees."""
+    rgb = np.asarray(frame.convert("RGB"))
+    return Image.fromarray(np.ascontiguousarray(rgb[..., ::-1]))
+
+
 def normalise_depth(depth: np.ndarray) -> np.ndarray:
     """(H, W) float depth → (H, W, 3) uint8 gray, min–max stretched to 0..255 (VACE: truncated,
     not rounded). A constant map becomes all zeros."""
@@ -102,15 +111,16 @@ class DepthAnythingAnnotator:
         self.batch_size = max(1, batch_size)
 
     def _batches(self, frames: Sequence[Image.Image]) -> list[list[Image.Image]]:
-        """Consecutive runs of same-size frames, at most batch_size each."""
+        """Consecutive runs of same-size frames (channel-reversed, as VACE's network sees
+        them), at most batch_size each."""
         batches: list[list[Image.Image]] = []
         for frame in frames:
-            rgb = frame.convert("RGB")
+            swapped = channel_reversed(frame)
             last = batches[-1] if batches else None
-            if last is not None and len(last) < self.batch_size and last[0].size == rgb.size:
-                last.append(rgb)
+            if last is not None and len(last) < self.batch_size and last[0].size == swapped.size:
+                last.append(swapped)
             else:
-                batches.append([rgb])
+                batches.append([swapped])
         return batches
 
     def annotate(self, frames: Sequence[Image.Image]) -> list[Image.Image]:

@@ -15,17 +15,18 @@ Why DWPose and not transformers' VitPose: every VitPose checkpoint transformers 
 the 17 COCO body keypoints only, so `posebodyface` would have no face; DWPose gives body and face
 in one pass and is exactly what VACE's training data was rendered with.
 
-Pipeline facts followed (DWPose conventions): detector input letterboxed top-left onto 114 gray,
-raw 0..255 values, no normalisation; boxes decoded on strides 8/16/32; person score = objectness
-× class-0 score > 0.3; NMS IoU 0.45; no person found → the whole frame is the box. Each box is
-padded ×1.25, widened to the estimator's aspect ratio, cropped with an affine warp, normalised
-with ImageNet mean/std; SimCC argmax / split ratio 2 gives the location, min(max_x, max_y) the
-score. Rendering is on a canvas whose short side is 1024 (snapped to ×64), resized back to the
-frame (Lanczos up, area down), as VACE does.
-
-Channel order: the detector gets BGR and the estimator RGB, each as it was trained (VACE feeds
-BGR to both, the ControlNet integration RGB to both). The rendering stays ControlNet-standard
-RGB: VACE's R/B swap of the finished pose image is not copied (see pose_render).
+Pipeline facts followed (VACE's `pose.py` and `dwpose/*`): the RGB frame is channel-reversed
+to **BGR**, then resized so its short side is 1024 with both sides rounded to ×64 (Lanczos when
+enlarging, area when shrinking); **both networks see that BGR working image**. Detector input
+letterboxed top-left onto 114 gray, raw 0..255 values, no normalisation; boxes decoded on
+strides 8/16/32; person score = objectness × class-0 score > 0.3; NMS IoU 0.45; no person found
+→ the whole image is the box. Each box is padded ×1.25, widened to the estimator's aspect ratio,
+cropped with the affine warp built from three float32 point pairs, normalised with the ImageNet
+mean/std applied in array order (to B, G, R: VACE's arrangement, kept); SimCC argmax / split
+ratio 2 gives the location, min(max_x, max_y) the score. Keypoints are normalised by the
+working size and scaled back when drawing (as VACE does, so integer truncation matches). The
+rendering (pose_render: VACE's palette, then channels reversed) is made at the working size and
+resized back to the frame (Lanczos when the frame is larger, area otherwise).
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ PAD_VALUE = 114
 PERSON_SCORE = 0.3
 NMS_IOU = 0.45
 BOX_PADDING = 1.25
-MEAN = np.array([123.675, 116.28, 103.53], np.float32)
-STD = np.array([58.395, 57.12, 57.375], np.float32)
+MEAN = np.array([123.675, 116.28, 103.53])  # applied in array order, to B, G, R (as VACE)
+STD = np.array([58.395, 57.12, 57.375])
 RENDER_SHORT_SIDE = 1024
 BODY = slice(0, 17)
 FACE = slice(23, 91)  # COCO-WholeBody: 17 body, 6 feet, 68 face, 2 × 21 hands
@@ -130,6 +131,22 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+def _warp_matrix(centre: np.ndarray, src_w: float, out_wh: tuple[int, int]) -> np.ndarray:
+    """2×3 affine map of the box (centre, width `src_w`) onto the estimator input, built as
+    VACE builds it: three float32 point pairs through cv2.getAffineTransform (no rotation)."""
+    out_w, out_h = out_wh
+    src = np.zeros((3, 2), np.float32)
+    src[0] = centre
+    src[1] = centre + np.array([0.0, src_w * -0.5])
+    dst = np.zeros((3, 2), np.float32)
+    dst[0] = (out_w * 0.5, out_h * 0.5)
+    dst[1] = dst[0] + np.array([0.0, out_w * -0.5], np.float32)
+    for pts in (src, dst):  # third point: (pts[0] - pts[1]) turned 90° about pts[1]
+        d = pts[0] - pts[1]
+        pts[2] = pts[1] + np.array([-d[1], d[0]], np.float32)
+    return cv2.getAffineTransform(src, dst)
+
+
 def simcc_decode(simcc_x: np.ndarray, simcc_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, K, Lx), (N, K, Ly) → argmax locations (N, K, 2) in SimCC bins and scores (N, K)
     = min of the two maxima; locations of scores ≤ 0 become -1."""
@@ -177,15 +194,15 @@ class DWPoseAnnotator:
             render_short_side=self.render_short_side,
         )
 
-    def detect_people(self, rgb: np.ndarray) -> np.ndarray:
-        """(N, 4) xyxy person boxes in frame pixels, best first (N may be 0)."""
-        h, w = rgb.shape[:2]
+    def detect_people(self, bgr: np.ndarray) -> np.ndarray:
+        """(N, 4) xyxy person boxes in pixels of the BGR image, best first (N may be 0)."""
+        h, w = bgr.shape[:2]
         ih, iw = self._det_hw
         r = min(ih / h, iw / w)
         rh, rw = max(1, int(h * r)), max(1, int(w * r))
         padded = np.full((ih, iw, 3), PAD_VALUE, np.uint8)
         padded[:rh, :rw] = cv2.resize(
-            np.ascontiguousarray(rgb[..., ::-1]), (rw, rh), interpolation=cv2.INTER_LINEAR
+            np.ascontiguousarray(bgr), (rw, rh), interpolation=cv2.INTER_LINEAR
         )
         blob = padded.transpose(2, 0, 1)[None].astype(np.float32)
         raw = self.detector.run(None, {self.detector.get_inputs()[0].name: blob})[0]
@@ -194,7 +211,7 @@ class DWPoseAnnotator:
         boxes, scores = boxes[keep] / r, scores[keep]
         return boxes[nms(boxes, scores)] if len(boxes) else np.zeros((0, 4))
 
-    def _crop(self, rgb: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _crop(self, bgr: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Affine crop of one padded box at the estimator's size → (CHW input, centre, scale)."""
         ih, iw = self._est_hw
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -202,15 +219,19 @@ class DWPoseAnnotator:
         sw, sh = (x1 - x0) * BOX_PADDING, (y1 - y0) * BOX_PADDING
         aspect = iw / ih
         sw, sh = (sw, sw / aspect) if sw > sh * aspect else (sh * aspect, sh)
-        s = iw / max(sw, 1e-6)
-        matrix = np.array([[s, 0.0, iw / 2.0 - s * centre[0]], [0.0, s, ih / 2.0 - s * centre[1]]])
-        crop = cv2.warpAffine(rgb, matrix, (iw, ih), flags=cv2.INTER_LINEAR)
-        chw = ((crop.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
+        crop = cv2.warpAffine(
+            np.ascontiguousarray(bgr),
+            _warp_matrix(centre, sw, (iw, ih)),
+            (iw, ih),
+            flags=cv2.INTER_LINEAR,
+        )
+        # normalised in float64, handed to the network as float32 (what ORT makes of VACE's input)
+        chw = ((crop.astype(np.float64) - MEAN) / STD).astype(np.float32).transpose(2, 0, 1)
         return chw, centre, np.array([sw, sh])
 
-    def estimate(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whole-body keypoints (N, K, 2) in frame pixels and scores (N, K), one row per box."""
-        crops = [self._crop(rgb, box) for box in boxes]
+    def estimate(self, bgr: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole-body keypoints (N, K, 2) in image pixels and scores (N, K), one row per box."""
+        crops = [self._crop(bgr, box) for box in boxes]
         inputs = np.stack([c[0] for c in crops]).astype(np.float32)
         in_name = self.estimator.get_inputs()[0].name
         chunks = [inputs] if self._est_batched else [inputs[i : i + 1] for i in range(len(inputs))]
@@ -229,17 +250,35 @@ class DWPoseAnnotator:
             keypoints[n] = locs[n] / ratio / input_wh * scale + centre - scale / 2.0
         return keypoints, scores
 
+    def working_image(self, rgb: np.ndarray) -> np.ndarray:
+        """The frame as both networks see it: BGR, short side at `render_short_side` (×64)."""
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        if self.render_short_side is None:
+            return bgr
+        h, w = rgb.shape[:2]
+        ch, cw = render_size(h, w, self.render_short_side)
+        if (ch, cw) == (h, w):
+            return bgr
+        enlarge = self.render_short_side / min(h, w) > 1
+        return cv2.resize(
+            bgr, (cw, ch), interpolation=cv2.INTER_LANCZOS4 if enlarge else cv2.INTER_AREA
+        )
+
     def annotate_array(self, rgb: np.ndarray) -> np.ndarray:
         """One (H, W, 3) uint8 RGB frame → its (H, W, 3) uint8 pose rendering."""
         h, w = rgb.shape[:2]
-        boxes = self.detect_people(rgb)
+        work = self.working_image(rgb)
+        ch, cw = work.shape[:2]
+        boxes = self.detect_people(work)
         if len(boxes) == 0:
-            boxes = np.array([[0.0, 0.0, float(w), float(h)]])
-        keypoints, scores = self.estimate(rgb, boxes)
+            boxes = np.array([[0.0, 0.0, float(cw), float(ch)]])
+        keypoints, scores = self.estimate(work, boxes)
         if self.with_face and keypoints.shape[1] < FACE.stop:
             raise RuntimeError(f"pose model gives {keypoints.shape[1]} keypoints; faces need 133")
-        ch, cw = render_size(h, w, self.render_short_side)
-        keypoints = keypoints * np.array([cw / w, ch / h])
+        # VACE stores keypoints divided by the canvas size and multiplies them back to draw;
+        # the round trip is kept so that int() truncation lands on the same pixels.
+        size = np.array([float(cw), float(ch)])
+        keypoints = keypoints / size * size
         body, body_scores = coco17_to_openpose18(keypoints[:, BODY], scores[:, BODY])
         face = keypoints[:, FACE] if self.with_face else None
         face_scores = scores[:, FACE] if self.with_face else None

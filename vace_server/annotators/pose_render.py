@@ -1,19 +1,23 @@
-"""OpenPose-18 pose renderings in the ControlNet / DWPose style (vace-inputs.md §5.2).
+"""OpenPose-18 pose renderings exactly as VACE's pose annotator draws them (vace-inputs.md §5.2).
 
-Pure numpy + OpenCV, no model. Conventions copied as facts from the DWPose drawing that VACE
-uses, so renderings match what VACE was trained on:
+Pure numpy + OpenCV, no model. Conventions taken as facts from VACE's DWPose drawing code
+(`vace/annotators/dwpose/util.py`, `vace/annotators/pose.py`), which its training videos were
+rendered with:
 
 * black canvas; 17 limbs as filled ellipses (half-length x stick width 4, rotated along the
-  limb), each in its OpenPose colour; then the **whole canvas is dimmed to 60 %**; then the 18
-  joints as filled circles of radius 4 in full colour;
+  limb, centre and axes truncated to integers), limb i in palette colour i; then the **whole
+  canvas is dimmed to 60 %**; then the 18 joints as filled circles of radius 4, joint j in
+  palette colour j, full strength;
+* a body point is drawn only when its score is > 0.3; a limb only when both ends are drawn;
 * face (for `posebodyface`): each of the 68 face points as a white filled circle of radius 3,
-  drawn after the body; no hands, no feet;
-* a point is drawn only when its score is > 0.3; a limb only when both ends are drawn;
-* coordinates are truncated to integers as upstream does (`int(x)`).
+  drawn after the body, when its score is >= 0.3 (VACE blanks only points below 0.3) and its
+  integer pixel position is >= 1 on both axes (VACE's `x > eps` test); no hands, no feet;
+* **the finished drawing has its channels reversed** (VACE flips the canvas with `[..., ::-1]`
+  before resizing it back): `render_pose` returns RGB in which every palette colour appears
+  with red and blue swapped, so the nose (palette (255, 0, 0)) is blue (0, 0, 255).
 
-Colours are in **RGB** order: joint 0 (nose) is red (255, 0, 0). VACE reverses the channels
-before resizing (its pose videos have R and B swapped); that is an upstream quirk we do not copy
-(§10.9): renderings here are ControlNet-standard.
+`COLOURS` is the palette as drawn (VACE's list; its entries 16 and 17 are (255, 0, 170) and
+(255, 0, 85)); `rendered_colour(i)` is what colour i looks like in the RGB rendering.
 
 Keypoints are pixel coordinates (x, y) on the canvas, shape (P, N, 2) for P people (a single
 person may be given as (N, 2)); scores have shape (P, N) (or (N,)).
@@ -76,7 +80,8 @@ LIMBS: tuple[tuple[int, int], ...] = (
     (15, 17),
 )
 
-# The 18 standard colours (RGB); joint j has COLOURS[j].
+# The 18 palette colours in the order VACE's drawing code lists them; joint j and limb j have
+# COLOURS[j]. Drawn as given, then the whole rendering is channel-reversed (`rendered_colour`).
 COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 0, 0),
     (255, 85, 0),
@@ -94,9 +99,16 @@ COLOURS: tuple[tuple[int, int, int], ...] = (
     (85, 0, 255),
     (170, 0, 255),
     (255, 0, 255),
-    (255, 0, 85),
     (255, 0, 170),
+    (255, 0, 85),
 )
+
+
+def rendered_colour(index: int) -> tuple[int, int, int]:
+    """Palette colour `index` as it appears in the (channel-reversed) RGB rendering."""
+    r, g, b = COLOURS[index]
+    return (b, g, r)
+
 
 # OpenPose-18 joint j comes from COCO-17 keypoint COCO17_TO_OPENPOSE18[j]; the neck (None) is
 # the mean of the two shoulders (COCO 5 and 6) and is visible only when both are.
@@ -166,7 +178,8 @@ def draw_body(
     scores: np.ndarray,
     threshold: float = SCORE_THRESHOLD,
 ) -> np.ndarray:
-    """Draw OpenPose-18 skeletons of all people onto `canvas` (H, W, 3 uint8 RGB) in place.
+    """Draw OpenPose-18 skeletons of all people onto `canvas` (H, W, 3 uint8) in place, in
+    palette colours as given (not yet channel-reversed).
 
     Limbs of every person first, then the whole canvas ×0.6, then every joint: pass all people
     in one call (a second call would dim the first call's joints). Returns `canvas`."""
@@ -177,7 +190,8 @@ def draw_body(
             if not (visible[person, a] and visible[person, b]):
                 continue
             (xa, ya), (xb, yb) = pts[person, a], pts[person, b]
-            length = math.hypot(xa - xb, ya - yb)
+            # VACE's own arithmetic (not math.hypot), so int(length / 2) truncates alike
+            length = ((ya - yb) ** 2 + (xa - xb) ** 2) ** 0.5
             angle = math.degrees(math.atan2(ya - yb, xa - xb))
             polygon = cv2.ellipse2Poly(
                 (int((xa + xb) / 2), int((ya + yb) / 2)),
@@ -203,12 +217,15 @@ def draw_face(
     scores: np.ndarray,
     threshold: float = SCORE_THRESHOLD,
 ) -> np.ndarray:
-    """Draw face keypoints (any count per person, normally 68) as white dots, in place."""
+    """Draw face keypoints (any count per person, normally 68) as white dots, in place.
+
+    A point is drawn when its score is >= `threshold` and its integer position (truncated) is
+    at least 1 on both axes, as VACE's face drawing does (points at x or y < 1 are skipped)."""
     pts, sc = _as_people(points, scores, None)
-    visible = _visible(pts, sc, threshold)
+    visible = (sc >= threshold) & np.isfinite(pts).all(axis=-1)
     for person in range(pts.shape[0]):
         for (x, y), ok in zip(pts[person], visible[person], strict=True):
-            if ok:
+            if ok and int(x) >= 1 and int(y) >= 1:
                 cv2.circle(canvas, (int(x), int(y)), FACE_RADIUS, FACE_COLOUR, thickness=-1)
     return canvas
 
@@ -222,9 +239,10 @@ def render_pose(
     face_scores: np.ndarray | None = None,
     threshold: float = SCORE_THRESHOLD,
 ) -> np.ndarray:
-    """A new black (height, width, 3) uint8 canvas with the bodies, then the faces if given."""
+    """A (height, width, 3) uint8 RGB rendering: bodies, then faces if given, drawn on black,
+    then channel-reversed as VACE's renderings are (see the module docstring)."""
     canvas = np.zeros((height, width, 3), np.uint8)
     draw_body(canvas, body, body_scores, threshold)
     if face is not None and face_scores is not None:
         draw_face(canvas, face, face_scores, threshold)
-    return canvas
+    return np.ascontiguousarray(canvas[..., ::-1])

@@ -17,6 +17,8 @@ transformers' `Sam2Processor`/`Sam2VideoProcessor` need torchvision, which is no
 of this project, so the few steps they do are done here, matching them: bilinear (antialiased)
 resize to the model's square input, 1/255, ImageNet mean/std; prompt coordinates scaled to the
 input square; low-resolution logits upsampled bilinearly to the frame and thresholded at 0.
+Frames go in as RGB, as VACE gives them to SAM2 (its image and video predictors read RGB). The
+seed mask: every pixel > 0 is object, as SAM2 reads the raw 0..255 mask VACE hands it.
 Runs in float32; deterministic in eval mode. The tracker holds every preprocessed frame in CPU
 memory (81 frames at the real 1024² input ≈ 1 GB) and the inference state on `device`.
 """
@@ -159,10 +161,12 @@ def _upsample(logits: torch.Tensor, height: int, width: int) -> np.ndarray:
 
 
 def _binary(mask: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """The seed mask: every pixel > 0 is object (VACE hands SAM2 the raw 0..255 mask, which
+    SAM2 thresholds at 0.5 after resizing, so any nonzero value counts)."""
     gray = mask.convert("L")
     if gray.size != size:
         gray = gray.resize(size, Image.Resampling.NEAREST)
-    return np.asarray(gray) >= 128
+    return np.asarray(gray) > 0
 
 
 def _to_image(mask: np.ndarray) -> Image.Image:

@@ -13,6 +13,9 @@ dark on white. We have no such weights, so two classical line drawings stand in 
 Both are a **different style** from what VACE's scribble branch was trained on, so the
 control is weaker and less faithful than with the real annotator. They are deterministic and
 fast (about a millisecond per 832×480 frame for Canny), and keep each frame's size.
+
+Channel order: VACE's network takes the RGB frame as is (/255, no swap); both stand-ins take the
+luma of the RGB frame (OpenCV RGB2GRAY), so nothing is swapped here either.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ neighbours one step at a time with OpenCV's DIS optical flow:
     mask_i = remap(mask_{i∓1}, grid + flow) > 0.5   # backward warping, bilinear, then binarise
 
 forward (start → last) and backward (start → first). The given mask is returned unchanged on
-frame `start` (binarised at 128).
+frame `start` (binarised: every pixel > 0 is object, as VACE's SAM2 mask prompt reads it).
 
 Quality limits — it is a stand-in, not a segmenter:
 - **Drift**: errors accumulate frame by frame; the mask slowly shrinks or leaks onto the
@@ -22,6 +22,9 @@ Quality limits — it is a stand-in, not a segmenter:
 Follow it with `hull`/`bbox` expansion (§6), which hides much of the erosion.
 
 Deterministic: DIS has no randomness and the same inputs give the same masks.
+
+Channel order: VACE tracks with SAM2 on RGB frames; DIS works on gray, taken here as the luma
+of the RGB frame (OpenCV RGB2GRAY, the right conversion for RGB input).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def _binary(mask: Image.Image, size: tuple[int, int]) -> np.ndarray:
     gray = mask.convert("L")
     if gray.size != size:
         gray = gray.resize(size, Image.Resampling.NEAREST)
-    return (np.asarray(gray) >= 128).astype(np.float32)
+    return (np.asarray(gray) > 0).astype(np.float32)
 
 
 class FlowTracker:

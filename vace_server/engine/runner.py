@@ -8,14 +8,52 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from vace_server.functions.base import VaceInputs
 
 from .loader import LoadedModel
 
-__all__ = ["StepCallback", "free_memory", "generate"]
+__all__ = ["StepCallback", "free_memory", "generate", "letterbox_reference", "pipeline_references"]
 
 StepCallback = Callable[[int, int], None]
+
+
+def letterbox_reference(image: Image.Image, width: int, height: int) -> Image.Image:
+    """A reference fitted inside `width` x `height` and centred on white, computed as VACE's
+    `prepare_source` does (to [-1, 1], bilinear `align_corners=False` to int(side * scale),
+    pasted at ((H - h) // 2, (W - w) // 2) on a canvas of 1), then back to 8 bits.
+
+    Done here because diffusers would first resize the image to multiples of 8 (Lanczos) and
+    only then letterbox it; given a canvas of exactly the generation size, its own letterbox is
+    the identity, so what reaches the model is VACE's canvas up to 8-bit rounding."""
+    rgb = image.convert("RGB")
+    if rgb.size == (width, height):
+        return rgb
+    pixels = torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).float() / 127.5 - 1.0
+    ref_h, ref_w = pixels.shape[-2:]
+    scale = min(height / ref_h, width / ref_w)
+    new_h, new_w = int(ref_h * scale), int(ref_w * scale)
+    resized = torch.nn.functional.interpolate(
+        pixels[None], size=(new_h, new_w), mode="bilinear", align_corners=False
+    )[0]
+    canvas = torch.ones((3, height, width))
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[:, top : top + new_h, left : left + new_w] = resized
+    out = ((canvas + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return Image.fromarray(out.permute(1, 2, 0).numpy())
+
+
+def pipeline_references(inputs: VaceInputs) -> list[Image.Image] | None:
+    """`inputs.reference_images` (VACE's order: first image = first latent frame) as diffusers'
+    WanVACEPipeline needs them for VACE's latent layout: each letterboxed onto white at the
+    generation size (`letterbox_reference`), and reversed, because `prepare_video_latents`
+    prepends each reference in turn (`cat([ref, latent])`, so the last one passed ends up
+    first) where VACE's `vace_encode_frames` concatenates them in list order."""
+    if inputs.reference_images is None:
+        return None
+    boxed = [letterbox_reference(r, inputs.width, inputs.height) for r in inputs.reference_images]
+    return list(reversed(boxed))
 
 
 def generate(
@@ -55,7 +93,7 @@ def generate(
             negative_prompt=negative_prompt,
             video=inputs.video,
             mask=inputs.mask,
-            reference_images=inputs.reference_images,
+            reference_images=pipeline_references(inputs),
             conditioning_scale=inputs.conditioning_scale,
             height=inputs.height,
             width=inputs.width,

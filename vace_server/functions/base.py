@@ -60,7 +60,8 @@ class VaceInputs:
 
     Invariants (checked by `validate`): `video`/`mask`, when given, have exactly `num_frames`
     frames of exactly `width`x`height`; width and height are multiples of 16.
-    `reference_images` are already in the order diffusers expects (reversed from VACE's).
+    `reference_images` are in VACE's order (the client's): the first one is the first latent
+    frame. engine.runner reverses them for diffusers, which prepends each in turn.
     """
 
     width: int

@@ -21,7 +21,9 @@ from .base import MediaSource, ModelProfile, VideoClip
 
 __all__ = [
     "GRAY",
+    "MASK_IMAGE_THRESHOLD",
     "MAX_720P_PIXELS",
+    "MODEL_MASK_THRESHOLD",
     "VIDEO_SECONDS",
     "annotate",
     "annotator_or_fail",
@@ -30,6 +32,7 @@ __all__ = [
     "cover",
     "cover_mask",
     "even_floor",
+    "fit_on_white",
     "flat_mask",
     "generation_size",
     "gray_canvas",
@@ -43,6 +46,12 @@ __all__ = [
 ]
 
 GRAY = (128, 128, 128)  # mid-gray: 0 in [-1, 1], "generate here" for the model (§1)
+# Mask thresholds ("generate" where value >= threshold). A client's mask image is read as
+# VACE's inpainting annotator reads it: every pixel > 0 is "generate" (so soft or JPEG edges
+# leave no rim of the removed object). A mask video goes to the model as given, as in VACE,
+# whose model keeps a pixel when value / 255 <= 0.5: "generate" from 128 up.
+MASK_IMAGE_THRESHOLD = 1
+MODEL_MASK_THRESHOLD = 128
 MAX_720P_PIXELS = 1280 * 720  # "<= 720P" means width * height <= 921,600 (contract §12)
 VIDEO_SECONDS = 5.0  # only the first 5 s of an input video are used (contract §4)
 
@@ -158,15 +167,37 @@ def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return ImageOps.fit(image.convert("RGB"), size, method=Image.Resampling.BICUBIC)
 
 
-def cover_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """A mask binarised and cropped exactly like `cover` crops its frame (nearest: stays 0/255)."""
-    return ImageOps.fit(binarise(mask), size, method=Image.Resampling.NEAREST)
+def cover_mask(
+    mask: Image.Image, size: tuple[int, int], threshold: int = MODEL_MASK_THRESHOLD
+) -> Image.Image:
+    """A mask binarised at `threshold` and cropped exactly like `cover` crops its frame
+    (nearest: stays 0/255)."""
+    return ImageOps.fit(binarise(mask, threshold), size, method=Image.Resampling.NEAREST)
 
 
-def binarise(mask: Image.Image) -> Image.Image:
-    """Any mask -> "L" with exactly 255 (>= 128, generate) or 0 (keep), the model's threshold."""
+def binarise(mask: Image.Image, threshold: int = MODEL_MASK_THRESHOLD) -> Image.Image:
+    """Any mask -> "L" with exactly 255 (value >= `threshold`, generate) or 0 (keep)."""
     a = np.asarray(mask.convert("L"))
-    return Image.fromarray(np.where(a >= 128, 255, 0).astype(np.uint8), mode="L")
+    return Image.fromarray(np.where(a >= threshold, 255, 0).astype(np.uint8), mode="L")
+
+
+def fit_on_white(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` scaled to fit inside `size` (area interpolation), centred on white, RGB: how
+    VACE aligns a second frame or clip to the first one's resolution (`align_frames`).
+    An image already of `size` is returned as is."""
+    rgb = image.convert("RGB")
+    if rgb.size == size:
+        return rgb
+    import cv2  # only here: the API process imports this package
+
+    (w1, h1), (w2, h2) = size, rgb.size
+    ratio = min(w1 / w2, h1 / h2)
+    new_w, new_h = max(1, int(w2 * ratio)), max(1, int(h2 * ratio))
+    resized = cv2.resize(np.asarray(rgb), (new_w, new_h), interpolation=cv2.INTER_AREA)
+    canvas = np.full((h1, w1, 3), 255, np.uint8)
+    x, y = (w1 - new_w) // 2, (h1 - new_h) // 2
+    canvas[y : y + new_h, x : x + new_w] = resized
+    return Image.fromarray(canvas)
 
 
 def gray_canvas(size: tuple[int, int]) -> Image.Image:
@@ -211,12 +242,15 @@ def prepare_reference(
 ) -> Image.Image:
     """One reference image for its role (vace-inputs.md §4.1).
 
-    `obj`: subject cut out onto white and cropped to it, not resized (the pipeline letterboxes
-    it onto white). `bg`: the scene kept, cover-cropped to the generation `size` so the
-    letterbox adds no white bars.
+    `obj`: subject cut out onto white and cropped to it. `bg`: the scene kept whole. Neither is
+    resized here: engine.runner letterboxes every reference onto white at the generation size
+    (scale to fit, centred, bilinear) exactly as VACE's `prepare_source` does, so a scene of
+    another aspect gets white bars as in VACE. `size` is the generation size (unused by either
+    role today; kept so callers state it).
     """
+    del size
     if role is ReferenceRole.SCENE:
-        return cover(image, size)
+        return image.convert("RGB")
     return segmenter.cut_out(image).convert("RGB")
 
 
@@ -229,7 +263,7 @@ def single_reference(
     size: tuple[int, int],
 ) -> list[Image.Image] | None:
     """The functions that take one reference image: the first one, prepared for `role`, as
-    `reference_images` (a single image needs no reversal for diffusers), or None."""
+    `reference_images`, or None."""
     if not spec.references:
         return None
     image = media.fetch_image(spec.references[0].url, field)

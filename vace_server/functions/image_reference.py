@@ -1,14 +1,15 @@
 """`image_reference`: 1-3 reference images (subjects and at most one scene) -> a new video.
 
 VACE reference-to-video (vace-inputs.md §4.1): no source video, no mask; each reference is one
-extra latent frame the model denoises with the video and cuts off before decoding.
+extra latent frame the model denoises with the video and cuts off before decoding. The
+references keep the client's order (VACE's); engine.runner hands them to diffusers reversed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vace_server import errors
 from vace_server.engine.sizes import fit_area
@@ -27,7 +28,7 @@ CutOut = Callable[[Image.Image], Image.Image]
 def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile, cut_out: CutOut) -> VaceInputs:
     """Turns an `image_reference` task into pipeline inputs.
 
-    Returns: VaceInputs with `reference_images` only, already in diffusers order.
+    Returns: VaceInputs with `reference_images` only, in the client's (= VACE's) order.
     Raises: errors.InvalidParameter for a spec the API should have refused (no reference,
     two scenes); media errors from `media.fetch_image`; ValueError if the result is misaligned.
     Side effects: fetches every reference URL through `media`.
@@ -43,28 +44,19 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile, cut_out: Cu
     output_size = spec.size or DEFAULT_SIZE
     width, height = fit_area(*output_size, profile.generation_area)
 
-    # 3. Fetch each reference and prepare it for its role.
-    scene: Image.Image | None = None
-    subjects: list[Image.Image] = []
+    # 3. Fetch each reference and prepare it for its role, keeping the client's order (as VACE
+    #    does: no role moves). A subject is cut out onto white and cropped to its bounding box
+    #    (VACE's SubjectAnnotator); a scene is kept whole. Neither is resized: engine.runner
+    #    letterboxes each onto white at the generation size, as VACE does.
+    references: list[Image.Image] = []
     for ref in spec.references:
         image = media.fetch_image(ref.url, FIELD)
         if ref.role is ReferenceRole.SCENE:
-            # 3a. The scene is kept as is, cover-cropped to the output aspect at the generation
-            #     size so the pipeline's letterboxing adds no white bars.
-            scene = ImageOps.fit(
-                image.convert("RGB"), (width, height), method=Image.Resampling.BICUBIC
-            )
+            references.append(image.convert("RGB"))
         else:
-            # 3b. A subject is cut out onto white and cropped to its bounding box, as VACE's
-            #     SubjectAnnotator does; not resized: the pipeline fits it onto a white canvas.
-            subjects.append(cut_out(image).convert("RGB"))
+            references.append(cut_out(image).convert("RGB"))
 
-    # 4. Order as the original VACE code: [scene?, subjects...] in the client's order ...
-    references = ([scene] if scene is not None else []) + subjects
-    # 5. ... then reversed, because diffusers puts the LAST image in the first latent slot.
-    references.reverse()
-
-    # 6. Frames and duration: the model's native clip (81 frames at 16 fps = 5 s).
+    # 4. Frames and duration: the model's native clip (81 frames at 16 fps = 5 s).
     inputs = VaceInputs(
         width=width,
         height=height,
@@ -75,6 +67,6 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile, cut_out: Cu
         mask=None,
         reference_images=references,
     )
-    # 7. Fail here, not on the GPU, if anything is misaligned.
+    # 5. Fail here, not on the GPU, if anything is misaligned.
     inputs.validate()
     return inputs

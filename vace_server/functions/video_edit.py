@@ -148,8 +148,9 @@ def _masks_from_image(
         raise common.size_not_match(
             MASK_IMAGE_FIELD, mask.size, VIDEO_FIELD, (clip.width, clip.height)
         )
-    # c. Binarised at 128 and cropped like the frames.
-    mask = common.cover_mask(mask, frames[0].size)
+    # c. Every pixel > 0 is "generate" (VACE's inpainting annotator), cropped like the frames;
+    #    the tracker is seeded with this same mask.
+    mask = common.cover_mask(mask, frames[0].size, common.MASK_IMAGE_THRESHOLD)
     if spec.mask_type is MaskType.FIXED:
         return [mask] * len(frames)
     # d. Tracking: forward and backward from frame `start`, then the deterministic expansion.
@@ -162,7 +163,8 @@ def _masks_from_image(
 def _masks_from_video(
     url: str | None, media: MediaSource, clip: VideoClip, indices: list[int], size: tuple[int, int]
 ) -> list[Image.Image]:
-    """mask_video_url -> per-frame masks, used as given (no tracking, no expansion)."""
+    """mask_video_url -> per-frame masks, used as given (no tracking, no expansion), at the
+    model's own threshold (>= 128), as VACE hands a mask video straight to its model."""
     if not url:
         raise errors.field_required(MASK_IMAGE_FIELD)
     masks = media.fetch_video(url, MASK_VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)

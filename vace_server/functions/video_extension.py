@@ -108,9 +108,11 @@ def build(
     output_size = common.within_720p(*reference_size)
     size = common.generation_size(*output_size, profile)
 
-    # 5. Head and tail, every frame cover-cropped to the generation size; clips at 16 fps.
+    # 5. Head and tail at the generation size; clips at 16 fps. Material of another size than
+    #    the reference is first fitted onto white at the reference's size (VACE's
+    #    `align_frames`), then every frame is cover-resized as the pipeline would.
     n = profile.num_frames
-    head, tail = _head_and_tail(given, n, profile.fps, size)
+    head, tail = _head_and_tail(given, n, profile.fps, size, reference_size)
     gap = n - len(head) - len(tail)
 
     # 6. The gap: gray, or the motion reference's control renderings at the same positions.
@@ -167,9 +169,10 @@ def _fetch(spec: TaskSpec, media: MediaSource) -> _Given:
 
 
 def _head_and_tail(
-    given: _Given, n: int, fps: int, size: tuple[int, int]
+    given: _Given, n: int, fps: int, size: tuple[int, int], reference: tuple[int, int]
 ) -> tuple[list[Image.Image], list[Image.Image]]:
-    """[first frame, first clip...] and [last clip..., last frame], cover-cropped to `size`.
+    """[first frame, first clip...] and [last clip..., last frame] at `size`: each frame fitted
+    onto white at the `reference` size when it has another size, then cover-resized.
 
     Raises: errors.InvalidFile (InvalidFile.Duration) when they leave no frame to generate.
     """
@@ -186,7 +189,11 @@ def _head_and_tail(
             f"leaves none of the {n} output frames to generate.",
             code="InvalidFile.Duration",
         )
-    return [common.cover(f, size) for f in head], [common.cover(f, size) for f in tail]
+
+    def prepare(frame: Image.Image) -> Image.Image:
+        return common.cover(common.fit_on_white(frame, reference), size)
+
+    return [prepare(f) for f in head], [prepare(f) for f in tail]
 
 
 def _clip_frames(clip: VideoClip | None, max_frames: int, fps: int) -> list[Image.Image]:
