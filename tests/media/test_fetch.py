@@ -388,3 +388,36 @@ def test_https_verifies_original_host_name(tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[fe80::1%25eth0]/x.png",
+        "http://%31%32%37.0.0.1/x.png",
+        "http://loca%6chost/x.png",
+        "http://a..b/x.png",
+        f"http://{'a' * 64}.example/x.png",
+    ],
+)
+def test_odd_hosts_are_refused_before_any_lookup(url: str) -> None:
+    asked: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return []
+
+    with pytest.raises(InvalidURL) as exc:
+        UrlFetcher(Settings(), resolve=resolve).fetch(url, field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    assert asked == []
+
+
+def test_webhook_post_follows_the_same_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = _RecordingBackend()
+    monkeypatch.setattr(httpcore, "SyncBackend", lambda: recorder)
+    fetcher = UrlFetcher(Settings(), resolve=lambda host, port: ["fec0::1", "10.0.0.1"])
+    for url in ("http://hooks.example/h", "http://[fec0::1]/h", "http://[::ffff:10.0.0.1]/h"):
+        with pytest.raises(InvalidURL):
+            fetcher.post(url, body=b"{}", headers={}, timeout=2.0)
+    assert recorder.connects == []

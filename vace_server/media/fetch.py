@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -42,6 +43,7 @@ Resolver = Callable[[str, int], list[str]]
 """`(host, port) -> numeric IP strings`; raises OSError when the name does not resolve."""
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
 _CHUNK = 64 * 1024
 
 
@@ -362,7 +364,19 @@ def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
         raise _invalid(original, f"scheme {parsed.scheme!r} is not allowed ({candidate})")
     if not parsed.host:
         raise _invalid(original, f"URL without host ({candidate})")
+    if not _plain_host(parsed.host):
+        raise _invalid(original, f"host {parsed.host!r} is neither a name nor an IP address")
     return parsed
+
+
+def _plain_host(host: str) -> bool:
+    """True for an IP literal without zone id or an ASCII host name (httpx has already
+    IDNA-encoded it). Percent-encoded hosts and zone ids are refused before any DNS query."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
+    return "%" not in host
 
 
 def _read_capped(response: httpx.Response, field: str, max_bytes: int, url: str) -> bytes:
