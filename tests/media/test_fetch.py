@@ -397,6 +397,7 @@ def test_https_verifies_original_host_name(tmp_path: Path) -> None:
         "http://%31%32%37.0.0.1/x.png",
         "http://loca%6chost/x.png",
         "http://a..b/x.png",
+        "http://xn--ls8h/x.png",
         f"http://{'a' * 64}.example/x.png",
     ],
 )

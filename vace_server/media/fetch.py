@@ -343,7 +343,13 @@ def _mapped_errors(url: str) -> Iterator[None]:
         ) from exc
     except (_BlockedAddressError, _ResolveError) as exc:
         raise _invalid(url, str(exc)) from exc
-    except (httpx.HTTPError, httpx.InvalidURL, httpcore.ProtocolError, OSError) as exc:
+    except (
+        httpx.HTTPError,
+        httpx.InvalidURL,
+        httpcore.ProtocolError,
+        OSError,
+        UnicodeError,
+    ) as exc:
         raise _invalid(url, repr(exc)) from exc
 
 
@@ -362,10 +368,15 @@ def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
         raise _invalid(original, f"unparsable URL {candidate!r}: {exc}") from exc
     if parsed.scheme not in ("http", "https"):
         raise _invalid(original, f"scheme {parsed.scheme!r} is not allowed ({candidate})")
-    if not parsed.host:
+    host = parsed.raw_host.decode("ascii", errors="replace")  # as dialled: IDNA-encoded
+    if not host:
         raise _invalid(original, f"URL without host ({candidate})")
-    if not _plain_host(parsed.host):
-        raise _invalid(original, f"host {parsed.host!r} is neither a name nor an IP address")
+    try:
+        parsed.host  # noqa: B018 - decodes xn-- labels; invalid punycode raises
+    except UnicodeError as exc:
+        raise _invalid(original, f"host {host!r} is not a valid IDNA name: {exc}") from exc
+    if not _plain_host(host):
+        raise _invalid(original, f"host {host!r} is neither a name nor an IP address")
     return parsed
 
 
