@@ -16,6 +16,7 @@ from vace_server.media.addresses import (
     DENIED_IPV4,
     DENIED_IPV6,
     address_policy,
+    is_plain_host,
     is_public_address,
     parse_networks,
     refusal_reason,
@@ -283,3 +284,25 @@ def test_networks_parse_blanks_and_bare_addresses() -> None:
         ipaddress.ip_network("10.0.0.5/32"),
         ipaddress.ip_network("fd00::1/128"),
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "plain"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("media.example", True),
+        ("xn--bcher-kva.example", True),
+        ("cdn_1.example.", True),
+        ("0x7f.1", True),  # a name to us; getaddrinfo reads it as 127.0.0.1, then refused
+        ("fe80::1%eth0", False),
+        ("fe80::1%25eth0", False),
+        ("%31%32%37.0.0.1", False),
+        ("a..b", False),
+        ("a" * 64 + ".example", False),
+        ("a." * 127 + "bc", False),
+        ("", False),
+    ],
+)
+def test_plain_hosts(host: str, plain: bool) -> None:
+    assert is_plain_host(host) is plain

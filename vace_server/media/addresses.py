@@ -39,6 +39,9 @@ Embedded IPv4 addresses are unwrapped and judged:
   refused outright, whatever they embed: they are deprecated or tunnel through relays whose
   far end we cannot judge. The refusal reason names the embedded IPv4 for the log.
 
+`is_plain_host` is the syntax check made before a host is resolved: an IP literal without a
+zone id, or an ASCII host name (no percent-encoding), so odd spellings never reach DNS.
+
 An operator can trust further networks (an internal media host) with `trusted` networks
 (`VACE_MEDIA_ALLOWED_NETWORKS`); `VACE_MEDIA_ALLOW_PRIVATE_NETWORKS` switches the rule off.
 """
@@ -46,6 +49,7 @@ An operator can trust further networks (an internal media host) with `trusted` n
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -123,6 +127,7 @@ DENIED_IPV6: Final = _table(
     ]
 )
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
 GLOBAL_UNICAST_IPV6: Final = ipaddress.IPv6Network("2000::/3")
 NAT64_WELL_KNOWN: Final = ipaddress.IPv6Network("64:ff9b::/96")
 
@@ -221,3 +226,13 @@ def address_policy(*, allow_private: bool, trusted: Iterable[IPNetwork] = ()) ->
     if not networks:
         return is_public_address
     return lambda address: _trusted(address, networks) or is_public_address(address)
+
+
+def is_plain_host(host: str) -> bool:
+    """True for an IP literal without zone id or an ASCII host name (IDNA-encoded already).
+    Percent-encoded hosts and zone ids are refused before any DNS query is made for them."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
+    return "%" not in host

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -29,6 +28,7 @@ from vace_server.errors import InvalidFile, InvalidURL
 from vace_server.media.addresses import (
     AddressPolicy,
     address_policy,
+    is_plain_host,
     is_public_address,
     parse_networks,
     refusal_reason,
@@ -43,7 +43,6 @@ Resolver = Callable[[str, int], list[str]]
 """`(host, port) -> numeric IP strings`; raises OSError when the name does not resolve."""
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
 _CHUNK = 64 * 1024
 
 
@@ -375,19 +374,9 @@ def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
         parsed.host  # noqa: B018 - decodes xn-- labels; invalid punycode raises
     except UnicodeError as exc:
         raise _invalid(original, f"host {host!r} is not a valid IDNA name: {exc}") from exc
-    if not _plain_host(host):
+    if not is_plain_host(host):
         raise _invalid(original, f"host {host!r} is neither a name nor an IP address")
     return parsed
-
-
-def _plain_host(host: str) -> bool:
-    """True for an IP literal without zone id or an ASCII host name (httpx has already
-    IDNA-encoded it). Percent-encoded hosts and zone ids are refused before any DNS query."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
-    return "%" not in host
 
 
 def _read_capped(response: httpx.Response, field: str, max_bytes: int, url: str) -> bytes:
