@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vace_server.media.addresses import parse_networks
 
 DEFAULT_NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
@@ -138,6 +140,18 @@ class Settings(BaseSettings):
 
     # --- media ---
     media_allow_private_networks: bool = False
+    media_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs media and webhooks may reach besides public "
+        "addresses, e.g. an internal media host 10.1.2.0/24.",
+    )
+
+    @field_validator("media_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)  # a bad CIDR stops the server at start
+        return value
+
     media_connect_timeout: float = 10.0
     media_read_timeout: float = 30.0
     media_total_timeout: float = 120.0

@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import pytest
 
 from vace_server.errors import InvalidFile, InvalidURL
-from vace_server.media.fetch import UrlFetcher, is_public_address
+from vace_server.media.fetch import UrlFetcher, _BlockedAddressError, _Deadline, _GuardedBackend
 from vace_server.settings import Settings
 
 BODY = b"hello media" * 10
@@ -262,33 +264,73 @@ def test_dns_failure_is_invalid_url() -> None:
     assert _code(exc) == "InvalidURL"
 
 
+class _RecordingBackend(httpcore.NetworkBackend):
+    """Stands in for the socket layer under `_GuardedBackend`: records where it was asked to
+    connect and refuses, so no test ever sends a packet to a non-loopback address."""
+
+    def __init__(self) -> None:
+        self.connects: list[str] = []
+
+    def connect_tcp(self, host: str, port: int, *args: object, **kw: object) -> Any:
+        self.connects.append(host)
+        raise httpcore.ConnectError("recorded, not connected")
+
+
+def _guarded(answer: list[str]) -> tuple[_GuardedBackend, _RecordingBackend]:
+    settings = Settings(media_allow_private_networks=False)
+    policy = UrlFetcher(settings)._allowed
+    backend = _GuardedBackend(lambda host, port: answer, policy, _Deadline(5.0))
+    recorder = _RecordingBackend()
+    backend._inner = recorder  # type: ignore[assignment]
+    return backend, recorder
+
+
 @pytest.mark.parametrize(
-    ("address", "public"),
-    [
-        ("8.8.8.8", True),
-        ("2001:4860:4860::8888", True),
-        ("127.0.0.1", False),
-        ("10.1.2.3", False),
-        ("172.16.0.1", False),
-        ("192.168.1.1", False),
-        ("100.64.0.1", False),
-        ("169.254.169.254", False),
-        ("0.0.0.0", False),
-        ("224.0.0.1", False),
-        ("240.0.0.1", False),
-        ("255.255.255.255", False),
-        ("::1", False),
-        ("::", False),
-        ("fe80::1", False),
-        ("fc00::1", False),
-        ("ff02::1", False),
-        ("::ffff:127.0.0.1", False),
-        ("::ffff:10.0.0.1", False),
-        ("2002:7f00:0001::1", False),  # 6to4 wrapping 127.0.0.1
-    ],
-)
-def test_address_policy(address: str, public: bool) -> None:
-    assert is_public_address(ipaddress.ip_address(address)) is public
+    "answer",
+    [["fec0::1"], ["10.0.0.1"], ["::ffff:127.0.0.1"], ["64:ff9b::a00:1"], ["2002:a00:1::1"],
+     ["2001:0:4136:e378:8000:63bf:f5ff:fffe"], ["fe80::1%eth0"], ["192.0.0.9"], ["not-an-ip"]],
+)  # fmt: skip
+def test_refused_answers_never_reach_the_socket_layer(
+    answer: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    backend, recorder = _guarded(answer)
+    with pytest.raises(_BlockedAddressError, match="refused addresses"):
+        backend.connect_tcp("media.example", 80)
+    assert recorder.connects == []
+
+
+def test_only_vetted_addresses_of_a_mixed_answer_are_dialled() -> None:
+    backend, recorder = _guarded(["10.0.0.1", "8.8.8.8", "fec0::1", "2001:4860:4860::8888"])
+    with pytest.raises(httpcore.ConnectError):
+        backend.connect_tcp("media.example", 80)
+    assert recorder.connects == ["8.8.8.8", "2001:4860:4860::8888"]
+
+
+def test_refusal_log_names_the_block(caplog: pytest.LogCaptureFixture) -> None:
+    fetcher = UrlFetcher(Settings(), resolve=lambda host, port: ["fec0::1"])
+    with caplog.at_level(logging.WARNING), pytest.raises(InvalidURL) as exc:
+        fetcher.fetch("http://media.example/x.png", field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    assert "fec0::1 (fec0::/10 (deprecated site local" in caplog.text
+
+
+def test_allowed_networks_setting_trusts_one_loopback_address(server: str) -> None:
+    trusted = _QuietServer(("127.0.0.2", 0), _Handler)
+    threading.Thread(target=trusted.serve_forever, daemon=True).start()
+    try:
+        fetcher = UrlFetcher(Settings(media_allowed_networks="127.0.0.2/32"))
+        url = f"http://127.0.0.2:{trusted.server_address[1]}/ok"
+        assert fetcher.fetch(url, field="f", max_bytes=1000).data == BODY
+        with pytest.raises(InvalidURL):  # 127.0.0.1 stays refused
+            fetcher.fetch(f"{server}/ok", field="f", max_bytes=1000)
+    finally:
+        trusted.shutdown()
+        trusted.server_close()
+
+
+def test_bad_allowed_networks_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match="allowed networks"):
+        Settings(media_allowed_networks="10.0.0.1/8")
 
 
 def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -346,3 +388,37 @@ def test_https_verifies_original_host_name(tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[fe80::1%25eth0]/x.png",
+        "http://%31%32%37.0.0.1/x.png",
+        "http://loca%6chost/x.png",
+        "http://a..b/x.png",
+        "http://xn--ls8h/x.png",
+        f"http://{'a' * 64}.example/x.png",
+    ],
+)
+def test_odd_hosts_are_refused_before_any_lookup(url: str) -> None:
+    asked: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return []
+
+    with pytest.raises(InvalidURL) as exc:
+        UrlFetcher(Settings(), resolve=resolve).fetch(url, field="f", max_bytes=1000)
+    assert _code(exc) == "InvalidURL"
+    assert asked == []
+
+
+def test_webhook_post_follows_the_same_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = _RecordingBackend()
+    monkeypatch.setattr(httpcore, "SyncBackend", lambda: recorder)
+    fetcher = UrlFetcher(Settings(), resolve=lambda host, port: ["fec0::1", "10.0.0.1"])
+    for url in ("http://hooks.example/h", "http://[fec0::1]/h", "http://[::ffff:10.0.0.1]/h"):
+        with pytest.raises(InvalidURL):
+            fetcher.post(url, body=b"{}", headers={}, timeout=2.0)
+    assert recorder.connects == []

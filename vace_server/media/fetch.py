@@ -1,9 +1,10 @@
 """Hostile-URL download (design principle 6: every URL is hostile).
 
 The address policy is enforced where sockets are opened: a custom httpcore network backend
-resolves the host itself, drops every non-public address (unless private networks are allowed)
-and connects to a vetted IP, so every redirect hop is checked and a DNS answer cannot change
-between the check and the connect (DNS rebinding). TLS still verifies the original host name.
+resolves the host itself, drops every address the rule of `media.addresses` refuses (unless
+private networks are allowed) and connects to a vetted IP, so every redirect hop is checked and
+a DNS answer cannot change between the check and the connect (DNS rebinding). TLS still
+verifies the original host name.
 
 Error mapping follows api-contract.md §8.2; the real reason is logged at WARNING.
 """
@@ -24,15 +25,22 @@ import httpcore
 import httpx
 
 from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.media.addresses import (
+    AddressPolicy,
+    address_policy,
+    is_plain_host,
+    is_public_address,
+    parse_networks,
+    refusal_reason,
+)
 from vace_server.settings import Settings
+
+__all__ = ["FetchedMedia", "UrlFetcher", "is_public_address", "system_resolver"]
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 """`(host, port) -> numeric IP strings`; raises OSError when the name does not resolve."""
-AddressPolicy = Callable[[IPAddress], bool]
-"""`address -> may we connect to it`."""
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
@@ -47,35 +55,7 @@ class FetchedMedia:
     final_url: str
 
 
-# ---------------------------------------------------------------- address policy
-def is_public_address(address: IPAddress) -> bool:
-    """True when `address` is globally routable unicast.
-
-    Returns False for private, loopback, link-local, multicast, reserved, unspecified, shared
-    (100.64/10) and documentation addresses, also when embedded in IPv6 (IPv4-mapped, 6to4,
-    Teredo)."""
-    embedded: list[IPAddress] = []
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            embedded.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            embedded.append(address.sixtofour)
-        if address.teredo is not None:
-            embedded.extend(address.teredo)
-    for a in (address, *embedded):
-        if (
-            a.is_private
-            or a.is_loopback
-            or a.is_link_local
-            or a.is_multicast
-            or a.is_reserved
-            or a.is_unspecified
-            or not a.is_global
-        ):
-            return False
-    return True
-
-
+# ---------------------------------------------------------------- resolving
 def system_resolver(host: str, port: int) -> list[str]:
     """Resolves `host` with getaddrinfo.
 
@@ -192,15 +172,21 @@ class _GuardedBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         addresses = self._resolve_bounded(host, port)
         vetted: list[str] = []
+        refused: list[str] = []
         for ip in addresses:
             try:
                 address = ipaddress.ip_address(ip)
             except ValueError:
+                refused.append(f"{ip} (not an IP address)")
                 continue
             if self._allowed(address):
                 vetted.append(ip)
+            else:
+                refused.append(f"{ip} ({refusal_reason(address) or 'not allowed by the policy'})")
         if not vetted:
-            raise _BlockedAddressError(f"{host} resolves only to refused addresses {addresses}")
+            raise _BlockedAddressError(
+                f"{host} resolves only to refused addresses: {'; '.join(refused)}"
+            )
 
         errors: list[Exception] = []
         for ip in vetted:
@@ -258,18 +244,17 @@ class UrlFetcher:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """`resolve` and `address_allowed` replace the system resolver and the default policy
-        (public addresses only, or everything when `media_allow_private_networks`);
+        (`addresses.address_policy`: public addresses and `media_allowed_networks`, or
+        everything when `media_allow_private_networks`);
         `ssl_context` replaces the default verification context (certifi CAs). They are seams
         for tests and embedding."""
         self._settings = settings
         self._resolve = resolve or system_resolver
         self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
-        if address_allowed is not None:
-            self._allowed: AddressPolicy = address_allowed
-        elif settings.media_allow_private_networks:
-            self._allowed = lambda _address: True
-        else:
-            self._allowed = is_public_address
+        self._allowed: AddressPolicy = address_allowed or address_policy(
+            allow_private=settings.media_allow_private_networks,
+            trusted=parse_networks(settings.media_allowed_networks),
+        )
 
     def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
         """Downloads `url` (following up to `media_max_redirects` redirects, each hop checked).
@@ -357,7 +342,13 @@ def _mapped_errors(url: str) -> Iterator[None]:
         ) from exc
     except (_BlockedAddressError, _ResolveError) as exc:
         raise _invalid(url, str(exc)) from exc
-    except (httpx.HTTPError, httpx.InvalidURL, httpcore.ProtocolError, OSError) as exc:
+    except (
+        httpx.HTTPError,
+        httpx.InvalidURL,
+        httpcore.ProtocolError,
+        OSError,
+        UnicodeError,
+    ) as exc:
         raise _invalid(url, repr(exc)) from exc
 
 
@@ -376,8 +367,15 @@ def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
         raise _invalid(original, f"unparsable URL {candidate!r}: {exc}") from exc
     if parsed.scheme not in ("http", "https"):
         raise _invalid(original, f"scheme {parsed.scheme!r} is not allowed ({candidate})")
-    if not parsed.host:
+    host = parsed.raw_host.decode("ascii", errors="replace")  # as dialled: IDNA-encoded
+    if not host:
         raise _invalid(original, f"URL without host ({candidate})")
+    try:
+        parsed.host  # noqa: B018 - decodes xn-- labels; invalid punycode raises
+    except UnicodeError as exc:
+        raise _invalid(original, f"host {host!r} is not a valid IDNA name: {exc}") from exc
+    if not is_plain_host(host):
+        raise _invalid(original, f"host {host!r} is neither a name nor an IP address")
     return parsed
 
 

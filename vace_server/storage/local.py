@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import BinaryIO
@@ -32,12 +33,20 @@ class LocalStorage:
         return path
 
     def put_file(self, key: str, source: Path) -> None:
-        """Copies `source` to `key` atomically. Side effects: writes under root."""
+        """Copies `source` to `key` atomically, through a private `<name>.<random>.part` file
+        that is removed again when anything fails (a full disk, an I/O error).
+
+        Raises: OSError (the copy failed; nothing of it is left), ValueError (bad key).
+        Side effects: writes under root."""
         target = self.path_for(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        tmp = target.with_name(f"{target.name}.{secrets.token_hex(8)}.part")
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def delete(self, key: str) -> None:
         """Removes `key` (missing is fine) and its now-empty parent folder."""

@@ -86,23 +86,43 @@ class PartialUpload:
         self.max_bytes = max_bytes
         self.size = 0
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file = os.fdopen(fd, "wb")
+        try:
+            self._file: BinaryIO = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
 
     def write(self, data: bytes) -> None:
-        """Appends `data`. Raises UploadTooLarge (nothing more is written) past `max_bytes`."""
+        """Appends `data`. Raises UploadTooLarge (nothing more is written) past `max_bytes`;
+        OSError when the write fails (a full disk): the partial file is removed first."""
         if self.size + len(data) > self.max_bytes:
             raise UploadTooLarge(f"upload exceeds {self.max_bytes} bytes")
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except BaseException:
+            self.discard()
+            raise
         self.size += len(data)
 
     def close(self) -> None:
+        """Flushes and closes the file. Raises OSError when the final flush fails (a full
+        disk): the partial file is removed first."""
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except BaseException:
+                self.path.unlink(missing_ok=True)
+                raise
 
     def discard(self) -> None:
-        """Closes and removes the temporary file (idempotent)."""
-        self.close()
-        self.path.unlink(missing_ok=True)
+        """Closes and removes the temporary file (idempotent; a failing close still removes
+        it)."""
+        try:
+            with contextlib.suppress(OSError):  # already reported by the failed write
+                self.close()
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 class UploadFiles(Protocol):
@@ -368,4 +388,8 @@ def _place_exclusively(source: Path, target: Path) -> None:
         pass
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
-    os.replace(source, target)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        target.unlink(missing_ok=True)  # our empty placeholder, never someone else's file
+        raise
