@@ -167,15 +167,38 @@ def _as_float(rate: Fraction | int | float | None) -> float | None:
     return value if value > 0 else None
 
 
-def _probe_container(container: InputContainer, field: str) -> tuple[VideoProbe, VideoStream]:
+def _has_top_level_box(data: bytes, kind: bytes) -> bool:
+    """True when the ISO-BMFF body has a complete top-level box of type `kind`."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        header = 8
+        if size == 1 and offset + 16 <= len(data):
+            size, header = int.from_bytes(data[offset + 8 : offset + 16], "big"), 16
+        elif size == 0:
+            size = len(data) - offset
+        if size < header or offset + size > len(data):
+            return False
+        if data[offset + 4 : offset + 8] == kind:
+            return True
+        offset += size
+    return False
+
+
+def _probe_container(
+    container: InputContainer, field: str, data: bytes
+) -> tuple[VideoProbe, VideoStream]:
     """Reads the first video stream's header figures and applies the probe checks.
 
-    Raises: InvalidFile.Openerror (no stream at all, a video stream without a size or rate),
+    Raises: InvalidFile.Openerror (no stream and no complete index, a video stream without a
+    size or rate), InvalidFile.Duration (a complete index without any sample),
     InvalidFile.Format (streams, but none of them video), InvalidFile.Resolution (frame
     larger than VIDEO_MAX_PIXELS), InvalidFile.FPS (< 16 fps)."""
     if not container.streams:
         logger.warning("%s: MP4 without any stream", field)
-        raise _open_error()
+        # FFmpeg drops tracks without samples: a complete index with none left is an empty
+        # video, not an unreadable file.
+        raise _no_frames_error(field) if _has_top_level_box(data, b"moov") else _open_error()
     if not container.streams.video:
         logger.warning("%s: MP4 without a video stream", field)
         raise _no_video_error(field)
@@ -222,7 +245,7 @@ def probe_video(data: bytes, field: str) -> VideoProbe:
     InvalidFile.Openerror (unreadable), InvalidFile.FPS (< 16 fps), InvalidFile.Resolution (a
     frame above 3840×2160 pixels: a server safety limit, not a contract rule)."""
     with _open_mp4(data, field) as container:
-        probe, _stream = _probe_container(container, field)
+        probe, _stream = _probe_container(container, field, data)
         return probe
 
 
@@ -381,7 +404,7 @@ def open_video(data: bytes, field: str, *, max_seconds: float) -> Mp4Clip:
     if max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
     with _open_mp4(data, field) as container:
-        probe, stream = _probe_container(container, field)
+        probe, stream = _probe_container(container, field, data)
         try:
             span, first = _scan_packets(container, stream, probe, max_seconds)
         except Exception as exc:  # demuxer or decoder errors on a damaged body
