@@ -189,3 +189,19 @@ def test_a_4k_input_goes_to_the_generation_size_through_a_function() -> None:
     assert inputs.output_size == (1280, 720)  # the input's size, by the <= 720P rule
     assert (inputs.width, inputs.height) == (80, 48) and inputs.num_frames == 5
     assert inputs.video is not None and all(f.size == (80, 48) for f in inputs.video)
+
+
+@pytest.mark.parametrize("options", [{"preset": "ultrafast"}, {"preset": "medium", "bf": "3"}])
+def test_an_edit_list_that_hides_frames_is_honoured(options: dict[str, str]) -> None:
+    # the edit list starts 3 frames into the samples: those decode (as references) but are
+    # never shown, so they are neither counted nor returned
+    data = bytearray(_encode(moving_square_frames(17), list(range(17)), Fraction(1, 16), options))
+    elst = data.index(b"elst")
+    media_time = int.from_bytes(data[elst + 16 : elst + 20], "big", signed=True)
+    with av.open(io.BytesIO(bytes(data))) as container:
+        frame_ticks = round(1 / (16 * container.streams.video[0].time_base))
+    data[elst + 16 : elst + 20] = (media_time + 3 * frame_ticks).to_bytes(4, "big", signed=True)
+    clip = open_video(bytes(data), FIELD, max_seconds=5)
+    assert clip.frame_count == 14
+    shown = clip.read(range(14), lambda frame: frame)
+    assert [_which_frame(f) for f in shown] == list(range(3, 17))

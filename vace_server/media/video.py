@@ -293,10 +293,12 @@ def _scan_packets(
     earliest: float | None = None
     first: VideoFrame | None = None
     for packet in container.demux(stream):
-        if packet.size == 0 or packet.is_discard:
+        if packet.size == 0:
             continue
-        if first is None:
+        if first is None:  # a discarded packet may be the reference of the first frame shown
             first = next(iter(packet.decode()), None)
+        if packet.is_discard:
+            continue
         t = _time_of(packet.pts, packet.dts, stream)
         if t is None:
             untimed += 1
