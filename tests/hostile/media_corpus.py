@@ -94,11 +94,11 @@ def _encode(
     return buf.getvalue()
 
 
-def _zero_frames() -> bytes:
+def zero_frame_mp4() -> bytes:
     return _encode([], start_only=True)
 
 
-def _audio_only() -> bytes:
+def audio_only_mp4() -> bytes:
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream("aac", rate=16000)
@@ -160,7 +160,7 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
 
-def _png_bomb(side: int, bit_depth: int = 1, colour_type: int = 0) -> bytes:
+def png_bomb(side: int, bit_depth: int = 1, colour_type: int = 0) -> bytes:
     """A side x side PNG of zeros, compressed row by row: a few hundred KB on disk, hundreds
     of MB once decoded. Never holds the raw image in memory while building."""
     row = b"\x00" + bytes((side * bit_depth * (3 if colour_type == 2 else 1) + 7) // 8)
@@ -252,7 +252,7 @@ CASES: list[Case] = [
     # Cheap to build first, so what each costs to refuse shows in the peak-memory figures
     # (`main`); the one expensive build (a 4K+ video) comes last.
     # images (reference images: [360, 2000] px)
-    Case("png-bomb", "image", lambda: _png_bomb(20000), "InvalidFile.Resolution"),
+    Case("png-bomb", "image", lambda: png_bomb(20000), "InvalidFile.Resolution"),
     Case("jpeg-huge-header", "image", _jpeg_huge_header, "InvalidFile.Resolution"),
     Case("webp-huge-canvas", "image", _webp_huge_canvas, "InvalidFile.Resolution"),
     Case("bmp-huge-header", "image", _bmp_huge_header, "InvalidFile.Resolution"),
@@ -273,8 +273,8 @@ CASES: list[Case] = [
     Case("palette-alpha-png", "image", _palette_alpha_png, "ok"),
     Case("rgba-png", "image", _rgba_png, "ok"),
     # masks (no [360, 2000] rule; at most a video's 3840x2160 pixels)
-    Case("mask-13000-squared", "mask", lambda: _png_bomb(13000, 8), "InvalidFile.Resolution"),
-    Case("mask-png-bomb", "mask", lambda: _png_bomb(20000), "InvalidFile.Resolution"),
+    Case("mask-13000-squared", "mask", lambda: png_bomb(13000, 8), "InvalidFile.Resolution"),
+    Case("mask-png-bomb", "mask", lambda: png_bomb(20000), "InvalidFile.Resolution"),
     Case("mask-jpeg-huge-header", "mask", _jpeg_huge_header, "InvalidFile.Resolution"),
     Case("mask-many-page-tiff", "mask", lambda: _many_page_tiff(16), "ok"),
     Case("mask-16-bit", "mask", _sixteen_bit_png, "ok"),
@@ -293,9 +293,9 @@ CASES: list[Case] = [
     Case("webm", "video", lambda: webm_bytes(moving_square_frames(5), 16), "InvalidFile.Format"),
     Case("empty-body", "video", lambda: b"", "InvalidFile.Format"),
     # videos: no frames, not a video, too short
-    Case("zero-frames", "video", _zero_frames, "InvalidFile.Duration"),
-    Case("zero-frames-as-clip", "clip", _zero_frames, "InvalidFile.Duration"),
-    Case("audio-only", "video", _audio_only, "InvalidFile.Format"),
+    Case("zero-frames", "video", zero_frame_mp4, "InvalidFile.Duration"),
+    Case("zero-frames-as-clip", "clip", zero_frame_mp4, "InvalidFile.Duration"),
+    Case("audio-only", "video", audio_only_mp4, "InvalidFile.Format"),
     Case("one-frame", "video", lambda: _square(1, 16), "InvalidFile.Duration"),
     Case("quarter-second", "video", lambda: _square(4, 16), "InvalidFile.Duration"),
     Case("one-frame-clip", "clip", lambda: _square(1, 16), "ok"),
