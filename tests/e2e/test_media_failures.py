@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.hostile.media_corpus import audio_only_mp4, png_bomb, zero_frame_mp4
 from tests.support.images import png_bytes, subject_on_white
 from tests.support.live_server import LiveServer
 from tests.support.media_server import MediaServer, Served
@@ -33,6 +34,10 @@ def failing_media() -> Iterator[MediaServer]:
         huge = np.random.default_rng(0).integers(0, 255, (1900, 1900, 3), dtype=np.uint8)
         server.add("/huge.png", Served(png_bytes(Image.fromarray(huge)), "image/png"))
         server.add("/mask-wrong-size.png", Served(png_bytes(Image.new("L", (48, 48), 255))))
+        server.add("/one-frame.mp4", Served(mp4_bytes(clip[:1], 16), "video/mp4"))
+        server.add("/audio-only.mp4", Served(audio_only_mp4(), "video/mp4"))
+        server.add("/zero-frames.mp4", Served(zero_frame_mp4(), "video/mp4"))
+        server.add("/mask-13000.png", Served(png_bomb(13000, 8), "image/png"))
         yield server
 
 
@@ -120,6 +125,42 @@ CASES = [
             "video_url": m.url("/slow-fps.mp4"),
         },
         "InvalidFile.FPS",
+        None,
+    ),
+    (
+        "one-frame video",
+        lambda m: {
+            "function": "video_outpainting",
+            "prompt": "p",
+            "video_url": m.url("/one-frame.mp4"),
+        },
+        "InvalidFile.Duration",
+        None,
+    ),
+    (
+        "audio-only video",
+        lambda m: {
+            "function": "video_outpainting",
+            "prompt": "p",
+            "video_url": m.url("/audio-only.mp4"),
+        },
+        "InvalidFile.Format",
+        None,
+    ),
+    (
+        "zero-frame video",
+        lambda m: {
+            "function": "video_outpainting",
+            "prompt": "p",
+            "video_url": m.url("/zero-frames.mp4"),
+        },
+        "InvalidFile.Duration",
+        None,
+    ),
+    (
+        "13000x13000 mask",
+        lambda m: _edit(m.url("/clip.mp4"), m.url("/mask-13000.png")),
+        "InvalidFile.Resolution",
         None,
     ),
     (

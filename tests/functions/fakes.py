@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from vace_server.functions.base import ModelProfile, VideoClip
+from vace_server.functions.base import FrameList, ModelProfile, VideoClip
 
 # 64x64 px budget, 17 frames at 16 fps: small enough for the tiny pipeline on CPU.
 PROFILE = ModelProfile(generation_area=64 * 64, num_frames=17, fps=16)
@@ -23,10 +23,9 @@ def noise(size: tuple[int, int], seed: int) -> Image.Image:
 
 def clip(
     count: int, fps: float = 16.0, size: tuple[int, int] = (64, 48), seed: int = 0
-) -> VideoClip:
+) -> FrameList:
     """`count` distinct noise frames; frame i is `noise(size, seed * 1000 + i)`."""
-    frames = [noise(size, seed * 1000 + i) for i in range(count)]
-    return VideoClip(frames=frames, fps=fps, width=size[0], height=size[1])
+    return FrameList([noise(size, seed * 1000 + i) for i in range(count)], fps)
 
 
 def box_mask(
@@ -53,12 +52,13 @@ def invert(image: Image.Image) -> Image.Image:
 
 
 class FakeMedia:
-    """MediaSource over dicts; cuts videos to `max_seconds` like the real fetcher and records
-    every call as (kind, url, field, max_seconds)."""
+    """MediaSource over dicts; cuts videos to `max_seconds` like the real fetcher (the frame at
+    exactly `max_seconds` kept) and records every call as (kind, url, field, max_seconds).
+    `reads` records the frame indices each `read` of a fetched clip asked for."""
 
     def __init__(
         self,
-        videos: dict[str, VideoClip] | None = None,
+        videos: dict[str, FrameList] | None = None,
         images: dict[str, Image.Image] | None = None,
         masks: dict[str, Image.Image] | None = None,
     ) -> None:
@@ -66,6 +66,7 @@ class FakeMedia:
         self.images = images or {}
         self.masks = masks or {}
         self.calls: list[tuple[str, str, str, float | None]] = []
+        self.reads: list[tuple[str, list[int]]] = []
 
     def fetch_image(self, url: str, field: str) -> Image.Image:
         self.calls.append(("image", url, field, None))
@@ -78,16 +79,23 @@ class FakeMedia:
     def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
         self.calls.append(("video", url, field, max_seconds))
         source = self.videos[url]
-        keep = min(len(source.frames), math.floor(max_seconds * source.fps + 1e-6))
-        return VideoClip(
-            frames=[f.copy() for f in source.frames[:keep]],
-            fps=source.fps,
-            width=source.width,
-            height=source.height,
-        )
+        keep = min(source.frame_count, math.floor(max_seconds * source.fps + 1e-6) + 1)
+        return _RecordedClip([f.copy() for f in source.frames[:keep]], source.fps, self, url)
 
     def fields(self) -> list[str]:
         return [field for _, _, field, _ in self.calls]
+
+
+class _RecordedClip(FrameList):
+    def __init__(self, frames: list[Image.Image], fps: float, media: FakeMedia, url: str) -> None:
+        super().__init__(frames, fps)
+        self._media, self._url = media, url
+
+    def read(
+        self, indices: Sequence[int], prepare: Callable[[Image.Image], Image.Image]
+    ) -> list[Image.Image]:
+        self._media.reads.append((self._url, list(indices)))
+        return super().read(indices, prepare)
 
 
 class RecordingAnnotator:

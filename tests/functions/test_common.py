@@ -18,8 +18,12 @@ from vace_server.tasks.spec import Control, ReferenceRole
     ("count", "src_fps", "max_frames", "expected_len"),
     [
         (150, 30, 81, 81),  # 5 s at 30 fps -> 81 frames
+        (151, 30, 81, 81),  # a longer 30 fps video cut at 5 s, the frame at 5 s kept
+        (81, 16, 81, 81),  # Wan's own 81-frame 16 fps output fed back in: all kept
+        (125, 25, 81, 81),  # 5 s at 25 fps
         (90, 30, 81, 49),  # 3 s at 30 fps -> 49
-        (80, 16, 81, 77),  # 80 frames at 16 fps: 81 -> capped at 80 -> 4n+1 = 77
+        (80, 16, 81, 77),  # 80 frames at 16 fps (no frame at 5 s): none invented -> 77
+        (49, 16, 81, 49),  # a clip cut at 3 s, the frame at 3 s kept
         (150, 30, 17, 17),  # the model's frame count caps it; picked over the whole clip
         (17, 16, 81, 17),
         (3, 16, 81, 1),
@@ -46,6 +50,30 @@ def test_sample_indices_exact_positions() -> None:
     assert common.sample_indices(10, 16, 81, 16) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
 
 
+@pytest.mark.parametrize(
+    ("count", "fps", "ok"),
+    [
+        (1, 16, False),  # a single frame is a still image
+        (4, 16, False),  # 0.25 s at 16 fps: 4 frames, 4n+1 -> 1
+        (6, 30, False),  # 0.2 s: round(3.2) + 1 = 4 frames at 16 fps
+        (5, 16, True),  # 5 frames at 16 fps, the shortest video the model makes
+        (7, 30, True),  # 0.23 s: round(3.73) + 1 = 5
+        (9, 32, True),
+    ],
+)
+def test_require_video_length(count: int, fps: float, ok: bool) -> None:
+    c = clip(count, fps=fps, size=(16, 16))
+    sampled = len(common.sample_indices(count, fps, PROFILE.num_frames, 16))
+    assert (sampled >= common.MIN_VIDEO_FRAMES) is ok
+    if ok:
+        common.require_video_length(c, "input.video_url", PROFILE)
+        return
+    with pytest.raises(errors.InvalidFile) as info:
+        common.require_video_length(c, "input.video_url", PROFILE)
+    assert info.value.code == "InvalidFile.Duration"
+    assert "input.video_url" in info.value.message and "at least 5" in info.value.message
+
+
 def test_sample_indices_rejects_empty() -> None:
     with pytest.raises(ValueError):
         common.sample_indices(0, 16, 81, 16)
@@ -53,15 +81,27 @@ def test_sample_indices_rejects_empty() -> None:
         common.sample_indices(5, 0, 81, 16)
 
 
-def test_sample_frames_returns_the_chosen_rgb_frames() -> None:
+def test_sample_frames_returns_the_chosen_prepared_frames() -> None:
     c = clip(17, fps=32)
-    idx, frames = common.sample_frames(c, 81, 16)
+    seen: list[tuple[int, int]] = []
+
+    def prepare(frame: Image.Image) -> Image.Image:
+        seen.append(frame.size)
+        return common.cover(frame, (32, 16))
+
+    idx, frames = common.sample_frames(c, 81, 16, prepare)
     assert idx == list(range(0, 17, 2))
-    assert all(same(f, c.frames[i]) for f, i in zip(frames, idx, strict=True))
+    assert len(seen) == len(idx)  # only the sampled frames are prepared, each once
+    assert all(
+        same(f, common.cover(c.frames[i], (32, 16))) for f, i in zip(frames, idx, strict=True)
+    )
 
 
 def test_clip_seconds_and_fps() -> None:
     assert common.clip_seconds(clip(24, fps=16)) == 1.5
+    # the kept span may hold the frame at 5 s (81 at 16 fps): the output stays at most 5 s
+    assert common.clip_seconds(clip(81, fps=16, size=(16, 16))) == 5.0
+    assert common.clip_seconds(clip(49, fps=16, size=(16, 16)), 3.0) == 3.0
     assert common.same_fps(30000 / 1001, 29.97)
     assert not common.same_fps(30, 25)
 

@@ -22,7 +22,7 @@ from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.masks import expand_mask
 from vace_server.functions import build_inputs, video_edit
-from vace_server.functions.base import VideoClip
+from vace_server.functions.base import FrameList
 from vace_server.tasks.spec import (
     Control,
     ExpandMode,
@@ -189,10 +189,12 @@ def test_mask_frame_id_past_the_video_fails_before_fetching_the_mask() -> None:
 
 def test_mask_frame_id_counts_only_the_first_5_seconds() -> None:
     media = FakeMedia(videos={"v": clip(96, fps=16, size=SIZE)}, masks={"m": box_mask(SIZE, BOX)})
-    inputs = video_edit.build(spec(mask_frame_id=80), media, PROFILE, fake_annotators())
+    # the first 5 s hold 81 frames (the one at 5 s included): id 81 is the last (contract:
+    # max = fps x duration + 1), 82 is past it
+    inputs = video_edit.build(spec(mask_frame_id=81), media, PROFILE, fake_annotators())
     assert inputs.num_frames == 17
-    with pytest.raises(errors.InvalidParameter, match=r"input\.mask_frame_id 81"):
-        video_edit.build(spec(mask_frame_id=81), media, PROFILE, fake_annotators())
+    with pytest.raises(errors.InvalidParameter, match=r"input\.mask_frame_id 82"):
+        video_edit.build(spec(mask_frame_id=82), media, PROFILE, fake_annotators())
 
 
 def test_tracked_masks_are_expanded_per_frame_deterministically() -> None:
@@ -235,14 +237,14 @@ def test_fixed_masks_are_not_tracked_or_expanded() -> None:
 
 
 # ------------------------------------------------------------------ mask video
-def mask_clip(count: int, fps: float = 32, size: tuple[int, int] = SIZE) -> VideoClip:
+def mask_clip(count: int, fps: float = 32, size: tuple[int, int] = SIZE) -> FrameList:
     """Frame i: a lossy-looking box (250 on 5) at x = i .. i+9."""
     frames = []
     for i in range(count):
         a = np.full((size[1], size[0], 3), 5, np.uint8)
         a[10:20, i : i + 10] = 250
         frames.append(Image.fromarray(a))
-    return VideoClip(frames=frames, fps=fps, width=size[0], height=size[1])
+    return FrameList(frames, fps)
 
 
 def test_mask_video_uses_the_videos_frame_indices() -> None:
@@ -282,7 +284,7 @@ def test_long_mask_video_matches_a_long_video_after_the_5s_cut() -> None:
     ],
 )
 def test_mask_video_must_match_the_video(
-    mask_video: VideoClip, code: str, start: str, names: str
+    mask_video: FrameList, code: str, start: str, names: str
 ) -> None:
     media = FakeMedia(videos={"v": clip(17, fps=32), "mv": mask_video})
     task = spec(mask_image_url=None, mask_video_url="mv")

@@ -15,7 +15,7 @@ from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, noise
 from tests.functions.test_video_edit import SIZE, RecordingTracker, spec, with_tracker
 from tests.support.fake_annotators import fake_annotators
 from vace_server.functions import video_edit
-from vace_server.functions.base import VaceInputs, VideoClip
+from vace_server.functions.base import FrameList, VaceInputs, VideoClip
 from vace_server.tasks.spec import ExpandMode, MaskType
 
 
@@ -45,7 +45,7 @@ def object_clip(count: int = 5) -> VideoClip:
         x0, y0, x1, y1 = OBJECT
         a[y0:y1, x0:x1] = (255, 0, 0)
         frames.append(Image.fromarray(a))
-    return VideoClip(frames=frames, fps=16, width=SIZE[0], height=SIZE[1])
+    return FrameList(frames, 16)
 
 
 def soft_object_mask() -> Image.Image:
@@ -101,7 +101,7 @@ def test_mask_video_keeps_the_models_128_threshold() -> None:
     # VACE feeds a mask video to the model as is; the model keeps value / 255 <= 0.5.
     a = np.zeros((48, 64), np.uint8)
     a[0:10, 0:10], a[20:30, 20:30], a[40:48, 50:64] = 127, 128, 200
-    masks = VideoClip(frames=[Image.fromarray(a, mode="L")] * 5, fps=16, width=64, height=48)
+    masks = FrameList([Image.fromarray(a, mode="L")] * 5, 16)
     media = FakeMedia(videos={"v": clip(5), "mv": masks})
     inputs = video_edit.build(
         spec(mask_image_url=None, mask_video_url="mv"), media, PROFILE, fake_annotators()

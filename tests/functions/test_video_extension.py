@@ -211,8 +211,9 @@ def test_a_single_clip_is_cut_to_3_seconds() -> None:
     media = FakeMedia(videos={"a": source})
     inputs = video_extension.build(spec(first_clip_url="a"), media, profile81, fake_annotators())
     assert media.calls == [("video", "a", "input.first_clip_url", 3.0)]
-    assert mask_values(inputs) == [0] * 48 + [255] * 33
-    assert inputs.video is not None and same(inputs.video[47], source.frames[47])
+    # 0..3 s, the frame at 3 s included: 49 frames at 16 fps
+    assert mask_values(inputs) == [0] * 49 + [255] * 32
+    assert inputs.video is not None and same(inputs.video[48], source.frames[48])
     assert inputs.output_seconds == 5.0
 
 

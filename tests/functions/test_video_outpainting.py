@@ -10,7 +10,7 @@ from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, run_tiny, same
 from tests.support.fake_annotators import fake_annotators
 from vace_server import errors
 from vace_server.functions import build_inputs, video_outpainting
-from vace_server.functions.base import ModelProfile, VaceInputs, VideoClip
+from vace_server.functions.base import FrameList, ModelProfile, VaceInputs
 from vace_server.tasks.spec import Outpaint, TaskSpec, VaceFunction
 
 
@@ -29,7 +29,7 @@ def area(pixels: int) -> ModelProfile:
 
 
 def check_placement(
-    inputs: VaceInputs, source: VideoClip, box: tuple[int, int, int, int], indices: list[int]
+    inputs: VaceInputs, source: FrameList, box: tuple[int, int, int, int], indices: list[int]
 ) -> None:
     """Frame k: the source frame indices[k] resized into box (x, y, w, h); gray 128 and mask
     255 everywhere else, mask 0 on the box."""
@@ -100,7 +100,7 @@ def test_canvas_fitted_into_the_model_area_scales_frame_and_offset() -> None:
 
 def test_large_canvas_follows_the_720p_rule() -> None:
     frame = Image.new("RGB", (1280, 720), (200, 10, 10))
-    source = VideoClip(frames=[frame] * 2, fps=16, width=1280, height=720)
+    source = FrameList([frame] * 5, 16)
     inputs = video_outpainting.build(
         spec(left=1.5, right=1.5, top=1.5, bottom=1.5), FakeMedia(videos={"v": source}), PROFILE
     )
@@ -124,7 +124,7 @@ def test_output_size_is_the_canvas_rounded_down_to_even(
     size: tuple[int, int], scales: dict[str, float], expected: tuple[int, int]
 ) -> None:
     inputs = video_outpainting.build(
-        spec(**scales), FakeMedia(videos={"v": clip(1, size=size)}), PROFILE
+        spec(**scales), FakeMedia(videos={"v": clip(5, size=size)}), PROFILE
     )
     assert inputs.output_size == expected
 
@@ -144,7 +144,7 @@ def test_place_never_lets_the_frame_leave_the_canvas() -> None:
 
 @pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
 def test_scales_outside_1_2_are_refused(side: str) -> None:
-    media = FakeMedia(videos={"v": clip(1)})
+    media = FakeMedia(videos={"v": clip(5)})
     with pytest.raises(errors.InvalidParameter, match=rf"parameters\.{side}_scale"):
         video_outpainting.build(spec(**{side: 2.5}), media, PROFILE)
 

@@ -20,7 +20,7 @@ from tests.support.fake_annotators import fake_annotators
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.functions import build_inputs, video_repainting
-from vace_server.functions.base import VideoClip
+from vace_server.functions.base import FrameList
 from vace_server.tasks.spec import Control, Reference, ReferenceRole, TaskSpec, VaceFunction
 
 
@@ -85,7 +85,7 @@ def test_only_the_first_5_seconds_are_used() -> None:
     inputs = video_repainting.build(spec(), media, PROFILE, fake_annotators())
     assert inputs.output_seconds == 5.0
     assert inputs.video is not None
-    assert same(inputs.video[-1], invert(source.frames[79]))  # last frame of the first 5 s
+    assert same(inputs.video[-1], invert(source.frames[80]))  # the frame at 5 s
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_output_size_follows_the_input(
     size: tuple[int, int], output: tuple[int, int], generation: tuple[int, int]
 ) -> None:
     frame = Image.new("RGB", size, (10, 200, 30))
-    source = VideoClip(frames=[frame] * 5, fps=16, width=size[0], height=size[1])
+    source = FrameList([frame] * 5, 16)
     inputs = video_repainting.build(
         spec(), FakeMedia(videos={"v": source}), PROFILE, fake_annotators()
     )

@@ -74,7 +74,7 @@ def test_task_source_reads_its_own_uploads(
 def test_task_source_reads_uploaded_videos(fetcher: MediaFetcher, uploads: UploadStore) -> None:
     url = put(uploads, "clip.mp4", mp4_bytes(moving_square_frames(16), 16))
     clip = fetcher.for_task("a", MODEL).fetch_video(url, "input.first_clip_url", max_seconds=3)
-    assert (clip.width, clip.height, len(clip.frames)) == (64, 64, 16)
+    assert (clip.width, clip.height, clip.frame_count) == (64, 64, 16)
 
 
 def test_other_account_missing_or_expired_is_invalid_url(

@@ -24,7 +24,7 @@ from vace_server.errors import InvalidFile
 from vace_server.media import images, video
 from vace_server.media.fetch import FetchedMedia
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher
-from vace_server.media.video import VIDEO_MAX_BYTES, decode_video, probe_video
+from vace_server.media.video import VIDEO_MAX_BYTES, open_video, probe_video
 from vace_server.settings import Settings
 
 FIELD = "input.video_url"
@@ -50,6 +50,12 @@ def server() -> Iterator[MediaServer]:
 @pytest.fixture
 def fetcher() -> MediaFetcher:
     return MediaFetcher(Settings(media_allow_private_networks=True))
+
+
+def decode_all(data: bytes, field: str = FIELD, *, max_seconds: float) -> list[Image.Image]:
+    """Every frame of the kept span, unresized."""
+    clip = open_video(data, field, max_seconds=max_seconds)
+    return clip.read(range(clip.frame_count), lambda frame: frame)
 
 
 def _code(exc: pytest.ExceptionInfo[InvalidFile]) -> str:
@@ -86,56 +92,58 @@ def test_probe_non_integer_rate_other_codec() -> None:
 
 # ---------------------------------------------------------------- decode
 def test_decode_frames_and_pixels(square_mp4: bytes) -> None:
-    clip = decode_video(square_mp4, FIELD, max_seconds=5)
-    assert len(clip.frames) == 17
-    assert (clip.width, clip.height, clip.fps) == (64, 64, 16)
+    clip = open_video(square_mp4, FIELD, max_seconds=5)
+    assert (clip.frame_count, clip.width, clip.height, clip.fps) == (17, 64, 64, 16)
     assert clip.seconds == pytest.approx(17 / 16)
-    for k, frame in enumerate(clip.frames):
+    frames = clip.read(range(17), lambda frame: frame)
+    for k, frame in enumerate(frames):
         assert frame.mode == "RGB" and frame.size == (64, 64)
         assert _square_visible(frame, square_box(k)), f"square misplaced in frame {k}"
     # the square really moves: frame 0's box is dark in frame 16
-    assert not _square_visible(clip.frames[16], square_box(0))
+    assert not _square_visible(frames[16], square_box(0))
 
 
-def test_trims_to_first_five_seconds(six_seconds_mp4: bytes) -> None:
+def test_trims_to_first_five_seconds_the_frame_at_5s_included(six_seconds_mp4: bytes) -> None:
     assert probe_video(six_seconds_mp4, FIELD).duration == pytest.approx(6.0)
-    clip = decode_video(six_seconds_mp4, FIELD, max_seconds=5)
-    assert len(clip.frames) == 80
-    assert clip.seconds == pytest.approx(5.0)
-    for k in (0, 40, 79):  # the kept frames are the first ones, in order
-        assert _square_visible(clip.frames[k], square_box(k, (32, 32), 8))
+    clip = open_video(six_seconds_mp4, FIELD, max_seconds=5)
+    assert clip.frame_count == 81  # 0 .. 5 s at 16 fps: Wan's own 81 frames
+    frames = clip.read([0, 40, 80], lambda frame: frame)
+    for k, frame in zip((0, 40, 80), frames, strict=True):  # the first frames, in order
+        assert _square_visible(frame, square_box(k, (32, 32), 8))
 
 
 def test_trims_clip_to_three_seconds(six_seconds_mp4: bytes) -> None:
-    assert len(decode_video(six_seconds_mp4, FIELD, max_seconds=3).frames) == 48
+    assert open_video(six_seconds_mp4, FIELD, max_seconds=3).frame_count == 49
 
 
 def test_trim_at_non_integer_rate() -> None:
     data = mp4_bytes(moving_square_frames(40, size=(32, 32), square=8), 25, codec="mpeg4")
-    clip = decode_video(data, FIELD, max_seconds=1.5)
-    assert len(clip.frames) == round(1.5 * 25)
+    # frames 0 .. 37 are at 0 .. 1.48 s; frame 38 (1.52 s) is past 1.5 s
+    assert len(decode_all(data, max_seconds=1.5)) == 38
 
 
 def test_short_video_kept_whole() -> None:
     data = mp4_bytes(moving_square_frames(1, size=(32, 32), square=8), 16)
-    clip = decode_video(data, FIELD, max_seconds=5)
-    assert len(clip.frames) == 1
+    clip = open_video(data, FIELD, max_seconds=5)
+    assert clip.frame_count == 1
     assert clip.seconds == pytest.approx(1 / 16)
+    assert len(clip.read([0], lambda frame: frame)) == 1
 
 
 def test_display_rotation_applied() -> None:
     frames = moving_square_frames(5, size=(64, 32))
     data = mp4_bytes(frames, 16, rotation=90)  # displayed turned 90° counter-clockwise
     assert (probe_video(data, FIELD).width, probe_video(data, FIELD).height) == (64, 32)
-    clip = decode_video(data, FIELD, max_seconds=5)
-    assert (clip.width, clip.height) == (32, 64)
+    clip = open_video(data, FIELD, max_seconds=5)
+    assert (clip.width, clip.height) == (32, 64)  # known before any frame is read
+    (third,) = clip.read([3], lambda frame: frame)
     expected = np.rot90(frames[3]).astype(np.int16)
-    assert np.abs(np.asarray(clip.frames[3], dtype=np.int16) - expected).mean() < 6
+    assert np.abs(np.asarray(third, dtype=np.int16) - expected).mean() < 6
 
 
 def test_max_seconds_must_be_positive(square_mp4: bytes) -> None:
     with pytest.raises(ValueError):
-        decode_video(square_mp4, FIELD, max_seconds=0)
+        open_video(square_mp4, FIELD, max_seconds=0)
 
 
 # ---------------------------------------------------------------- format
@@ -153,7 +161,7 @@ def test_max_seconds_must_be_positive(square_mp4: bytes) -> None:
 def test_not_mp4_is_wrong_format(data: bytes) -> None:
     for check in (
         lambda: probe_video(data, "input.first_clip_url"),
-        lambda: decode_video(data, "input.first_clip_url", max_seconds=3),
+        lambda: open_video(data, "input.first_clip_url", max_seconds=3),
     ):
         with pytest.raises(InvalidFile) as exc:
             check()
@@ -190,16 +198,22 @@ def _audio_only_mp4() -> bytes:
             lambda d: _ftyp_box(d) + np.random.default_rng(1).bytes(4000), id="garbage-after-ftyp"
         ),
         pytest.param(_ftyp_box, id="ftyp-only"),
-        pytest.param(lambda _d: _audio_only_mp4(), id="no-video-stream"),
     ],
 )
 def test_unreadable_mp4_open_error(square_mp4: bytes, damage: Callable[[bytes], bytes]) -> None:
     data = damage(square_mp4)
     assert data[4:8] == b"ftyp"
     with pytest.raises(InvalidFile) as exc:
-        decode_video(data, FIELD, max_seconds=5)
+        decode_all(data, max_seconds=5)
     assert _code(exc) == "InvalidFile.Openerror"
     assert exc.value.message == OPEN_ERROR
+
+
+def test_audio_only_mp4_has_no_video_stream() -> None:
+    with pytest.raises(InvalidFile) as exc:
+        open_video(_audio_only_mp4(), FIELD, max_seconds=5)
+    assert _code(exc) == "InvalidFile.Format"
+    assert FIELD in exc.value.message and "no video stream" in exc.value.message
 
 
 def test_corrupt_bitstream_open_error(square_mp4: bytes) -> None:
@@ -209,7 +223,7 @@ def test_corrupt_bitstream_open_error(square_mp4: bytes) -> None:
     data = square_mp4[: mdat + 4] + bytes(size - 8) + square_mp4[mdat - 4 + size :]
     assert len(data) == len(square_mp4)
     with pytest.raises(InvalidFile) as exc:
-        decode_video(data, FIELD, max_seconds=5)
+        decode_all(data, max_seconds=5)
     assert _code(exc) == "InvalidFile.Openerror"
 
 
@@ -219,7 +233,7 @@ def test_low_fps_rejected(fps: int) -> None:
     data = mp4_bytes(moving_square_frames(5, size=(32, 32), square=8), fps)
     for check in (
         lambda: probe_video(data, "input.last_clip_url"),
-        lambda: decode_video(data, "input.last_clip_url", max_seconds=3),
+        lambda: open_video(data, "input.last_clip_url", max_seconds=3),
     ):
         with pytest.raises(InvalidFile) as exc:
             check()
@@ -240,9 +254,9 @@ def test_decoded_pixel_budget(square_mp4: bytes, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(video, "VIDEO_MAX_DECODED_PIXELS", 64 * 64 * 10)
     probe_video(square_mp4, FIELD)  # the header alone is fine
     with pytest.raises(InvalidFile) as exc:
-        decode_video(square_mp4, FIELD, max_seconds=5)
+        open_video(square_mp4, FIELD, max_seconds=5)
     assert _code(exc) == "InvalidFile.Resolution"
-    assert len(decode_video(square_mp4, FIELD, max_seconds=0.5).frames) == 8
+    assert open_video(square_mp4, FIELD, max_seconds=0.5).frame_count == 9  # 0 .. 0.5 s
 
 
 def test_real_limits() -> None:
@@ -268,7 +282,7 @@ def test_fetch_video_over_loopback(
     # served with a misleading name and type: the bytes decide
     url = server.add("/clip.webm", Served(six_seconds_mp4, "text/plain"))
     clip = fetcher.fetch_video(url, FIELD, max_seconds=5)
-    assert (len(clip.frames), clip.fps, clip.width, clip.height) == (80, 16, 32, 32)
+    assert (clip.frame_count, clip.fps, clip.width, clip.height) == (81, 16, 32, 32)
 
 
 def test_fetch_video_not_mp4_over_loopback(server: MediaServer, fetcher: MediaFetcher) -> None:
@@ -296,7 +310,7 @@ def test_fetch_video_uses_50mb_cap(square_mp4: bytes) -> None:
     fake = _FakeFetcher(square_mp4)
     source = MediaFetcher(Settings(), fetcher=fake)  # type: ignore[arg-type]
     clip = source.fetch_video("http://a.example/v.mp4", FIELD, max_seconds=0.5)
-    assert len(clip.frames) == 8
+    assert clip.frame_count == 9
     assert fake.calls == [("http://a.example/v.mp4", FIELD, VIDEO_MAX_BYTES)]
 
 
@@ -379,7 +393,7 @@ def test_truncated_samples_with_index_first_open_error(tmp_path: Path) -> None:
         container.mux(stream.encode(None))
     data = Path(path).read_bytes()
     assert data.index(b"moov") < data.index(b"mdat")
-    assert len(decode_video(data, FIELD, max_seconds=5).frames) == 17
+    assert len(decode_all(data, max_seconds=5)) == 17
     with pytest.raises(InvalidFile) as exc:
-        decode_video(data[: len(data) * 3 // 4], FIELD, max_seconds=5)
+        decode_all(data[: len(data) * 3 // 4], max_seconds=5)
     assert _code(exc) == "InvalidFile.Openerror"

@@ -17,12 +17,14 @@ from vace_server.annotators.base import AnnotatorSet, FrameAnnotator, SubjectSeg
 from vace_server.engine.sizes import fit_area
 from vace_server.tasks.spec import Control, ReferenceRole, TaskSpec
 
-from .base import MediaSource, ModelProfile, VideoClip
+from .base import FramePrep, MediaSource, ModelProfile, VideoClip
 
 __all__ = [
     "GRAY",
     "MASK_IMAGE_THRESHOLD",
     "MAX_720P_PIXELS",
+    "MIN_VIDEO_FRAMES",
+    "MIN_VIDEO_SECONDS",
     "MODEL_MASK_THRESHOLD",
     "VIDEO_SECONDS",
     "annotate",
@@ -31,12 +33,14 @@ __all__ = [
     "clip_seconds",
     "cover",
     "cover_mask",
+    "covering",
     "even_floor",
     "fit_on_white",
     "flat_mask",
     "generation_size",
     "gray_canvas",
     "prepare_reference",
+    "require_video_length",
     "same_fps",
     "sample_frames",
     "sample_indices",
@@ -54,6 +58,8 @@ MASK_IMAGE_THRESHOLD = 1
 MODEL_MASK_THRESHOLD = 128
 MAX_720P_PIXELS = 1280 * 720  # "<= 720P" means width * height <= 921,600 (contract §12)
 VIDEO_SECONDS = 5.0  # only the first 5 s of an input video are used (contract §4)
+MIN_VIDEO_FRAMES = 5  # the shortest video the model makes: 4n+1 frames, n >= 1
+MIN_VIDEO_SECONDS = MIN_VIDEO_FRAMES / 16  # 0.3125 s: 5 frames at 16 fps (for messages)
 
 # control -> (AnnotatorSet attribute, AnnotatorSet.notes key, human name, what to install).
 # The layout is annotators/registry.py's: one sub-folder of VACE_ANNOTATOR_DIR per annotator.
@@ -83,7 +89,10 @@ def sample_indices(
     """Source frame indices for playback at `fps` (vace-inputs.md §8.1 `to_16fps`).
 
     n = min(max_frames, round(count / src_fps * fps) + 1, count), trimmed to 4n+1 when `snap`;
-    the n indices are spread evenly over the whole clip, first and last kept.
+    the n indices are spread evenly over the whole clip, first and last kept. No frame is
+    invented (n <= count). With the kept span holding the frame at exactly 5 s
+    (`fetch_video`), a 5 s input above 16 fps gives 81 frames (150 at 30 fps: 81), and Wan's
+    own 81-frame 16 fps videos keep all 81; an 80-frame 16 fps file (no frame at 5 s) gives 77.
 
     Raises: ValueError for an empty clip or a non-positive rate.
     """
@@ -96,16 +105,37 @@ def sample_indices(
 
 
 def sample_frames(
-    clip: VideoClip, max_frames: int, fps: int, *, snap: bool = True
+    clip: VideoClip, max_frames: int, fps: int, prepare: FramePrep, *, snap: bool = True
 ) -> tuple[list[int], list[Image.Image]]:
-    """`sample_indices` applied to a clip. Returns: (source indices, RGB frames)."""
-    indices = sample_indices(len(clip.frames), clip.fps, max_frames, fps, snap=snap)
-    return indices, [clip.frames[i].convert("RGB") for i in indices]
+    """`sample_indices` applied to a clip; only those frames are decoded, each through
+    `prepare` (e.g. `covering(size)`). Returns: (source indices, prepared frames)."""
+    indices = sample_indices(clip.frame_count, clip.fps, max_frames, fps, snap=snap)
+    return indices, clip.read(indices, prepare)
 
 
-def clip_seconds(clip: VideoClip) -> float:
-    """Length of the kept input (already cut to its first seconds by `fetch_video`)."""
-    return len(clip.frames) / clip.fps
+def clip_seconds(clip: VideoClip, max_seconds: float = VIDEO_SECONDS) -> float:
+    """Length of the kept input, at most `max_seconds`: the kept span may hold the frame at
+    exactly `max_seconds` (81 frames at 16 fps), which makes it 1/fps longer."""
+    return min(clip.seconds, max_seconds)
+
+
+def require_video_length(clip: VideoClip, field: str, profile: ModelProfile) -> None:
+    """A video whose length the output follows (or whose motion it copies) must be a video:
+    sampled for the model (`sample_indices`), it must give at least MIN_VIDEO_FRAMES frames,
+    4n+1 with n >= 1 (one frame would be a still image). That is 5 source frames lasting at
+    least 3.5/16 s: 5 frames at 16 fps, 7 at 30 fps.
+
+    Raises: errors.InvalidFile (InvalidFile.Duration) naming `field` and the minimum."""
+    needed = min(MIN_VIDEO_FRAMES, profile.num_frames)
+    count = len(sample_indices(clip.frame_count, clip.fps, profile.num_frames, profile.fps))
+    if count < needed:
+        raise errors.InvalidFile(
+            f"{field} is too short: {clip.frame_count} frame(s) at {clip.fps:.3g} fps "
+            f"({clip.seconds:.3g} s) give {count} frame(s) at {profile.fps} fps; a video must "
+            f"give at least {needed} (e.g. {needed} frames at 16 fps, "
+            f"{MIN_VIDEO_SECONDS:g} s).",
+            code="InvalidFile.Duration",
+        )
 
 
 def same_fps(a: float, b: float) -> bool:
@@ -165,6 +195,11 @@ def size_not_match(
 def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """A frame scaled to cover `size` and centre-cropped (bicubic), RGB."""
     return ImageOps.fit(image.convert("RGB"), size, method=Image.Resampling.BICUBIC)
+
+
+def covering(size: tuple[int, int]) -> FramePrep:
+    """`cover` to `size`, as a frame preparation for `VideoClip.read`."""
+    return lambda frame: cover(frame, size)
 
 
 def cover_mask(

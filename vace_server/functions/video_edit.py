@@ -52,7 +52,9 @@ def build(
     at most one reference; output exactly `size`, input length (<= 5 s).
     Raises: errors.InvalidParameter (missing fields; "The size is not match ..."; mask_frame_id
     past the video), errors.InvalidFile (InvalidFile.FPS / .Duration: mask video does not
-    match), AnnotatorUnavailable, media errors. Side effects: fetches through `media`.
+    match; .Duration: video giving under MIN_VIDEO_FRAMES frames), AnnotatorUnavailable,
+    media errors.
+    Side effects: fetches through `media`.
     """
     # 1. What the API guarantees: a video and one mask (the image wins when both are given).
     if not spec.video_url:
@@ -62,15 +64,18 @@ def build(
     # 2. The annotator first: a missing checkpoint fails before any download.
     annotator = common.annotator_or_fail(annotators, spec.control) if spec.control else None
 
-    # 3. The input: first 5 s, picked evenly for 16 fps, <= the model's frames, 4n+1.
+    # 3. The input: first 5 s, at least a video's worth (MIN_VIDEO_FRAMES at 16 fps).
     clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
-    indices, source = common.sample_frames(clip, profile.num_frames, profile.fps)
+    common.require_video_length(clip, VIDEO_FIELD, profile)
 
     # 4. Sizes: delivered exactly at `size`; generated at its aspect within the model's area.
-    #    Frames and masks are cover-cropped identically (bicubic / nearest).
+    #    Frames picked evenly for 16 fps (<= the model's frames, 4n+1), each decoded and
+    #    cover-cropped in turn; masks are cropped identically (bicubic / nearest).
     output_size = spec.size or DEFAULT_SIZE
     size = common.generation_size(*output_size, profile)
-    frames = [common.cover(f, size) for f in source]
+    indices, frames = common.sample_frames(
+        clip, profile.num_frames, profile.fps, common.covering(size)
+    )
 
     # 5. One binary mask per kept frame: from the image (tracked or fixed) or the mask video.
     masks = _masks(spec, media, clip, indices, frames, annotators)
@@ -141,7 +146,7 @@ def _masks_from_image(
 ) -> list[Image.Image]:
     """mask_image_url -> per-frame masks: tracked from its frame and expanded, or fixed."""
     # a. Frame id before download: an id past the video fails without fetching the mask.
-    start = mask_frame_index(spec.mask_frame_id, len(clip.frames), indices)
+    start = mask_frame_index(spec.mask_frame_id, clip.frame_count, indices)
     # b. The mask must have the video's own resolution; never resized to fit.
     mask = media.fetch_mask_image(url, MASK_IMAGE_FIELD)
     if mask.size != (clip.width, clip.height):
@@ -178,11 +183,11 @@ def _masks_from_video(
             f"{VIDEO_FIELD} ({clip.fps:g} fps).",
             code="InvalidFile.FPS",
         )
-    if len(masks.frames) != len(clip.frames):
+    if masks.frame_count != clip.frame_count:
         raise errors.InvalidFile(
-            f"The length of {MASK_VIDEO_FIELD} ({len(masks.frames)} frames) must equal that of "
-            f"{VIDEO_FIELD} ({len(clip.frames)} frames, first {common.VIDEO_SECONDS:g} s).",
+            f"The length of {MASK_VIDEO_FIELD} ({masks.frame_count} frames) must equal that of "
+            f"{VIDEO_FIELD} ({clip.frame_count} frames, first {common.VIDEO_SECONDS:g} s).",
             code="InvalidFile.Duration",
         )
-    # Same source indices and crop as the video frames.
-    return [common.cover_mask(masks.frames[i], size) for i in indices]
+    # Same source indices and crop as the video frames; only those frames are decoded.
+    return masks.read(indices, lambda mask: common.cover_mask(mask, size))

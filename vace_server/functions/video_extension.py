@@ -84,7 +84,8 @@ def build(
     the reference input's resolution (<= 720P rule).
     Raises: errors.InvalidParameter (missing fields; "The size is not match ..." for a motion
     reference), errors.InvalidFile (InvalidFile.FPS: clips / motion reference frame rates;
-    InvalidFile.Duration: clips over 3 s together, nothing left to generate),
+    InvalidFile.Duration: clips over 3 s together, nothing left to generate, a motion
+    reference giving under MIN_VIDEO_FRAMES frames),
     AnnotatorUnavailable, media errors. Side effects: fetches every given URL via `media`.
     """
     # 1. What the API guarantees: some material; a control condition with a motion reference.
@@ -119,6 +120,7 @@ def build(
     fill = [common.gray_canvas(size)] * gap
     if spec.video_url and annotator is not None:
         clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
+        common.require_video_length(clip, VIDEO_FIELD, profile)
         fill = _motion(clip, given, annotator, n, size, start=len(head), count=gap)
 
     # 7. Masks: keep the given material, generate the gap; exactly n frames (never resampled).
@@ -153,7 +155,9 @@ def _fetch(spec: TaskSpec, media: MediaSource) -> _Given:
                 f"({last_clip.fps:g} fps) must have the same frame rate.",
                 code="InvalidFile.FPS",
             )
-        total = common.clip_seconds(first_clip) + common.clip_seconds(last_clip)
+        total = common.clip_seconds(first_clip, CLIP_SECONDS) + common.clip_seconds(
+            last_clip, CLIP_SECONDS
+        )
         if total > CLIP_SECONDS + 1e-6:
             raise errors.InvalidFile(
                 f"{FIRST_CLIP_FIELD} and {LAST_CLIP_FIELD} last {total:.2f} s together; "
@@ -174,18 +178,17 @@ def _head_and_tail(
     """[first frame, first clip...] and [last clip..., last frame] at `size`: each frame fitted
     onto white at the `reference` size when it has another size, then cover-resized.
 
+    The counts are checked before any clip frame is decoded.
     Raises: errors.InvalidFile (InvalidFile.Duration) when they leave no frame to generate.
     """
-    head = _clip_frames(given.first_clip, n, fps)
-    if given.first_frame is not None:
-        head.insert(0, given.first_frame)
-    tail = _clip_frames(given.last_clip, n, fps)
-    if given.last_frame is not None:
-        tail.append(given.last_frame)
-    if len(head) + len(tail) >= n:
+    first_indices = _clip_indices(given.first_clip, n, fps)
+    last_indices = _clip_indices(given.last_clip, n, fps)
+    given_count = len(first_indices) + len(last_indices)
+    given_count += (given.first_frame is not None) + (given.last_frame is not None)
+    if given_count >= n:
         fields = ", ".join(field for field, _ in given.sizes())
         raise errors.InvalidFile(
-            f"The given frames and clips ({fields}) make {len(head) + len(tail)} frames, which "
+            f"The given frames and clips ({fields}) make {given_count} frames, which "
             f"leaves none of the {n} output frames to generate.",
             code="InvalidFile.Duration",
         )
@@ -193,15 +196,20 @@ def _head_and_tail(
     def prepare(frame: Image.Image) -> Image.Image:
         return common.cover(common.fit_on_white(frame, reference), size)
 
-    return [prepare(f) for f in head], [prepare(f) for f in tail]
+    head = given.first_clip.read(first_indices, prepare) if given.first_clip else []
+    if given.first_frame is not None:
+        head.insert(0, prepare(given.first_frame))
+    tail = given.last_clip.read(last_indices, prepare) if given.last_clip else []
+    if given.last_frame is not None:
+        tail.append(prepare(given.last_frame))
+    return head, tail
 
 
-def _clip_frames(clip: VideoClip | None, max_frames: int, fps: int) -> list[Image.Image]:
+def _clip_indices(clip: VideoClip | None, max_frames: int, fps: int) -> list[int]:
     """A clip's frames for playback at `fps` (not trimmed to 4n+1: the total is fixed)."""
     if clip is None:
         return []
-    _, frames = common.sample_frames(clip, max_frames, fps, snap=False)
-    return frames
+    return common.sample_indices(clip.frame_count, clip.fps, max_frames, fps, snap=False)
 
 
 def _check_motion(clip: VideoClip, given: _Given) -> None:
@@ -231,6 +239,6 @@ def _motion(
     """Frames `start`..`start+count-1` of the motion reference resampled evenly to `n` frames,
     cover-cropped and annotated (only the frames the gap shows are annotated)."""
     _check_motion(clip, given)
-    indices = np.linspace(0, len(clip.frames) - 1, n).round().astype(int)[start : start + count]
-    frames = [common.cover(clip.frames[int(i)], size) for i in indices]
+    spread = np.linspace(0, clip.frame_count - 1, n).round().astype(int)[start : start + count]
+    frames = clip.read([int(i) for i in spread], common.covering(size))
     return common.annotate(annotator, frames)

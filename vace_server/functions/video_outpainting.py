@@ -71,16 +71,18 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile) -> VaceInpu
 
     Returns: VaceInputs with `video` = gray canvas with each frame pasted, `mask` = 255 outside
     the frame, 0 on it; output = canvas (<= 720P rule, even), input length (<= 5 s).
-    Raises: errors.InvalidParameter for a spec the API should have refused; media errors.
+    Raises: errors.InvalidParameter for a spec the API should have refused;
+    errors.InvalidFile (InvalidFile.Duration) for a video giving under MIN_VIDEO_FRAMES
+    frames; media errors.
     Side effects: fetches the video (first 5 s) through `media`.
     """
     # 1. What the API guarantees: a video and scales in [1, 2].
     if not spec.video_url:
         raise errors.field_required(VIDEO_FIELD)
 
-    # 2. The input: first 5 s, picked evenly for 16 fps, <= the model's frames, 4n+1.
+    # 2. The input: first 5 s, at least a video's worth (MIN_VIDEO_FRAMES at 16 fps).
     clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
-    _, frames = common.sample_frames(clip, profile.num_frames, profile.fps)
+    common.require_video_length(clip, VIDEO_FIELD, profile)
 
     # 3. Geometry of canvas and frame, at the delivered and the generation size.
     placement = place(clip.width, clip.height, spec.outpaint, profile)
@@ -90,12 +92,14 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile) -> VaceInpu
     mask = common.flat_mask(placement.size, 255)
     ImageDraw.Draw(mask).rectangle((x, y, x + fw - 1, y + fh - 1), fill=0)
 
-    # 5. Video: each frame resized into its rectangle (never cropped) on a gray canvas.
-    video = []
-    for frame in frames:
+    # 5. Video: frames picked evenly for 16 fps (<= the model's frames, 4n+1), each resized
+    #    into its rectangle (never cropped) on a gray canvas as it is decoded.
+    def framed(frame: Image.Image) -> Image.Image:
         canvas = common.gray_canvas(placement.size)
         canvas.paste(frame.convert("RGB").resize((fw, fh), Image.Resampling.BICUBIC), (x, y))
-        video.append(canvas)
+        return canvas
+
+    _, video = common.sample_frames(clip, profile.num_frames, profile.fps, framed)
 
     inputs = VaceInputs(
         width=placement.size[0],

@@ -30,7 +30,9 @@ def build(
     Returns: VaceInputs with `video` = control renderings (no mask), `conditioning_scale` =
     strength, and at most one `obj` reference.
     Raises: errors.InvalidParameter for a spec the API should have refused; AnnotatorUnavailable
-    when the control's annotator is not loaded (checked before any download); media errors.
+    when the control's annotator is not loaded (checked before any download);
+    errors.InvalidFile (InvalidFile.Duration) for a video giving under MIN_VIDEO_FRAMES
+    frames; media errors.
     Side effects: fetches the video (first 5 s) and the reference through `media`.
     """
     # 1. What the API guarantees: a video and a control condition.
@@ -41,18 +43,18 @@ def build(
     # 2. The annotator first: a missing checkpoint fails before any download.
     annotator = common.annotator_or_fail(annotators, spec.control)
 
-    # 3. The input: its first 5 s, picked evenly for 16 fps playback, at most the model's
-    #    frame count, 4n+1.
+    # 3. The input: its first 5 s, at least a video's worth (MIN_VIDEO_FRAMES at 16 fps).
     clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
-    _, frames = common.sample_frames(clip, profile.num_frames, profile.fps)
+    common.require_video_length(clip, VIDEO_FIELD, profile)
 
     # 4. Sizes: delivered at the input's resolution (<= 720P kept, larger scaled down, even);
     #    generated at that aspect within the model's area.
     output_size = common.within_720p(clip.width, clip.height)
     size = common.generation_size(*output_size, profile)
 
-    # 5. Control video: the annotator's rendering of each resized frame.
-    frames = [common.cover(f, size) for f in frames]
+    # 5. Frames picked evenly for 16 fps playback (at most the model's frame count, 4n+1),
+    #    each decoded and resized in turn; the control video is the annotator's rendering.
+    _, frames = common.sample_frames(clip, profile.num_frames, profile.fps, common.covering(size))
     control = common.annotate(annotator, frames)
 
     # 6. Optional subject: the first reference, cut out onto white.

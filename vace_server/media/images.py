@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -15,7 +16,7 @@ from vace_server.errors import InvalidFile
 from vace_server.functions.base import MediaSource, VideoClip
 from vace_server.media.fetch import UrlFetcher
 from vace_server.media.uploaded import UploadScope, is_upload_url, read_upload
-from vace_server.media.video import VIDEO_MAX_BYTES, decode_video
+from vace_server.media.video import VIDEO_MAX_BYTES, VIDEO_MAX_PIXELS, open_video
 from vace_server.settings import Settings
 from vace_server.storage.uploads import UploadStore
 
@@ -25,6 +26,9 @@ IMAGE_MAX_BYTES = 10 * 1024 * 1024
 IMAGE_MIN_SIDE = 360
 IMAGE_MAX_SIDE = 2000
 ALLOWED_FORMATS_TEXT = "JPG, JPEG, PNG, BMP, TIFF, WEBP"
+MASK_MAX_PIXELS = VIDEO_MAX_PIXELS
+"""A mask must have its video's resolution, and no video above 3840×2160 pixels is decoded, so
+a larger mask is refused from its header, before decoding (a server safety limit)."""
 
 
 def sniff_image_format(data: bytes) -> str | None:
@@ -70,7 +74,11 @@ def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
             code="InvalidFile.Format",
         )
     try:
-        return Image.open(io.BytesIO(data), formats=[fmt])
+        with warnings.catch_warnings():
+            # Our own size limits apply right after this lazy open (header only), before any
+            # pixel is decoded; Pillow's warning for images above its 89 MP limit adds nothing.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:
         logger.warning("%s: decompression bomb refused: %s", field, exc)
         raise InvalidFile(
@@ -117,11 +125,22 @@ def load_mask_image(data: bytes, field: str) -> Image.Image:
     masks become luma (`convert("L")`, exact for grey values), alpha is ignored, 16-bit and
     float masks are scaled to 8-bit. Animated files use frame 0.
 
+    The header's size is checked before decoding: above MASK_MAX_PIXELS (no video that large
+    is decoded, and a mask must match its video) it is refused without decoding a pixel.
+
     Returns: an "L" image.
     Raises: InvalidFile with code InvalidFile.Format, InvalidFile.Openerror,
-    InvalidFile.Resolution (beyond Pillow's decompression-bomb limit)."""
+    InvalidFile.Resolution (above MASK_MAX_PIXELS)."""
     image = _open_sniffed(data, field, "this server refuses it as a decompression bomb.")
     with image:
+        width, height = image.size
+        if width * height > MASK_MAX_PIXELS:
+            raise InvalidFile(
+                f"The resolution of {field} is {width}x{height}; a mask must match its video, "
+                f"and this server decodes videos of at most 3840x2160 ({MASK_MAX_PIXELS} "
+                "pixels).",
+                code="InvalidFile.Resolution",
+            )
         try:
             image.load()
             oriented = ImageOps.exif_transpose(image)
@@ -162,7 +181,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 class MediaFetcher:
     """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image`,
-    `load_mask_image` and `video.decode_video` for checks and decoding.
+    `load_mask_image` and `video.open_video` for checks and decoding.
 
     `oss://` URLs are refused (InvalidURL) unless the source is bound to a task by `for_task`;
     then they are read from the upload store and go through the same checks as downloads."""
@@ -209,13 +228,14 @@ class MediaFetcher:
         return load_mask_image(self._read(url, field, IMAGE_MAX_BYTES), field)
 
     def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
-        """Downloads (≤ 50 MB), probes (MP4, ≥ 16 fps) and decodes the first `max_seconds`.
+        """Downloads (≤ 50 MB) and checks (MP4, ≥ 16 fps, at least one frame) a video.
 
-        Returns: a VideoClip of every source frame in that span (see `video.decode_video`).
+        Returns: a VideoClip of its first `max_seconds`, decoded by `read` (see
+        `video.open_video`).
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .FPS /
-        .Resolution (server safety limit)."""
+        .Duration / .Resolution (server safety limit)."""
         data = self._read(url, field, VIDEO_MAX_BYTES)
-        return decode_video(data, field, max_seconds=max_seconds)
+        return open_video(data, field, max_seconds=max_seconds)
 
 
 def media_for_task(source: MediaSource, account: str, model: str) -> MediaSource:

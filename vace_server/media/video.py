@@ -1,10 +1,17 @@
 """Video inputs: sniff, probe and decode MP4 bodies from memory (api-contract §4).
 
 Contract rules: MP4 only, ≥ 16 fps, ≤ 50 MB (enforced while downloading), only the first N
-seconds are used (the caller's `max_seconds`: 5 s for `video_url`, 3 s for clips). The contract
-enforces no resolution; this module adds server safety limits so a hostile file cannot exhaust
-memory: a frame may have at most 3840×2160 pixels, and the decoded part of a video at most
+seconds are used (the caller's `max_seconds`: 5 s for `video_url`, 3 s for clips; the frame at
+exactly N s is kept, so Wan's own 81-frame 16 fps videos keep all 81). The contract enforces no
+resolution; this module adds server safety limits so a hostile file cannot exhaust the worker:
+a frame may have at most 3840×2160 pixels, and the kept part of a video at most
 `VIDEO_MAX_DECODED_PIXELS` pixels (both answered with InvalidFile.Resolution).
+
+Memory does not grow with resolution or length: `open_video` reads only the container's
+packets (to count the kept frames) and decodes a single frame (for the display rotation);
+`Mp4Clip.read` then decodes frame by frame, converts only the frames asked for and hands each
+to the caller's preparation (the resize to the generation size) before decoding the next, so
+at most one full-size frame exists at a time.
 
 Only the mov/mp4 demuxer ever sees the bytes (the format is forced after the `ftyp` sniff, and
 external data references are disabled), so a body cannot steer FFmpeg into another demuxer
@@ -35,9 +42,13 @@ VIDEO_MAX_BYTES = 50 * 1024 * 1024
 VIDEO_MIN_FPS = 16
 VIDEO_MAX_PIXELS = 3840 * 2160
 """Server safety limit per frame (not a contract rule): width × height of a 4K UHD frame."""
-VIDEO_MAX_DECODED_PIXELS = VIDEO_MAX_PIXELS * 150
-"""Server safety limit on everything one call decodes (≈ 3.7 GB as RGB): 5 s of 4K at 30 fps
-or of 1080p at 120 fps. The contract sets no fps ceiling, so this is what bounds memory."""
+VIDEO_MAX_DECODED_PIXELS = VIDEO_MAX_PIXELS * 151
+"""Server safety limit on the pixels of the kept span: 5 s of 4K at 30 fps (151 frames, the
+one at 5 s included) or of 1080p at 120 fps. Frames are decoded one at a time, so this bounds
+decoding time (the contract sets no fps ceiling), not memory."""
+REORDER_SLACK = 256
+"""Packets read past the kept span's frame limit before counting stops: far more than any
+codec's reordering depth (H.264 allows 16), so no frame of the span is missed."""
 
 OPEN_ERROR_MESSAGE = "Invalid file, cannot open file as video/audio/image."
 _MOV_FAMILY = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
@@ -100,6 +111,20 @@ def _budget_error(field: str, width: int, height: int, fps: float) -> InvalidFil
     )
 
 
+def _no_video_error(field: str) -> InvalidFile:
+    return InvalidFile(
+        f"{field} has no video stream (an audio-only or data-only MP4); a video is needed.",
+        code="InvalidFile.Format",
+    )
+
+
+def _no_frames_error(field: str) -> InvalidFile:
+    return InvalidFile(
+        f"{field} has no video frames; a video with at least one frame is needed.",
+        code="InvalidFile.Duration",
+    )
+
+
 # ---------------------------------------------------------------- sniffing and opening
 def sniff_mp4(data: bytes) -> bool:
     """True when the body starts with an ISO-BMFF `ftyp` box whose major brand is not a still
@@ -142,14 +167,41 @@ def _as_float(rate: Fraction | int | float | None) -> float | None:
     return value if value > 0 else None
 
 
-def _probe_container(container: InputContainer, field: str) -> tuple[VideoProbe, VideoStream]:
+def _has_top_level_box(data: bytes, kind: bytes) -> bool:
+    """True when the ISO-BMFF body has a complete top-level box of type `kind`."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        header = 8
+        if size == 1 and offset + 16 <= len(data):
+            size, header = int.from_bytes(data[offset + 8 : offset + 16], "big"), 16
+        elif size == 0:
+            size = len(data) - offset
+        if size < header or offset + size > len(data):
+            return False
+        if data[offset + 4 : offset + 8] == kind:
+            return True
+        offset += size
+    return False
+
+
+def _probe_container(
+    container: InputContainer, field: str, data: bytes
+) -> tuple[VideoProbe, VideoStream]:
     """Reads the first video stream's header figures and applies the probe checks.
 
-    Raises: InvalidFile.Openerror (no usable video stream), InvalidFile.Resolution (frame
+    Raises: InvalidFile.Openerror (no stream and no complete index, a video stream without a
+    size or rate), InvalidFile.Duration (a complete index without any sample),
+    InvalidFile.Format (streams, but none of them video), InvalidFile.Resolution (frame
     larger than VIDEO_MAX_PIXELS), InvalidFile.FPS (< 16 fps)."""
+    if not container.streams:
+        logger.warning("%s: MP4 without any stream", field)
+        # FFmpeg drops tracks without samples: a complete index with none left is an empty
+        # video, not an unreadable file.
+        raise _no_frames_error(field) if _has_top_level_box(data, b"moov") else _open_error()
     if not container.streams.video:
         logger.warning("%s: MP4 without a video stream", field)
-        raise _open_error()
+        raise _no_video_error(field)
     stream = container.streams.video[0]
     ctx = stream.codec_context
     width, height = int(ctx.width or 0), int(ctx.height or 0)
@@ -189,12 +241,89 @@ def probe_video(data: bytes, field: str) -> VideoProbe:
     in error messages.
 
     Returns: the container's frame rate, frame count, duration, size and codec.
-    Raises: InvalidFile with code InvalidFile.Format (not MP4), InvalidFile.Openerror
-    (unreadable, no video stream), InvalidFile.FPS (< 16 fps), InvalidFile.Resolution (a frame
-    above 3840×2160 pixels: a server safety limit, not a contract rule)."""
+    Raises: InvalidFile with code InvalidFile.Format (not MP4, or no video stream),
+    InvalidFile.Openerror (unreadable), InvalidFile.FPS (< 16 fps), InvalidFile.Resolution (a
+    frame above 3840×2160 pixels: a server safety limit, not a contract rule)."""
     with _open_mp4(data, field) as container:
-        probe, _stream = _probe_container(container, field)
+        probe, _stream = _probe_container(container, field, data)
         return probe
+
+
+# ---------------------------------------------------------------- the kept span
+@dataclass(frozen=True)
+class _Span:
+    """Where the kept span lies in presentation time: frames with `time - origin < cutoff`,
+    at most `count` of them."""
+
+    origin: float
+    cutoff: float
+    count: int
+
+
+def _time_of(pts: int | None, dts: int | None, stream: VideoStream) -> float | None:
+    stamp = pts if pts is not None else dts
+    if stamp is None or stream.time_base is None:
+        return None
+    return float(stamp * stream.time_base)
+
+
+def _past_span(decode_time: float | None, earliest: float | None, cutoff: float) -> bool:
+    """Decode times only grow and a frame never shows before it is decoded, so a packet
+    decoded more than a second past the span's end ends the span."""
+    if decode_time is None or earliest is None:
+        return False
+    return decode_time - earliest > cutoff + 1.0
+
+
+def _scan_packets(
+    container: InputContainer, stream: VideoStream, probe: VideoProbe, max_seconds: float
+) -> tuple[_Span, VideoFrame | None]:
+    """Counts the frames of the kept span from the packets' timestamps (no decoding, except
+    the first frame, returned for its display rotation).
+
+    The span keeps frames whose presentation time, counted from the first frame, is below
+    `max_seconds` plus half a frame (so the frame at exactly `max_seconds` is in), and at
+    most `round(max_seconds * fps) + 1` of them. Packets the demuxer marks as discarded (cut
+    by an edit list) decode to no frame and are not counted."""
+    fps = probe.fps
+    cutoff = max_seconds + 0.5 / fps
+    limit = round(max_seconds * fps) + 1
+    times: list[float] = []
+    untimed = 0
+    earliest: float | None = None
+    first: VideoFrame | None = None
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        if first is None:  # a discarded packet may be the reference of the first frame shown
+            first = next(iter(packet.decode()), None)
+        if packet.is_discard:
+            continue
+        t = _time_of(packet.pts, packet.dts, stream)
+        if t is None:
+            untimed += 1
+        else:
+            times.append(t)
+            earliest = t if earliest is None else min(earliest, t)
+        decode_time = _time_of(packet.dts, packet.pts, stream)
+        if _past_span(decode_time, earliest, cutoff):
+            break
+        if len(times) + untimed > limit + REORDER_SLACK:
+            break
+    if first is None:  # B-frames: the first frame comes out only when the decoder drains
+        first = next(iter(stream.codec_context.decode(None)), None)
+    if not times:
+        return _Span(0.0, cutoff, min(limit, untimed)), first
+    times.sort()
+    origin = times[0]
+    inside = sum(1 for t in times if t - origin < cutoff)
+    return _Span(origin, cutoff, min(limit, inside + untimed)), first
+
+
+def _displayed_size(probe: VideoProbe, first: VideoFrame) -> tuple[int, int]:
+    if int(first.rotation or 0) % 180 == 90:
+        return probe.height, probe.width
+    return probe.width, probe.height
 
 
 # ---------------------------------------------------------------- decoding
@@ -211,64 +340,84 @@ def _frame_image(frame: VideoFrame) -> Image.Image:
     return image
 
 
-def decode_video(data: bytes, field: str, *, max_seconds: float) -> VideoClip:
-    """Probes (as `probe_video`, before any decoding), then decodes the first `max_seconds`.
+class Mp4Clip(VideoClip):
+    """A checked MP4 body and its kept span; frames are decoded only by `read`."""
 
-    Keeps frames whose presentation time, counted from the first frame, is below
-    `max_seconds` plus half a frame, and never more than `round(max_seconds * fps)` of them
-    (at least one). Every kept source frame is returned, unresized; a display rotation
-    (multiples of 90°) is applied, so `width`/`height` are the displayed size.
+    def __init__(
+        self, data: bytes, field: str, probe: VideoProbe, span: _Span, size: tuple[int, int]
+    ) -> None:
+        super().__init__(fps=probe.fps, width=size[0], height=size[1], frame_count=span.count)
+        self._data = data
+        self._field = field
+        self._probe = probe
+        self._span = span
 
-    Returns: a VideoClip (RGB frames, the source fps).
-    Raises: everything `probe_video` raises; InvalidFile.Openerror when no frame decodes, the
-    decoder fails, or the frame size changes mid-stream; InvalidFile.Resolution when the
-    decoded part would exceed VIDEO_MAX_DECODED_PIXELS."""
+    def _frames(self, wanted: list[int]) -> Iterator[tuple[int, Image.Image]]:
+        """Decodes in presentation order up to the last wanted frame; converts (and rotates)
+        only the wanted ones. The caller prepares each before the next is decoded.
+
+        Raises: InvalidFile.Openerror when the decoder fails, the frame size changes, or the
+        stream ends before the frames the container promised."""
+        if not wanted:
+            return
+        field, probe, span = self._field, self._probe, self._span
+        keep = set(wanted)
+        k = 0
+        with _open_mp4(self._data, field) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            try:
+                for frame in container.decode(stream):
+                    t = (k / probe.fps) if frame.time is None else frame.time - span.origin
+                    if t >= span.cutoff:
+                        break
+                    if (frame.width, frame.height) != (probe.width, probe.height):
+                        logger.warning(
+                            "%s: frame size changed from %dx%d to %dx%d",
+                            field,
+                            probe.width,
+                            probe.height,
+                            frame.width,
+                            frame.height,
+                        )
+                        raise _open_error()
+                    if k in keep:
+                        yield k, _frame_image(frame)
+                    k += 1
+                    if k > wanted[-1]:
+                        return
+            except InvalidFile:
+                raise
+            except Exception as exc:  # decoder errors on a damaged or hostile bitstream
+                logger.warning("%s: cannot decode %s video: %r", field, probe.codec, exc)
+                raise _open_error() from exc
+        logger.warning("%s: %d frames decoded, the container promised %d", field, k, span.count)
+        raise _open_error()
+
+
+def open_video(data: bytes, field: str, *, max_seconds: float) -> Mp4Clip:
+    """Checks an MP4 body and finds its first `max_seconds` (the frame at exactly
+    `max_seconds` included, at most `round(max_seconds * fps) + 1` frames), decoding one frame.
+
+    Returns: an Mp4Clip: source fps, displayed size (rotation applied), the kept span's frame
+    count; `read` decodes the frames.
+    Raises: everything `probe_video` raises; InvalidFile.Duration (no frame), .Openerror (the
+    first frame does not decode), .Resolution (the span exceeds VIDEO_MAX_DECODED_PIXELS)."""
     if max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
     with _open_mp4(data, field) as container:
-        probe, stream = _probe_container(container, field)
-        fps = probe.fps
-        limit = max(1, round(max_seconds * fps))
-        expected = min(limit, probe.frame_count or limit)
-        if expected * probe.width * probe.height > VIDEO_MAX_DECODED_PIXELS:
-            raise _budget_error(field, probe.width, probe.height, fps)
-        cutoff = max_seconds + 0.5 / fps
-        stream.thread_type = "AUTO"
-
-        frames: list[Image.Image] = []
-        decoded_pixels = 0
-        origin: float | None = None
+        probe, stream = _probe_container(container, field, data)
         try:
-            for frame in container.decode(stream):
-                if frame.time is None:
-                    t = len(frames) / fps
-                else:
-                    origin = frame.time if origin is None else origin
-                    t = frame.time - origin
-                if t >= cutoff:
-                    break
-                pixels = frame.width * frame.height
-                if pixels > VIDEO_MAX_PIXELS:
-                    raise _frame_size_error(field, frame.width, frame.height)
-                decoded_pixels += pixels
-                if decoded_pixels > VIDEO_MAX_DECODED_PIXELS:
-                    raise _budget_error(field, frame.width, frame.height, fps)
-                image = _frame_image(frame)
-                if frames and image.size != frames[0].size:
-                    logger.warning(
-                        "%s: frame size changed from %s to %s", field, frames[0].size, image.size
-                    )
-                    raise _open_error()
-                frames.append(image)
-                if len(frames) >= limit:
-                    break
-        except InvalidFile:
-            raise
-        except Exception as exc:  # decoder errors on a damaged or hostile bitstream
-            logger.warning("%s: cannot decode %s video: %r", field, probe.codec, exc)
+            span, first = _scan_packets(container, stream, probe, max_seconds)
+        except Exception as exc:  # demuxer or decoder errors on a damaged body
+            logger.warning("%s: cannot read %s packets: %r", field, probe.codec, exc)
             raise _open_error() from exc
-    if not frames:
-        logger.warning("%s: no decodable frame", field)
-        raise _open_error()
-    width, height = frames[0].size
-    return VideoClip(frames=frames, fps=fps, width=width, height=height)
+        if span.count == 0:
+            raise _no_frames_error(field)
+        if first is None:
+            logger.warning("%s: no decodable frame", field)
+            raise _open_error()
+        size = _displayed_size(probe, first)
+    if span.count * probe.width * probe.height > VIDEO_MAX_DECODED_PIXELS:
+        raise _budget_error(field, probe.width, probe.height, probe.fps)
+    return Mp4Clip(data, field, probe, span, size)

@@ -13,7 +13,7 @@ placeholder passes the URL checks like any client URL; its `.invalid` host is re
 typed can collide with one. The validator's messages name fields, never URLs, so placeholders
 do not leak into errors. Local files then go through the same checks as downloads: the
 contract's byte caps (10 MB images, 50 MB videos), then `load_image` / `load_mask_image` /
-`decode_video` on their bytes. Real URLs go to `MediaFetcher` (hostile-URL rules included; set
+`open_video` on their bytes. Real URLs go to `MediaFetcher` (hostile-URL rules included; set
 VACE_MEDIA_ALLOW_PRIVATE_NETWORKS=1 for a URL on a local network).
 
 Then the worker's pipeline runs: build_inputs → prompt extension → generate → render_output →

@@ -54,11 +54,11 @@ class LocalMediaSource:
         return load_mask_image(_read_capped(path, field, IMAGE_MAX_BYTES), field)
 
     def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
-        from vace_server.media.video import VIDEO_MAX_BYTES, decode_video
+        from vace_server.media.video import VIDEO_MAX_BYTES, open_video
 
         path = self.files.path(url)
         if path is None:
             return self.remote.fetch_video(url, field, max_seconds=max_seconds)
-        return decode_video(
+        return open_video(
             _read_capped(path, field, VIDEO_MAX_BYTES), field, max_seconds=max_seconds
         )
