@@ -22,7 +22,8 @@ from vace_server.tasks.spec import Control, ReferenceRole
         (81, 16, 81, 81),  # Wan's own 81-frame 16 fps output fed back in: all kept
         (125, 25, 81, 81),  # 5 s at 25 fps
         (90, 30, 81, 49),  # 3 s at 30 fps -> 49
-        (80, 16, 81, 77),  # 80 frames at 16 fps (no frame at 5 s): none invented -> 77
+        (80, 16, 81, 81),  # exactly 5 s at 16 fps (no frame at 5 s): the last one held -> 81
+        (16, 16, 81, 17),  # exactly 1 s at 16 fps: the last frame held -> 17
         (49, 16, 81, 49),  # a clip cut at 3 s, the frame at 3 s kept
         (150, 30, 17, 17),  # the model's frame count caps it; picked over the whole clip
         (17, 16, 81, 17),
@@ -38,7 +39,13 @@ def test_sample_indices_counts(
     assert idx[0] == 0
     if expected_len > 1:
         assert idx[-1] == count - 1  # first and last kept: resampled, not truncated
-    assert idx == sorted(idx) and len(set(idx)) == len(idx)
+    assert idx == sorted(idx) and len(set(idx)) == min(len(idx), count)
+
+
+def test_the_end_of_span_hold_repeats_only_the_last_frame() -> None:
+    assert common.sample_indices(80, 16, 81, 16) == [*range(80), 79]
+    # extension clips (no 4n+1 snap, fixed total) never repeat a frame
+    assert common.sample_indices(48, 16, 81, 16, snap=False) == list(range(48))
 
 
 def test_sample_indices_exact_positions() -> None:
@@ -54,7 +61,7 @@ def test_sample_indices_exact_positions() -> None:
     ("count", "fps", "ok"),
     [
         (1, 16, False),  # a single frame is a still image
-        (4, 16, False),  # 0.25 s at 16 fps: 4 frames, 4n+1 -> 1
+        (4, 16, False),  # 0.25 s at 16 fps: 4 source frames (5 only with the end hold)
         (6, 30, False),  # 0.2 s: round(3.2) + 1 = 4 frames at 16 fps
         (5, 16, True),  # 5 frames at 16 fps, the shortest video the model makes
         (7, 30, True),  # 0.23 s: round(3.73) + 1 = 5
@@ -64,7 +71,7 @@ def test_sample_indices_exact_positions() -> None:
 def test_require_video_length(count: int, fps: float, ok: bool) -> None:
     c = clip(count, fps=fps, size=(16, 16))
     sampled = len(common.sample_indices(count, fps, PROFILE.num_frames, 16))
-    assert (sampled >= common.MIN_VIDEO_FRAMES) is ok
+    assert (min(sampled, count) >= common.MIN_VIDEO_FRAMES) is ok
     if ok:
         common.require_video_length(c, "input.video_url", PROFILE)
         return

@@ -122,7 +122,7 @@ def test_index_outside_the_span_is_a_programming_error(square_mp4: bytes) -> Non
         (180, 30, 151, 81),  # 6 s at 30 fps: cut at 5 s, the frame at 5 s kept
         (81, 16, 81, 81),  # Wan's own 81 frames at 16 fps
         (96, 16, 81, 81),  # 6 s at 16 fps
-        (80, 16, 80, 77),  # exactly 5 s at 16 fps: no frame at 5 s, none invented
+        (80, 16, 80, 81),  # exactly 5 s at 16 fps: no frame at 5 s, the last one held
     ],
 )
 def test_five_seconds_give_81_frames(count: int, fps: int, kept: int, sampled: int) -> None:

@@ -86,21 +86,25 @@ _ANNOTATORS: dict[Control, tuple[str, str, str, str]] = {
 def sample_indices(
     count: int, src_fps: float, max_frames: int, fps: int, *, snap: bool = True
 ) -> list[int]:
-    """Source frame indices for playback at `fps` (vace-inputs.md §8.1 `to_16fps`).
+    """Source frame indices for playback at `fps` (VACE's 16 fps resampling).
 
-    n = min(max_frames, round(count / src_fps * fps) + 1, count), trimmed to 4n+1 when `snap`;
-    the n indices are spread evenly over the whole clip, first and last kept. No frame is
-    invented (n <= count). With the kept span holding the frame at exactly 5 s
-    (`fetch_video`), a 5 s input above 16 fps gives 81 frames (150 at 30 fps: 81), and Wan's
-    own 81-frame 16 fps videos keep all 81; an 80-frame 16 fps file (no frame at 5 s) gives 77.
+    n = min(max_frames, round(count / src_fps * fps) + 1), spread evenly over the whole clip,
+    first and last kept, then trimmed to 4n+1 when `snap`. The "+ 1" is the frame at the very
+    end of the clip's span: where the source has no frame there (an 80-frame 16 fps file lasts
+    exactly 5 s but its last frame starts at 4.9375 s) the last frame is held for that one step
+    (`snap` only), so an exact 5 s input gives 81 frames = 5 s, like one that has a frame at
+    5 s (Wan's own 81-frame outputs, or 150 + 1 frames at 30 fps). Without `snap` (extension
+    clips, whose total is fixed) no frame is repeated: n <= count.
 
     Raises: ValueError for an empty clip or a non-positive rate.
     """
     if count < 1 or src_fps <= 0 or max_frames < 1:
         raise ValueError(f"cannot sample {count} frames at {src_fps} fps (max {max_frames})")
-    n = min(max_frames, round(count / src_fps * fps) + 1, count)
+    n = min(max_frames, round(count / src_fps * fps) + 1, count + 1 if snap else count)
     if snap:
         n = (n - 1) // 4 * 4 + 1
+    if n > count:  # the end-of-span hold: every source frame, the last one twice
+        return [*range(count), count - 1]
     return [int(i) for i in np.linspace(0, count - 1, n).round().astype(int)]
 
 
@@ -128,7 +132,7 @@ def require_video_length(clip: VideoClip, field: str, profile: ModelProfile) -> 
     Raises: errors.InvalidFile (InvalidFile.Duration) naming `field` and the minimum."""
     needed = min(MIN_VIDEO_FRAMES, profile.num_frames)
     count = len(sample_indices(clip.frame_count, clip.fps, profile.num_frames, profile.fps))
-    if count < needed:
+    if count < needed or clip.frame_count < needed:  # the end-of-span hold invents no video
         raise errors.InvalidFile(
             f"{field} is too short: {clip.frame_count} frame(s) at {clip.fps:.3g} fps "
             f"({clip.seconds:.3g} s) give {count} frame(s) at {profile.fps} fps; a video must "
