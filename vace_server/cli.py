@@ -71,6 +71,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=os.environ.get("VACE_LOG_LEVEL", "info").lower(),
+        log_config=None,  # uvicorn's own records go through our (JSON) root handler too
         timeout_graceful_shutdown=15,
     )
 
