@@ -54,6 +54,7 @@ def serve(
     import uvicorn
 
     from vace_server.api.app import create_app
+    from vace_server.api.http_protocol import JsonErrorH11Protocol
 
     configure_logging()
     settings = _settings(
@@ -72,6 +73,7 @@ def serve(
         port=settings.port,
         log_level=os.environ.get("VACE_LOG_LEVEL", "info").lower(),
         log_config=None,  # uvicorn's own records go through our (JSON) root handler too
+        http=JsonErrorH11Protocol,  # unparseable requests get a JSON 400 too
         timeout_graceful_shutdown=15,
     )
 
