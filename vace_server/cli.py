@@ -54,7 +54,7 @@ def serve(
     import uvicorn
 
     from vace_server.api.app import create_app
-    from vace_server.api.http_protocol import JsonErrorH11Protocol
+    from vace_server.api.http_protocol import uvicorn_options
 
     configure_logging()
     settings = _settings(
@@ -72,9 +72,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=os.environ.get("VACE_LOG_LEVEL", "info").lower(),
-        log_config=None,  # uvicorn's own records go through our (JSON) root handler too
-        http=JsonErrorH11Protocol,  # unparseable requests get a JSON 400 too
         timeout_graceful_shutdown=15,
+        **uvicorn_options(),  # JSON log lines and JSON 400s from uvicorn itself
     )
 
 

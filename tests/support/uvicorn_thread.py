@@ -1,6 +1,6 @@
-"""A real uvicorn server for one app object, in a thread of the test process, on a free
-loopback port: for tests that need real HTTP connections (keep-alive, raw sockets) and also
-reach into the app (fault injection on its store)."""
+"""A real uvicorn server, run as `serve` runs it, for one app object in a thread of the test
+process on a free loopback port: for tests that need real HTTP connections (keep-alive, raw
+sockets) and also reach into the app (fault injection on its store)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from tests.support.live_server import free_port
+from vace_server.api.http_protocol import uvicorn_options
 
 
 class UvicornThread:
@@ -19,7 +20,7 @@ class UvicornThread:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_config=None, log_level="info"
+            app, host="127.0.0.1", port=self.port, log_level="info", **uvicorn_options()
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)

@@ -1,11 +1,13 @@
-"""uvicorn's h11 protocol with one change: a request it cannot parse (a broken request line,
-header or chunk framing) is answered with a DashScope-shaped JSON 400 instead of uvicorn's
-plain-text one, so that every response the server sends is JSON. `serve` runs with it."""
+"""How `serve` runs uvicorn: its own log records through our (JSON) root handler, and its h11
+protocol with one change: a request it cannot parse (a broken request line, header or chunk
+framing) is answered with a DashScope-shaped JSON 400 instead of uvicorn's plain-text one, so
+that every response the server sends is JSON."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -31,3 +33,8 @@ class JsonErrorH11Protocol(H11Protocol):
         ):
             self.transport.write(self.conn.send(event) or b"")
         self.transport.close()
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """uvicorn.run / uvicorn.Config keywords besides the app, address and log level."""
+    return {"log_config": None, "http": JsonErrorH11Protocol}
