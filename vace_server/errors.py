@@ -126,6 +126,19 @@ class RequestTooLarge(ServiceError):
         )
 
 
+class RequestTimeout(ServiceError):
+    """The request body stalled (`VACE_REQUEST_BODY_TIMEOUT_SECONDS` without a byte): sent
+    with `Connection: close`, the rest is never read."""
+
+    code = "RequestTimeOut"
+    status = 408
+
+    def __init__(self, idle_seconds: float) -> None:
+        super().__init__(
+            f"Request timed out: no part of the request body arrived for {idle_seconds:g} seconds."
+        )
+
+
 class ServiceUnavailable(ServiceError):
     """The database cannot be reached (or is locked) right now: sent with `Retry-After`."""
 

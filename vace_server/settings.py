@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body (bytes) outside the upload receiver; larger: 413.",
     )
+    request_body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body that sends nothing for this long is answered 408.",
+    )
 
     # --- accounts ---
     api_keys: str = Field(

@@ -1,5 +1,5 @@
 """The request body cap: refused from Content-Length before reading, counted when streamed,
-never read whole; the upload receiver keeps its own, larger cap."""
+never read whole; the upload receiver keeps its own, larger cap. A stalled body is a 408."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def settings(tmp_path: Path) -> Settings:
         workers=0,
         public_base_url="http://testserver",
         max_request_bytes=LIMIT,
+        request_body_timeout_seconds=0.5,
     )
 
 
@@ -135,3 +136,22 @@ def test_the_upload_receiver_keeps_its_own_larger_cap(
     r = upload(client, fields, data)
     assert r.status_code == 200, r.text
     assert stored(settings, fields["key"]).read_bytes() == data
+
+
+def test_a_stalled_body_is_answered_408_and_the_connection_closed(server: UvicornThread) -> None:
+    head = raw_http.request_head(key=KEY_A, headers={"Content-Length": "100"})
+    with raw_http.connect(server.port) as sock:
+        sock.sendall(head + b'{"model": ')  # then nothing, without hanging up
+        answer = raw_http.parse_response(raw_http.read_all(sock))
+    assert answer.status == 408
+    assert answer.headers["connection"] == "close"
+    body = answer.json()
+    assert set(body) == {"code", "message", "request_id"}
+    assert body["code"] == "RequestTimeOut"
+    assert body["message"] == (
+        "Request timed out: no part of the request body arrived for 0.5 seconds."
+    )
+
+
+def test_the_default_body_timeout_is_a_minute(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).request_body_timeout_seconds == 60

@@ -1,7 +1,8 @@
 """Hostile request bodies against a live `serve`: too large (declared or streamed), cut short
-and abandoned, the wrong kind, not UTF-8, empty, JSON that is not an object, nested or huge
-within the cap. Each answered is a DashScope-shaped error; each abandoned is one INFO line;
-after each the server is healthy and its log is still JSON with no error in it."""
+and abandoned, stalled, the wrong kind, not UTF-8, empty, JSON that is not an object, nested
+or huge within the cap, broken HTTP framing. Each answered is a DashScope-shaped error; each
+abandoned is one INFO line; after each the server is healthy and its log is still JSON with
+no error in it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.support.live_server import LiveServer
 
 MiB = 1024 * 1024
 CAP = MiB  # the default VACE_MAX_REQUEST_BYTES
+STALL_SECONDS = 1
 BODY_INVALID = "Required body invalid, please check the request body format."
 TOO_LARGE = f"Request body too large: the limit is {CAP} bytes, please check the request body."
 VALID = {
@@ -121,7 +123,12 @@ ANSWERED = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("hostile-bodies")
-    running = LiveServer(root / "data", root / "server.log", VACE_WORKERS="0").start()
+    running = LiveServer(
+        root / "data",
+        root / "server.log",
+        VACE_WORKERS="0",
+        VACE_REQUEST_BODY_TIMEOUT_SECONDS=str(STALL_SECONDS),
+    ).start()
     yield running
     running.stop()
 
@@ -259,6 +266,26 @@ def test_abandoned_body_is_one_info_line(server: LiveServer, name: str) -> None:
     lines = watch.wait_for("client disconnected before its request was complete")
     (line,) = [x for x in lines if "disconnected" in x["message"]]
     assert line["level"] == "INFO" and line["request_id"]
+    assert_healthy(server, watch)
+
+
+STALLED = {
+    "declared body never sent": ({"Content-Length": "500"}, b""),
+    "half a body, then silence": ({"Content-Length": "2000"}, valid_with()[:60]),
+    "chunked, then silence": ({"Transfer-Encoding": "chunked"}, b'5\r\n{"a":\r\n'),
+}
+
+
+@pytest.mark.parametrize("name", list(STALLED))
+def test_stalled_body_is_a_408_and_the_connection_freed(server: LiveServer, name: str) -> None:
+    headers, sent = STALLED[name]
+    watch = LogWatch(server.log_path)
+    with raw_http.connect(server.port) as sock:
+        sock.sendall(raw_http.request_head(headers=headers) + sent)  # and then nothing
+        answer = raw_http.parse_response(raw_http.read_all(sock))
+    message = f"Request timed out: no part of the request body arrived for {STALL_SECONDS} seconds."
+    assert_dashscope_error(answer, Case(b"", 408, "RequestTimeOut", message))
+    assert answer.headers["connection"] == "close"
     assert_healthy(server, watch)
 
 

@@ -119,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,
+        idle_seconds=settings.request_body_timeout_seconds,
         exempt=(routes_uploads.RECEIVE_ROUTE,),
     )
     app.add_middleware(RequestContextMiddleware)

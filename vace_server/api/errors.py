@@ -64,7 +64,7 @@ def error_response(error: ServiceError, request: Request) -> JSONResponse:
     headers = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    if error.status == 413:  # the rest of the body is never read: this connection is spent
+    if error.status in (408, 413):  # the rest of the body is never read: the connection is spent
         headers["Connection"] = "close"
     return JSONResponse(body, status_code=error.status, headers=headers)
 
