@@ -54,6 +54,7 @@ def serve(
     import uvicorn
 
     from vace_server.api.app import create_app
+    from vace_server.api.http_protocol import uvicorn_options
 
     configure_logging()
     settings = _settings(
@@ -72,6 +73,7 @@ def serve(
         port=settings.port,
         log_level=os.environ.get("VACE_LOG_LEVEL", "info").lower(),
         timeout_graceful_shutdown=15,
+        **uvicorn_options(),  # JSON log lines and JSON 400s from uvicorn itself
     )
 
 

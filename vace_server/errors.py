@@ -112,6 +112,41 @@ class InternalError(ServiceError):
     status = 500
 
 
+class RequestTooLarge(ServiceError):
+    """A request body over the cap (`VACE_MAX_REQUEST_BYTES`); sent with `Connection: close`
+    since the rest of the body is never read."""
+
+    code = "InvalidParameter"
+    status = 413
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"Request body too large: the limit is {limit_bytes} bytes, "
+            "please check the request body."
+        )
+
+
+class RequestTimeout(ServiceError):
+    """The request body stalled (`VACE_REQUEST_BODY_TIMEOUT_SECONDS` without a byte): sent
+    with `Connection: close`, the rest is never read."""
+
+    code = "RequestTimeOut"
+    status = 408
+
+    def __init__(self, idle_seconds: float) -> None:
+        super().__init__(
+            f"Request timed out: no part of the request body arrived for {idle_seconds:g} seconds."
+        )
+
+
+class ServiceUnavailable(ServiceError):
+    """The database cannot be reached (or is locked) right now: sent with `Retry-After`."""
+
+    code = "ServiceUnavailable"
+    status = 503
+    default_message = "The service is temporarily unavailable, please try again later."
+
+
 # ---------------------------------------------------------------- asynchronous (task) errors
 class InvalidURL(ServiceError):
     code = "InvalidURL"

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 from datetime import UTC, datetime
+from typing import TextIO
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -45,12 +46,21 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(task_id)s]: %(message)s"
 
 
-def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
-    """Installs one stderr handler on the root logger. `fmt`: "json" (default) or "text"."""
-    handler = logging.StreamHandler()
+def make_handler(fmt: str = "json", stream: TextIO | None = None) -> logging.Handler:
+    """A handler writing `fmt` ("json" or "text") lines, with the request and task ids, to
+    `stream` (default stderr)."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
+    """Installs one stderr handler on the root logger. `fmt`: "json" (default) or "text".
+
+    uvicorn's own loggers are left unconfigured (`serve` passes `log_config=None`), so its
+    records reach this handler too: one format for the whole log."""
     chosen = (fmt or os.environ.get("VACE_LOG_FORMAT", "json")).lower()
-    handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [make_handler(chosen)]
     root.setLevel((level or os.environ.get("VACE_LOG_LEVEL", "INFO")).upper())

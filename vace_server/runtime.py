@@ -7,10 +7,14 @@ from vace_server.storage.base import S3Location, Storage, parse_storage_url
 from vace_server.storage.local import LocalStorage, load_or_create_secret
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
+from vace_server.tasks.transient import RETRY_SECONDS
 
 
-def open_store(settings: Settings, *, migrate: bool = False) -> TaskStore:
-    """A TaskStore on the configured database. Side effects: with `migrate`, schema upgrade."""
+def open_store(
+    settings: Settings, *, migrate: bool = False, retry_seconds: float | None = None
+) -> TaskStore:
+    """A TaskStore on the configured database; `retry_seconds`: how long its calls ride out a
+    lost database (default: the store's). Side effects: with `migrate`, schema upgrade."""
     engine = db.make_engine(settings.resolved_database_url())
     if migrate:
         db.upgrade(engine)
@@ -19,6 +23,7 @@ def open_store(settings: Settings, *, migrate: bool = False) -> TaskStore:
         lease_ms=int(settings.lease_seconds * 1000),
         max_attempts=settings.max_attempts,
         retention_ms=settings.retention_ms,
+        retry_seconds=RETRY_SECONDS if retry_seconds is None else retry_seconds,
     )
 
 

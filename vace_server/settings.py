@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     )
     time_zone: str = Field(default="UTC", description="Zone of the query's time strings.")
     region: str = "cn-beijing"
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body (bytes) outside the upload receiver; larger: 413.",
+    )
+    request_body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body that sends nothing for this long is answered 408.",
+    )
 
     # --- accounts ---
     api_keys: str = Field(
@@ -46,6 +56,11 @@ class Settings(BaseSettings):
     # --- data ---
     data_dir: Path = Path("data")
     database_url: str | None = Field(default=None, description="Default: SQLite in data_dir.")
+    api_database_retry_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="How long an API request rides out a lost database before its 503.",
+    )
     storage_url: str | None = Field(
         default=None,
         description="Outputs (and uploads) store: a folder (default data_dir/outputs) or "

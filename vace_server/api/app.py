@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from vace_server.api import (
     routes_create,
@@ -19,12 +18,13 @@ from vace_server.api import (
     routes_uploads,
 )
 from vace_server.api.accounts import KeyRing, load_or_generate_key
+from vace_server.api.body_limit import BodyLimitMiddleware
 from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
+from vace_server.api.request_context import RequestContextMiddleware
 from vace_server.api.task_view import task_body
-from vace_server.logging_setup import request_id_var
 from vace_server.media.fetch import UrlFetcher
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
@@ -53,7 +53,7 @@ def build_keyring(settings: Settings) -> KeyRing:
 
 
 def build_context(settings: Settings) -> AppContext:
-    store = open_store(settings, migrate=True)
+    store = open_store(settings, migrate=True, retry_seconds=settings.api_database_retry_seconds)
     storage = open_storage(settings)
     workers = WorkerRegistry(store.engine)
     return AppContext(
@@ -115,17 +115,14 @@ def create_app(settings: Settings) -> FastAPI:
         settings, UploadStore.from_settings(settings, context.store.engine)
     )
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def _request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = str(uuid.uuid4())
-        token = request_id_var.set(request.state.request_id)
-        try:
-            return await call_next(request)
-        finally:
-            request_id_var.reset(token)
+    # Added last = runs first: the request id wraps everything, the body cap included.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        idle_seconds=settings.request_body_timeout_seconds,
+        exempt=(routes_uploads.RECEIVE_ROUTE,),
+    )
+    app.add_middleware(RequestContextMiddleware)
 
     routers = (routes_create, routes_tasks, routes_outputs, routes_health, routes_uploads)
     for module in (*routers, routes_playground):

@@ -108,8 +108,18 @@ class TaskRecord:
     progress: dict[str, Any] | None
 
     @classmethod
+    def inserted(cls, values: dict[str, Any], spec: TaskSpec) -> TaskRecord:
+        """The record of a row just inserted with `values` (columns left out are NULL)."""
+        m = {column.name: None for column in tasks.columns} | values
+        return cls._from_mapping(m, spec)
+
+    @classmethod
     def from_row(cls, row: Any) -> TaskRecord:
         m = row._mapping
+        return cls._from_mapping(m, TaskSpec.from_json(m["spec"]))
+
+    @classmethod
+    def _from_mapping(cls, m: Any, spec: TaskSpec) -> TaskRecord:
         return cls(
             id=m["id"],
             account=m["account"],
@@ -118,7 +128,7 @@ class TaskRecord:
             model_name=m["model_name"],
             function=m["function"],
             status=TaskStatus(m["status"]),
-            spec=TaskSpec.from_json(m["spec"]),
+            spec=spec,
             created_ms=m["created_ms"],
             started_ms=m["started_ms"],
             ended_ms=m["ended_ms"],

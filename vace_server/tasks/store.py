@@ -93,7 +93,9 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         callback_urls: Sequence[str] = (),
     ) -> TaskRecord:
         """Inserts a PENDING task and, in the same transaction, one pending webhook per
-        callback URL, and wakes idle workers. Returns the task.
+        callback URL, and wakes idle workers. Returns the task as inserted (PENDING even when
+        a worker has claimed it since): nothing runs after the commit, so once the row is
+        committed this call cannot fail.
 
         Retried across a lost connection with the same task id: a retry first looks whether
         the earlier attempt committed, so one call never makes two tasks."""
@@ -137,9 +139,7 @@ class TaskStore(RecoveryMixin, RetryingAccess):
                 notify_work(conn)
 
         self._retry(insert_task, "create")
-        task = self.get(task_id, account=account)
-        assert task is not None
-        return task
+        return TaskRecord.inserted(values, spec)
 
     def get(self, task_id: str, *, account: str | None = None) -> TaskRecord | None:
         """Returns the task unless unknown, past retention, or (when given) another account's."""
