@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from vace_server.logging_setup import configure_logging
-from vace_server.settings import Settings
+from vace_server.settings import Settings, describe_invalid
 
 app = typer.Typer(
     help="Self-hosted, DashScope-compatible Wan VACE video API.", no_args_is_help=True
@@ -20,9 +21,16 @@ app.add_typer(db_app, name="db")
 
 
 def _settings(**overrides: Any) -> Settings:
-    """Environment (VACE_*) first, then the flags that were actually given."""
+    """Environment (VACE_*) first, then the flags that were actually given.
+
+    A setting that can never work stops the command here, with one line on stderr (exit 2),
+    before any server or worker process starts."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        typer.echo(f"vace-server: invalid settings: {describe_invalid(exc)}", err=True)
+        raise typer.Exit(2) from None
 
 
 HostOpt = Annotated[str | None, typer.Option(help="Bind address [VACE_HOST].")]
