@@ -106,10 +106,12 @@ def worker(
         ),
     ] = False,
     worker_id: Annotated[str | None, typer.Option(hidden=True)] = None,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run worker(s) in the foreground against the configured database and storage.
 
-    SIGTERM/SIGINT: finish the task in hand, then exit 0 (a second signal: at once).
+    SIGTERM/SIGINT: the task in hand may finish within VACE_STOP_GRACE_SECONDS, else it goes
+    back to the queue (its attempt not counted); then exit 0 (a second signal: at once).
     Exit 2 when the database schema is missing or outdated, or the database is unreachable."""
     from vace_server.worker import standalone
 
@@ -128,7 +130,10 @@ def worker(
         engine.dispose()
     if len(devices) <= 1:
         gpu = devices[0] if devices else None
-        raise typer.Exit(standalone.run_one(settings, gpu=gpu, migrate=False, worker_id=worker_id))
+        code = standalone.run_one(
+            settings, gpu=gpu, migrate=False, worker_id=worker_id, parent_pid=parent_pid
+        )
+        raise typer.Exit(code)
     env = {f"VACE_{k.upper()}": str(v) for k, v in flags.items() if v is not None}
     raise typer.Exit(standalone.PerGpuWorkers(settings, devices, env).run())
 

@@ -19,6 +19,7 @@ def open_store(settings: Settings, *, migrate: bool = False) -> TaskStore:
         lease_ms=int(settings.lease_seconds * 1000),
         max_attempts=settings.max_attempts,
         retention_ms=settings.retention_ms,
+        retry_seconds=settings.database_retry_seconds,
     )
 
 
