@@ -62,7 +62,6 @@ def test_settings_that_can_never_work_stop_serve_with_one_line(tmp_path: Path) -
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "vace-server: invalid settings: VACE_NUM_FRAMES='80': must be 4n+1 (e.g. 81 or 17), "
-        "not 80"
+        "vace-server: invalid settings: VACE_NUM_FRAMES='80': must be 4n+1 (e.g. 81 or 17), not 80"
     ]
     assert not (tmp_path / "vace.db").exists()  # nothing was started

@@ -19,11 +19,13 @@ from tests.support.live_server import LiveServer
 from tests.support.media_server import MediaServer
 from tests.support.task_db import TaskDb
 
-# 81 frames at 256x256 x 40 steps: several seconds of denoising, so a stop lands mid-run
+# many cheap steps (17 frames at 64x64): denoising starts at once and lasts seconds, so a
+# stop lands mid-run with a checkpoint never far away
 LONG_TASK = {
     "VACE_NUM_INFERENCE_STEPS": "40",
-    "VACE_NUM_FRAMES": "81",
-    "VACE_GENERATION_AREA": "65536",
+    "VACE_NUM_FRAMES": "17",
+    "VACE_GENERATION_AREA": "4096",
+    "OMP_NUM_THREADS": "1",
 }
 
 
@@ -89,14 +91,15 @@ def test_graceful_stop_requeues_without_an_attempt_and_keeps_the_accepted_settin
     task_id = server.submit(_body(media.url("/subject.png")))
     _wait("denoising", lambda: _denoising(server, task_id), timeout=120)
     server.stop()  # SIGTERM; the grace period (0 s) is over at once
-    assert server.proc is not None and server.proc.returncode == 0
+    # it stopped by itself (uvicorn ends by re-raising the signal it handled), not killed
+    assert server.proc is not None and server.proc.returncode in (0, -signal.SIGTERM)
     tasks = TaskDb(f"sqlite:///{tmp_path / 'data' / 'vace.db'}")
     try:
         row = tasks.task(task_id)
         assert (row["status"], row["attempts"], row["worker_id"]) == ("PENDING", 0, None)
         assert "back in the queue, attempt 1 not counted" in server.log_text()
-        # restarted with other settings: the task still runs as it was accepted (40 steps)
-        again = live_server(VACE_NUM_INFERENCE_STEPS="2", VACE_NUM_FRAMES="17")
+        # restarted with other settings: the task still runs as it was accepted
+        again = live_server(VACE_NUM_INFERENCE_STEPS="2", VACE_NUM_FRAMES="5")
         done = again.wait(task_id, timeout=300)
         assert done["output"]["task_status"] == "SUCCEEDED"
         with tasks.engine.connect() as conn:
@@ -104,9 +107,7 @@ def test_graceful_stop_requeues_without_an_attempt_and_keeps_the_accepted_settin
                 text("SELECT effective, attempts FROM tasks WHERE id = :id"), {"id": task_id}
             ).one()
         assert attempts == 1
-        assert (json.loads(effective)["steps"], json.loads(effective)["generation_frames"]) == (
-            40,
-            81,
-        )
+        ran = json.loads(effective)
+        assert (ran["steps"], ran["generation_frames"]) == (40, 17)
     finally:
         tasks.close()
