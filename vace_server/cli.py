@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -20,17 +20,30 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(*, loads_model: bool = False, **overrides: Any) -> Settings:
     """Environment (VACE_*) first, then the flags that were actually given.
 
     A setting that can never work stops the command here, with one line on stderr (exit 2),
-    before any server or worker process starts."""
+    before any server or worker process starts; with `loads_model` (the model is loaded on
+    this machine), so does a model folder that is not there."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
-        typer.echo(f"vace-server: invalid settings: {describe_invalid(exc)}", err=True)
-        raise typer.Exit(2) from None
+        _refuse(describe_invalid(exc))
+    if loads_model:
+        _check_model_folder(settings)
+    return settings
+
+
+def _check_model_folder(settings: Settings) -> None:
+    if problem := settings.model_folder_problem():
+        _refuse(problem)
+
+
+def _refuse(reason: str) -> NoReturn:
+    typer.echo(f"vace-server: invalid settings: {reason}", err=True)
+    raise typer.Exit(2)
 
 
 HostOpt = Annotated[str | None, typer.Option(help="Bind address [VACE_HOST].")]
@@ -74,6 +87,8 @@ def serve(
         workers=workers,
         public_base_url=public_base_url,
     )
+    if settings.workers > 0:  # worker children load the model on this machine
+        _check_model_folder(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -121,7 +136,7 @@ def worker(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--gpus") from exc
     flags = {"model": model, "data_dir": data_dir, "database_url": database_url, "device": device}
-    settings = _settings(**flags)
+    settings = _settings(loads_model=True, **flags)
     if migrate:
         from vace_server.tasks import db
 
@@ -313,7 +328,7 @@ def generate(
         left_scale=left_scale, right_scale=right_scale, seed=seed, watermark=watermark,
         prompt_extend=prompt_extend,
     )  # fmt: skip
-    raise typer.Exit(run(options, _settings(model=model, device=device)))
+    raise typer.Exit(run(options, _settings(loads_model=True, model=model, device=device)))
 
 
 @db_app.command("upgrade")

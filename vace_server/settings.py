@@ -191,23 +191,6 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("model")
-    @classmethod
-    def _model_folder_exists(cls, value: str) -> str:
-        """A value written as a path (/…, ./…, ../…, ~…) must be a diffusers folder; other
-        values (auto, tiny, org/name hub ids, relative folders) are resolved by the loader."""
-        text = value.strip()
-        if not _PATH_LIKE.match(text):
-            return value
-        folder = Path(text).expanduser()
-        if not folder.is_dir():
-            raise ValueError(f"model folder {text!r} does not exist (or is not a folder)")
-        if not (folder / "model_index.json").is_file():
-            raise ValueError(
-                f"model folder {text!r} has no model_index.json: not a diffusers pipeline"
-            )
-        return value
-
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> Settings:
         if self.heartbeat_seconds >= self.lease_seconds:
@@ -216,6 +199,21 @@ class Settings(BaseSettings):
                 f"VACE_LEASE_SECONDS={self.lease_seconds:g}, or every lease runs out"
             )
         return self
+
+    def model_folder_problem(self) -> str | None:
+        """Why `model`, written as a path (/…, ./…, ../…, ~…), cannot be a diffusers folder
+        here, or None. Checked by the entry points that load the model on this machine (not
+        a field check: API replicas and Ray drivers share the workers' settings without
+        their folders). Names (auto, tiny), hub ids and relative folders are the loader's."""
+        text = self.model.strip()
+        if not _PATH_LIKE.match(text):
+            return None
+        folder = Path(text).expanduser()
+        if not folder.is_dir():
+            return f"VACE_MODEL={text!r}: the model folder does not exist (or is not a folder)"
+        if not (folder / "model_index.json").is_file():
+            return f"VACE_MODEL={text!r}: no model_index.json in it, so not a diffusers pipeline"
+        return None
 
     def resolved_database_url(self) -> str:
         if self.database_url:
