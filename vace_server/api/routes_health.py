@@ -57,10 +57,9 @@ def _unavailable(request: Request, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
-def _readiness(c: AppContext) -> tuple[list[dict[str, Any]], str | None, dict[str, int]]:
+def _readiness(c: AppContext) -> tuple[list[dict[str, Any]], str | None]:
     alive = c.workers.alive(c.settings.worker_alive_ms)
-    failure = None if alive else load_failure(c)
-    return alive, failure, c.store.count_by_status()
+    return alive, None if alive else load_failure(c)
 
 
 @router.get("/ready")
@@ -69,12 +68,12 @@ async def ready(request: Request) -> JSONResponse:
     else 503, saying why (database down, no worker, or why no worker can load its model)."""
     c = ctx(request)
     try:
-        alive, failure, queue = await run_in_threadpool(_readiness, c)
+        alive, failure = await run_in_threadpool(_readiness, c)
     except SQLAlchemyError as exc:
         log.warning("readiness: database unavailable: %s", exc)
         return _unavailable(request, "The database is unavailable.")
     if alive:
-        return JSONResponse({"status": "ready", "workers": len(alive), "queue": queue})
+        return JSONResponse({"status": "ready", "workers": len(alive)})
     if failure:
         return _unavailable(request, f"No worker is ready: {failure}")
     return _unavailable(
