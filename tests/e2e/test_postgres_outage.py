@@ -33,7 +33,7 @@ def test_a_running_task_rides_out_a_database_outage(
     server = live_server(
         VACE_DATABASE_URL=url,
         VACE_DATABASE_RETRY_SECONDS="1",  # each store call gives up after 1 s
-        VACE_NUM_INFERENCE_STEPS="40",  # cheap steps: the outage lands mid-denoising
+        VACE_NUM_INFERENCE_STEPS="120",  # cheap steps: the outage lands mid-denoising
         VACE_NUM_FRAMES="17",
         VACE_GENERATION_AREA="4096",
         OMP_NUM_THREADS="1",
