@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from vace_server.logging_setup import configure_logging
-from vace_server.settings import Settings
+from vace_server.settings import Settings, describe_invalid
 
 app = typer.Typer(
     help="Self-hosted, DashScope-compatible Wan VACE video API.", no_args_is_help=True
@@ -19,10 +20,30 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
-def _settings(**overrides: Any) -> Settings:
-    """Environment (VACE_*) first, then the flags that were actually given."""
+def _settings(*, loads_model: bool = False, **overrides: Any) -> Settings:
+    """Environment (VACE_*) first, then the flags that were actually given.
+
+    A setting that can never work stops the command here, with one line on stderr (exit 2),
+    before any server or worker process starts; with `loads_model` (the model is loaded on
+    this machine), so does a model folder that is not there."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        _refuse(describe_invalid(exc))
+    if loads_model:
+        _check_model_folder(settings)
+    return settings
+
+
+def _check_model_folder(settings: Settings) -> None:
+    if problem := settings.model_folder_problem():
+        _refuse(problem)
+
+
+def _refuse(reason: str) -> NoReturn:
+    typer.echo(f"vace-server: invalid settings: {reason}", err=True)
+    raise typer.Exit(2)
 
 
 HostOpt = Annotated[str | None, typer.Option(help="Bind address [VACE_HOST].")]
@@ -67,6 +88,8 @@ def serve(
         workers=workers,
         public_base_url=public_base_url,
     )
+    if settings.workers > 0:  # worker children load the model on this machine
+        _check_model_folder(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -100,10 +123,12 @@ def worker(
         ),
     ] = False,
     worker_id: Annotated[str | None, typer.Option(hidden=True)] = None,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run worker(s) in the foreground against the configured database and storage.
 
-    SIGTERM/SIGINT: finish the task in hand, then exit 0 (a second signal: at once).
+    SIGTERM/SIGINT: the task in hand may finish within VACE_STOP_GRACE_SECONDS, else it goes
+    back to the queue (its attempt not counted); then exit 0 (a second signal: at once).
     Exit 2 when the database schema is missing or outdated, or the database is unreachable."""
     from vace_server.worker import standalone
 
@@ -113,7 +138,7 @@ def worker(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--gpus") from exc
     flags = {"model": model, "data_dir": data_dir, "database_url": database_url, "device": device}
-    settings = _settings(**flags)
+    settings = _settings(loads_model=True, **flags)
     if migrate:
         from vace_server.tasks import db
 
@@ -122,7 +147,10 @@ def worker(
         engine.dispose()
     if len(devices) <= 1:
         gpu = devices[0] if devices else None
-        raise typer.Exit(standalone.run_one(settings, gpu=gpu, migrate=False, worker_id=worker_id))
+        code = standalone.run_one(
+            settings, gpu=gpu, migrate=False, worker_id=worker_id, parent_pid=parent_pid
+        )
+        raise typer.Exit(code)
     env = {f"VACE_{k.upper()}": str(v) for k, v in flags.items() if v is not None}
     raise typer.Exit(standalone.PerGpuWorkers(settings, devices, env).run())
 
@@ -302,7 +330,7 @@ def generate(
         left_scale=left_scale, right_scale=right_scale, seed=seed, watermark=watermark,
         prompt_extend=prompt_extend,
     )  # fmt: skip
-    raise typer.Exit(run(options, _settings(model=model, device=device)))
+    raise typer.Exit(run(options, _settings(loads_model=True, model=model, device=device)))
 
 
 @db_app.command("upgrade")

@@ -7,7 +7,6 @@ from vace_server.storage.base import S3Location, Storage, parse_storage_url
 from vace_server.storage.local import LocalStorage, load_or_create_secret
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
-from vace_server.tasks.transient import RETRY_SECONDS
 
 
 def open_store(
@@ -23,7 +22,7 @@ def open_store(
         lease_ms=int(settings.lease_seconds * 1000),
         max_attempts=settings.max_attempts,
         retention_ms=settings.retention_ms,
-        retry_seconds=RETRY_SECONDS if retry_seconds is None else retry_seconds,
+        retry_seconds=settings.database_retry_seconds if retry_seconds is None else retry_seconds,
     )
 
 

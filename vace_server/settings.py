@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vace_server.media.addresses import parse_networks
@@ -19,16 +21,23 @@ DEFAULT_NEGATIVE_PROMPT = (
 )
 
 
+_PATH_LIKE = re.compile(r"^(/|~|\.{1,2}(/|$))")
+
+
 class Settings(BaseSettings):
     """Every knob of the server. Field `foo` is env `VACE_FOO` and CLI flag `--foo`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="VACE_", env_nested_delimiter="__", extra="ignore", frozen=True
+        env_prefix="VACE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+        allow_inf_nan=False,  # an infinite timeout or interval is a typo, never a choice
     )
 
     # --- HTTP ---
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
     public_base_url: str | None = Field(
         default=None,
         description="Absolute base for links we hand out (video_url); default http://host:port.",
@@ -69,8 +78,14 @@ class Settings(BaseSettings):
     url_signing_secret: str | None = Field(
         default=None, description="HMAC secret for output URLs; default: generated in data_dir."
     )
-    retention_hours: float = 24.0
-    task_timeout_hours: float = 3.0
+    database_retry_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="How long a worker's database call is retried across a lost connection "
+        "(the API uses api_database_retry_seconds).",
+    )
+    retention_hours: float = Field(default=24.0, gt=0)
+    task_timeout_hours: float = Field(default=3.0, gt=0)
 
     # --- object storage (storage_url=s3://bucket/prefix; any S3-compatible service) ---
     s3_endpoint_url: str | None = Field(
@@ -109,27 +124,40 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(
         default=None, description="whsec_<base64> signing secret; default: generated in data_dir."
     )
-    webhook_timeout: float = 10.0
+    webhook_timeout: float = Field(default=10.0, gt=0)
 
     # --- queue / workers ---
-    workers: int = Field(default=1, description="Worker child processes started by `serve`.")
-    lease_seconds: float = 60.0
-    heartbeat_seconds: float = 10.0
-    max_attempts: int = 3
-    poll_seconds: float = 0.25
-    maintenance_seconds: float = 5.0
+    workers: int = Field(default=1, ge=0, description="Worker child processes started by `serve`.")
+    lease_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    poll_seconds: float = Field(default=0.25, gt=0)
+    maintenance_seconds: float = Field(default=5.0, gt=0)
+    stop_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="On a graceful stop, how long a busy worker may go on with its task; "
+        "then the task goes back to the queue (its attempt not counted).",
+    )
+    restart_stable_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker child that ran this long restarts without accumulated backoff.",
+    )
 
     # --- engine ---
     model: str = Field(default="auto", description="auto | tiny | local folder | hub repo id")
     device: str = "auto"
     dtype: str = "auto"
-    num_inference_steps: int | None = Field(default=None, description="Default per model.")
-    guidance_scale: float = 5.0
-    flow_shift: float | None = Field(default=None, description="Default per model.")
-    generation_area: int | None = Field(default=None, description="Pixels; default per model.")
-    num_frames: int = Field(default=81, description="Generated frames (4n+1) at `fps`.")
-    fps: int = 16
-    output_fps: int = 30
+    num_inference_steps: int | None = Field(default=None, ge=1, description="Default per model.")
+    guidance_scale: float = Field(default=5.0, ge=0)
+    flow_shift: float | None = Field(default=None, gt=0, description="Default per model.")
+    generation_area: int | None = Field(
+        default=None, ge=16 * 16, description="Pixels (at least one 16x16 cell); default per model."
+    )
+    num_frames: int = Field(default=81, ge=1, description="Generated frames (4n+1) at `fps`.")
+    fps: int = Field(default=16, ge=1)
+    output_fps: int = Field(default=30, ge=1)
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     model_cpu_offload: bool = False
 
@@ -151,7 +179,7 @@ class Settings(BaseSettings):
     )
     prompt_rewrite_model: str | None = None
     prompt_rewrite_api_key: str | None = None
-    prompt_rewrite_timeout: float = 30.0
+    prompt_rewrite_timeout: float = Field(default=30.0, gt=0)
 
     # --- media ---
     media_allow_private_networks: bool = False
@@ -167,14 +195,55 @@ class Settings(BaseSettings):
         parse_networks(value)  # a bad CIDR stops the server at start
         return value
 
-    media_connect_timeout: float = 10.0
-    media_read_timeout: float = 30.0
-    media_total_timeout: float = 120.0
-    media_max_redirects: int = 5
+    media_connect_timeout: float = Field(default=10.0, gt=0)
+    media_read_timeout: float = Field(default=30.0, gt=0)
+    media_total_timeout: float = Field(default=120.0, gt=0)
+    media_max_redirects: int = Field(default=5, ge=0)
     media_user_agent: str = "DashScopeUserBot"
     watermark_font: Path | None = Field(
         default=None, description="TTF/OTF with CJK glyphs for the 'AI生成' watermark."
     )
+
+    # --- checks of values that can never work (every entry point builds a Settings) ---
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_4n_plus_1(cls, value: int) -> int:
+        if (value - 1) % 4:
+            raise ValueError(f"must be 4n+1 (e.g. 81 or 17), not {value}")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError, OSError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"VACE_HEARTBEAT_SECONDS={self.heartbeat_seconds:g} must be shorter than "
+                f"VACE_LEASE_SECONDS={self.lease_seconds:g}, or every lease runs out"
+            )
+        return self
+
+    def model_folder_problem(self) -> str | None:
+        """Why `model`, written as a path (/…, ./…, ../…, ~…), cannot be a diffusers folder
+        here, or None. Checked by the entry points that load the model on this machine (not
+        a field check: API replicas and Ray drivers share the workers' settings without
+        their folders). Names (auto, tiny), hub ids and relative folders are the loader's."""
+        text = self.model.strip()
+        if not _PATH_LIKE.match(text):
+            return None
+        folder = Path(text).expanduser()
+        if not folder.is_dir():
+            return f"VACE_MODEL={text!r}: the model folder does not exist (or is not a folder)"
+        if not (folder / "model_index.json").is_file():
+            return f"VACE_MODEL={text!r}: no model_index.json in it, so not a diffusers pipeline"
+        return None
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -194,3 +263,17 @@ class Settings(BaseSettings):
     def worker_alive_ms(self) -> int:
         """A worker that has not beaten into the registry for this long counts as gone."""
         return int((3 * self.heartbeat_seconds + 5) * 1000)
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming each refused setting by its environment variable, e.g.
+    `VACE_NUM_FRAMES=80: must be 4n+1 (e.g. 81 or 17), not 80`."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            name = "VACE_" + "__".join(str(p) for p in error["loc"]).upper()
+            parts.append(f"{name}={error.get('input')!r}: {message}")
+        else:
+            parts.append(message)
+    return "; ".join(parts)

@@ -90,7 +90,9 @@ def test_worker_drains_and_sigterm_finishes_the_task_in_hand(
     server = live_server(VACE_WORKERS="0", **FAST_LEASES)
     db = _db(server)
     assert _ready(server) == 0
-    proc = workers.start(server.env)
+    # a grace period longer than the task: SIGTERM lets it finish (past the grace it would
+    # go back to the queue, tests/e2e/test_shutdowns.py)
+    proc = workers.start({**server.env, "VACE_STOP_GRACE_SECONDS": "300"})
     db.wait_for("the worker to register", lambda: _ready(server) == 1, timeout=120)
 
     ids = [server.submit(_body(media.url("/subject.png"))) for _ in range(4)]

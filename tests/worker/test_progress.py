@@ -26,6 +26,7 @@ def _progress(store: TaskStore, ticker: Ticker, canceled: threading.Event) -> Pr
 
 
 def _stored(store: TaskStore, progress: Progress) -> dict[str, object] | None:
+    assert progress.writer.wait_idle()  # writes happen on the writer's thread
     task = store.get(progress.claim.task.id)
     assert task is not None
     return task.progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 from fastapi import APIRouter, Request
@@ -11,6 +12,7 @@ from vace_server.api.context import caller, ctx, request_id
 from vace_server.api.validation import parse_create_request
 from vace_server.api.wire_media import check_url
 from vace_server.errors import AccessDenied
+from vace_server.tasks.spec import EngineParams
 
 router = APIRouter()
 
@@ -40,6 +42,8 @@ async def create_task(request: Request) -> dict[str, object]:
     body = await request.body()
     spec = parse_create_request(body, oss_resolve=oss_resolve, draw_seed=draw_seed)
     c = ctx(request)
+    # the engine settings it is accepted under travel with it: a retry makes the same video
+    spec = dataclasses.replace(spec, engine=EngineParams.from_settings(c.settings))
     await run_in_threadpool(
         c.limiter.check_submit, who.account, lambda: c.store.count_in_flight(who.account)
     )

@@ -27,11 +27,17 @@ class RecoveryMixin:
         Returns the number of tasks moved."""
         return self._recover(tasks.c.worker_id == worker_id)
 
+    def release_stopped_worker(self, worker_id: str) -> int:
+        """A worker was stopped by a shutdown (killed after its grace period): its RUNNING
+        tasks go back to the queue without counting the interrupted attempt (CANCELED when a
+        cancel was requested). Returns the number of tasks moved."""
+        return self._recover(tasks.c.worker_id == worker_id, refund=True)
+
     def requeue_expired_leases(self) -> int:
         """RUNNING tasks whose lease ran out are requeued (or FAILED when out of attempts)."""
         return self._recover(tasks.c.lease_until_ms < self._now())
 
-    def _recover(self, which: ColumnElement[bool]) -> int:
+    def _recover(self, which: ColumnElement[bool], *, refund: bool = False) -> int:
         now = self._now()
         running = and_(tasks.c.status == TaskStatus.RUNNING.value, which)
         canceled = update(tasks).where(running, tasks.c.cancel_requested.is_(True))
@@ -58,9 +64,19 @@ class RecoveryMixin:
         retry = retry.values(
             status=TaskStatus.PENDING.value, worker_id=None, lease_until_ms=None, progress=None
         )
+        if refund:  # the attempt that was cut short does not count: every task is requeued
+            retry = update(tasks).where(running, tasks.c.cancel_requested.is_(False))
+            retry = retry.values(
+                status=TaskStatus.PENDING.value,
+                attempts=tasks.c.attempts - 1,
+                worker_id=None,
+                lease_until_ms=None,
+                progress=None,
+            )
         with self.engine.begin() as conn:
             moved = conn.execute(canceled).rowcount
-            moved += conn.execute(exhausted).rowcount
+            if not refund:
+                moved += conn.execute(exhausted).rowcount
             requeued = conn.execute(retry).rowcount
             if requeued:
                 notify_work(conn)  # wake an idle worker for the requeued task(s)

@@ -6,7 +6,10 @@ import dataclasses
 import enum
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vace_server.settings import Settings
 
 
 class VaceFunction(enum.StrEnum):
@@ -55,11 +58,38 @@ class Outpaint:
 
 
 @dataclass(frozen=True)
+class EngineParams:
+    """The engine settings a task was accepted under, where they shape the video: recorded at
+    submission, so a retry (on any worker, after a settings change or a restart) makes the
+    video the client asked for. None = the loaded model's own default."""
+
+    num_frames: int
+    fps: int
+    guidance_scale: float
+    num_inference_steps: int | None = None
+    flow_shift: float | None = None
+    generation_area: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineParams:
+        return cls(
+            num_frames=settings.num_frames,
+            fps=settings.fps,
+            guidance_scale=settings.guidance_scale,
+            num_inference_steps=settings.num_inference_steps,
+            flow_shift=settings.flow_shift,
+            generation_area=settings.generation_area,
+        )
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Everything a worker needs to run a task, already validated and normalised.
 
     `seed` is always set (drawn at submission when the client gave none), so a retried
-    task produces the same video. `size` is (width, height) where the function takes one.
+    task produces the same video; so is `engine` for tasks accepted by the API (None in rows
+    written before it was recorded: the worker's settings apply). `size` is (width, height)
+    where the function takes one.
     """
 
     function: VaceFunction
@@ -85,6 +115,7 @@ class TaskSpec:
     control: Control | None = None
     strength: float = 1.0
     outpaint: Outpaint = Outpaint()
+    engine: EngineParams | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
@@ -101,4 +132,5 @@ class TaskSpec:
         raw["expand_mode"] = ExpandMode(raw["expand_mode"])
         raw["control"] = Control(raw["control"]) if raw.get("control") else None
         raw["outpaint"] = Outpaint(**raw["outpaint"])
+        raw["engine"] = EngineParams(**raw["engine"]) if raw.get("engine") else None
         return cls(**raw)

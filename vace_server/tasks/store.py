@@ -284,6 +284,38 @@ class TaskStore(RecoveryMixin, RetryingAccess):
             claim, status=TaskStatus.CANCELED, ended_ms=now, expires_ms=self._expiry(now)
         )
 
+    def requeue_interrupted(self, claim: Claim) -> bool:
+        """RUNNING → PENDING for the claim's holder that is shutting down: the task goes back
+        to the queue and the interrupted attempt is not counted (a routine restart never uses
+        up a task's attempts). Refused (False) when the claim was lost or a cancel request is
+        pending (then `finish_canceled` applies)."""
+        stmt = (
+            update(tasks)
+            .where(self._owned(claim), tasks.c.cancel_requested.is_(False))
+            .values(
+                status=TaskStatus.PENDING.value,
+                attempts=tasks.c.attempts - 1,
+                worker_id=None,
+                lease_until_ms=None,
+                progress=None,
+            )
+        )
+        current = select(tasks.c.status, tasks.c.worker_id, tasks.c.attempts)
+        mine = (TaskStatus.PENDING.value, None, claim.attempt - 1)
+
+        def requeue(attempt: int) -> bool:
+            with self.engine.begin() as conn:
+                if conn.execute(stmt).rowcount == 1:
+                    notify_work(conn)
+                    return True
+                if attempt == 1:
+                    return False
+                # A lost connection may have hidden our own commit: is the row as we left it?
+                row = conn.execute(current.where(tasks.c.id == claim.task.id)).first()
+                return row is not None and tuple(row) == mine
+
+        return self._retry(requeue, "requeue")
+
     def succeed(
         self,
         claim: Claim,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vace_server.settings import Settings
+
+if TYPE_CHECKING:
+    from vace_server.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -19,28 +22,49 @@ def run_worker(
     *,
     migrate: bool = False,
     info: dict[str, Any] | None = None,
+    second_signal_kills: bool = True,
 ) -> None:
     """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT: the task
-    in hand is finished first; a second signal kills at once.
+    in hand may go on for `settings.stop_grace_seconds`, then it stops at its next checkpoint
+    and goes back to the queue (its attempt not counted).
 
+    With `second_signal_kills`, a second signal kills at once (an operator at a terminal);
+    without, repeats are ignored (a launcher that sends one itself and kills after the grace).
     `report` (a multiprocessing queue) receives one dict describing the loaded model; `info`
     is added to the worker's registry entry.
     Raises: WorkerStartupError (schema missing/outdated), model or annotator load errors."""
     from vace_server.worker.runtime import WorkerRuntime
 
     stop = threading.Event()
+    holder: dict[str, WorkerRuntime] = {}
 
     def _on_signal(signum: int, _frame: Any) -> None:
-        log.info("worker %s: signal %d, stopping after the current task", worker_id, signum)
-        stop.set()
-        # A second signal while busy means "now": restore the default and let it kill us.
-        signal.signal(signum, signal.SIG_DFL)
+        if stop.is_set():
+            if second_signal_kills:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+            return
+        grace = settings.stop_grace_seconds
+        log.info(
+            "worker %s: signal %d, stopping (a task in hand has %gs to finish, else it is "
+            "requeued)",
+            worker_id,
+            signum,
+            grace,
+        )
+        runtime = holder.get("runtime")
+        if runtime is not None:
+            runtime.shutdown(stop)
+        else:
+            stop.set()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
 
-    runtime = WorkerRuntime(settings, worker_id, migrate=migrate, info=info).setup()
+    runtime = WorkerRuntime(settings, worker_id, migrate=migrate, info=info)
+    holder["runtime"] = runtime
+    runtime.setup()
     try:
         if report is not None:
             report.put(runtime.describe())
@@ -50,17 +74,21 @@ def run_worker(
         runtime.close()
 
 
-def child_main(settings_json: str, worker_id: str, report: Any) -> None:
-    """multiprocessing target (spawned): settings travel as JSON."""
+def child_main(settings_json: str, worker_id: str, report: Any, parent_pid: int) -> None:
+    """multiprocessing target (spawned): settings travel as JSON. The child dies with its
+    parent (see `lifeline`)."""
     from vace_server.logging_setup import configure_logging
+    from vace_server.worker.lifeline import die_with_parent
 
+    die_with_parent(parent_pid)
     settings = Settings.model_validate_json(settings_json)
     configure_logging()
     try:
-        run_worker(settings, worker_id, report)
+        run_worker(settings, worker_id, report, second_signal_kills=False)
     except Exception as exc:
-        # Typically the model could not be loaded: say why in /health, then exit so the
-        # supervisor retries with backoff.
+        # Typically the model could not be loaded: say why in /health (and, through the
+        # worker registry, in the query of waiting tasks), then exit so the supervisor
+        # retries with backoff.
         log.exception("worker %s could not run", worker_id)
         report.put({"worker_id": worker_id, "event": "error", "error": str(exc)})
         raise SystemExit(1) from exc

@@ -51,18 +51,31 @@ class Heartbeat:
         self._thread.join(timeout=self.interval + 5)
 
     def _run(self) -> None:
+        """Best effort: a failed read or write (the database is away) is logged once per
+        outage and tried again; the lease is renewed as soon as the database is back."""
         next_beat = time.monotonic() + self.interval
+        failing = False
         while not self._stop.wait(self.cancel_poll):
             try:
                 if self.store.cancel_requested(self.claim):
                     log.info("task %s: cancel requested (or claim lost)", self.claim.task.id)
                     self.canceled.set()
                     return
-                if time.monotonic() >= next_beat:
+                if failing or time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.interval
                     if not self.store.heartbeat(self.claim):
                         log.warning("lost the claim on task %s", self.claim.task.id)
                         self.canceled.set()
                         return
-            except Exception:
-                log.exception("heartbeat for task %s failed; will retry", self.claim.task.id)
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        "heartbeat for task %s failed; the task goes on, retrying: %s",
+                        self.claim.task.id,
+                        exc,
+                    )
+                failing = True
+                continue
+            if failing:
+                log.info("heartbeat for task %s resumed", self.claim.task.id)
+                failing = False

@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.engine.loader import LoadedModel
@@ -27,10 +30,12 @@ from vace_server.media.encode import encode_mp4
 from vace_server.media.images import media_for_task
 from vace_server.settings import Settings
 from vace_server.storage.base import Storage
-from vace_server.tasks.store import Claim, TaskStore
+from vace_server.tasks.store import Claim, TaskStore, wall_clock_ms
+from vace_server.worker.bookkeeping import settle
 from vace_server.worker.heartbeat import Heartbeat
 from vace_server.worker.produce import produce_video
-from vace_server.worker.progress import Progress, StagedMedia, TaskCanceled
+from vace_server.worker.progress import Progress, StagedMedia, TaskCanceled, TaskInterrupted
+from vace_server.worker.task_model import model_for_task
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +69,27 @@ class WorkerLoop:
         self.annotators = annotators
         self.rewriter = rewriter
         self.worker_id = worker_id
+        # Set when a shutdown's grace period is over: the task in hand stops at its next
+        # checkpoint and goes back to the queue.
+        self.interrupted = threading.Event()
 
     def run_forever(self, should_stop: Callable[[], bool]) -> None:
+        """Claims and runs tasks until `should_stop()`; rides out a database outage (a claim
+        or a wait that fails is logged and tried again)."""
+        failing = False
         while not should_stop():
-            if not self.run_once():
-                self.store.wait_for_work(self.settings.poll_seconds)
+            try:
+                if not self.run_once():
+                    self.store.wait_for_work(self.settings.poll_seconds)
+            except SQLAlchemyError as exc:
+                if not failing:
+                    log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
+                failing = True
+                time.sleep(min(1.0, self.settings.poll_seconds * 4))
+                continue
+            if failing:
+                log.info("worker %s: database back", self.worker_id)
+                failing = False
 
     def run_once(self) -> bool:
         """Claims and processes one task. Returns False when the queue was empty."""
@@ -79,36 +100,61 @@ class WorkerLoop:
         try:
             log.info("task %s claimed (attempt %d)", claim.task.id, claim.attempt)
             with Heartbeat(self.store, claim, self.settings.heartbeat_seconds) as beat:
-                progress = Progress(self.store, claim, beat.canceled)
-                self._process(claim, progress)
+                progress = Progress(self.store, claim, beat.canceled, interrupted=self.interrupted)
+                try:
+                    self._process(claim, progress)
+                finally:
+                    progress.close()
         finally:
             task_id_var.reset(token)
         return True
+
+    def _settle(self, claim: Claim, what: str, operation: Callable[[], bool]) -> bool:
+        """A final store call, retried across a database outage until the task's timeout."""
+        timeout_ms = self.settings.task_timeout_hours * 3_600_000
+        left_s = (claim.task.created_ms + timeout_ms - wall_clock_ms()) / 1000
+        deadline = time.monotonic() + max(left_s, self.settings.lease_seconds)
+        return settle(operation, what=f"{what} of task {claim.task.id}", deadline=deadline)
 
     def _process(self, claim: Claim, progress: Progress) -> None:
         started = time.monotonic()
         try:
             produced = self._produce(claim, progress)
+        except TaskInterrupted:
+            self._requeue_interrupted(claim)
+            return
         except TaskCanceled:
             self._stop_canceled(claim)
             return
         except ServiceError as err:
-            log.warning("task %s failed: %s %s", claim.task.id, err.code, err.message)
-            self.store.fail(claim, code=err.code, message=err.message)
+            code, message = err.code, err.message
+            log.warning("task %s failed: %s %s", claim.task.id, code, message)
+            self._settle(claim, "fail", lambda: self.store.fail(claim, code=code, message=message))
             return
         except Exception:
             log.exception("task %s crashed in the algorithm", claim.task.id)
-            self.store.fail(claim, code=AlgoError.code, message=AlgoError.default_message)
+            self._settle(
+                claim,
+                "fail",
+                lambda: self.store.fail(
+                    claim, code=AlgoError.code, message=AlgoError.default_message
+                ),
+            )
             return
-        if not self.store.succeed(
+        succeeded = self._settle(
             claim,
-            output_key=produced.output_key,
-            output_seconds=produced.output_seconds,
-            actual_prompt=produced.actual_prompt,
-            effective=produced.effective,
-        ):
+            "success",
+            lambda: self.store.succeed(
+                claim,
+                output_key=produced.output_key,
+                output_seconds=produced.output_seconds,
+                actual_prompt=produced.actual_prompt,
+                effective=produced.effective,
+            ),
+        )
+        if not succeeded:
             self.storage.delete(produced.output_key)
-            if self.store.cancel_requested(claim):
+            if self._settle(claim, "read", lambda: self.store.cancel_requested(claim)):
                 self._stop_canceled(claim)  # the cancel request arrived during the upload
             else:
                 log.warning(
@@ -119,16 +165,35 @@ class WorkerLoop:
 
     def _stop_canceled(self, claim: Claim) -> None:
         free_memory(self.model)
-        if self.store.finish_canceled(claim):
+        if self._settle(claim, "cancel", lambda: self.store.finish_canceled(claim)):
             log.info("task %s canceled", claim.task.id)
+        else:
+            log.warning(
+                "task %s stopped: its claim was lost (lease expired and requeued, or ended "
+                "elsewhere)",
+                claim.task.id,
+            )
+
+    def _requeue_interrupted(self, claim: Claim) -> None:
+        free_memory(self.model)
+        if self._settle(claim, "requeue", lambda: self.store.requeue_interrupted(claim)):
+            log.warning(
+                "task %s interrupted by the worker's shutdown (grace period over): back in the "
+                "queue, attempt %d not counted",
+                claim.task.id,
+                claim.attempt,
+            )
+        else:  # a cancel request came meanwhile, or the claim was lost
+            self._stop_canceled(claim)
 
     def _produce(self, claim: Claim, progress: Progress) -> Produced:
         spec = claim.task.spec
+        model = model_for_task(self.model, spec.engine)
         task_media = media_for_task(self.media, claim.task.account, spec.model_name)
         produced = produce_video(
             spec,
             StagedMedia(task_media, progress),
-            model=self.model,
+            model=model,
             annotators=self.annotators,
             settings=self.settings,
             progress=progress,
@@ -140,7 +205,9 @@ class WorkerLoop:
             output_key=key,
             output_seconds=len(video) / self.settings.output_fps,
             actual_prompt=produced.prompt if spec.prompt_extend else None,
-            effective=self._effective(produced.inputs, spec.seed, len(video), progress.step_times),
+            effective=self._effective(
+                model, produced.inputs, spec.seed, len(video), progress.step_times
+            ),
         )
 
     def _store_video(self, claim: Claim, video: Any, progress: Progress) -> str:
@@ -158,20 +225,26 @@ class WorkerLoop:
         return key
 
     def _effective(
-        self, inputs: VaceInputs, seed: int, out_frames: int, step_times: list[float]
+        self,
+        model: LoadedModel,
+        inputs: VaceInputs,
+        seed: int,
+        out_frames: int,
+        step_times: list[float],
     ) -> dict[str, Any]:
         return {
             "mean_step_seconds": round(sum(step_times) / len(step_times), 4)
             if step_times
             else None,
-            "model": self.model.name,
+            "model": model.name,
             "generation_size": [inputs.width, inputs.height],
             "generation_frames": inputs.num_frames,
-            "generation_fps": self.model.profile.fps,
+            "generation_fps": model.profile.fps,
             "output_size": list(inputs.output_size),
             "output_frames": out_frames,
             "output_fps": self.settings.output_fps,
             "seed": seed,
-            "steps": self.model.num_inference_steps,
-            "guidance_scale": self.model.guidance_scale,
+            "steps": model.num_inference_steps,
+            "guidance_scale": model.guidance_scale,
+            "flow_shift": model.flow_shift,
         }

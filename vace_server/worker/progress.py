@@ -1,4 +1,5 @@
-"""Progress of a running task, written to the store (throttled), and the cancel checkpoint."""
+"""Progress of a running task, written to the store (throttled, best effort, off the pipeline's
+thread), and the checkpoint where a cancel request or a shutdown stops the run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 from vace_server.functions.base import MediaSource, VideoClip
 from vace_server.tasks.store import Claim, TaskStore
+from vace_server.worker.bookkeeping import LatestWriter
 
 # Share of the whole task each stage ends at (denoising fills the span before "decoding").
 STAGE_END_PERCENT = {
@@ -44,9 +46,15 @@ class TaskCanceled(Exception):
     """Raised at a checkpoint (e.g. from the denoising step callback) after a cancel request."""
 
 
+class TaskInterrupted(TaskCanceled):
+    """Raised at a checkpoint when the worker is shutting down and its grace period is over:
+    the task goes back to the queue (see `TaskStore.requeue_interrupted`)."""
+
+
 class Progress:
     """Tracks stage / step / ETA; flushes to the store at most every `min_interval` seconds
-    (stage changes always flush). Every call is also a cancel checkpoint."""
+    (stage changes always flush) through a `LatestWriter`, so a database outage never slows or
+    fails the run. Every call is also a cancel / shutdown checkpoint. `close()` when done."""
 
     def __init__(
         self,
@@ -54,12 +62,15 @@ class Progress:
         claim: Claim,
         canceled: threading.Event,
         *,
+        interrupted: threading.Event | None = None,
         min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.claim = claim
         self.canceled = canceled
+        self.interrupted = interrupted or threading.Event()
+        self.writer = LatestWriter(lambda state: store.set_progress(claim, state), what="progress")
         self.min_interval = min_interval
         self._clock = clock
         self._last_flush = float("-inf")
@@ -104,12 +115,18 @@ class Progress:
     def check_cancel(self) -> None:
         if self.canceled.is_set():
             raise TaskCanceled()
+        if self.interrupted.is_set():
+            raise TaskInterrupted()
+
+    def close(self) -> None:
+        """Stops the writer (the last state gets a moment to be written)."""
+        self.writer.close()
 
     def _flush(self, *, force: bool = False) -> None:
         now = self._clock()
         if force or now - self._last_flush >= self.min_interval:
             self._last_flush = now
-            self.store.set_progress(self.claim, self.state)
+            self.writer.submit(self.state)
 
 
 class StagedMedia:

@@ -88,10 +88,15 @@ class VaceWorkerActor:
         }
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stops the loop after the task in hand and leaves the registry.
+        """Stops the loop and leaves the registry. The task in hand may go on for the
+        settings' stop_grace_seconds (less when `timeout` is shorter); then it stops at its
+        next checkpoint and goes back to the queue, its attempt not counted.
 
         Returns True when the loop ended within `timeout` (None: wait as long as it takes)."""
-        self._stop.set()
+        grace = self.runtime.settings.stop_grace_seconds
+        if timeout is not None:
+            grace = min(grace, max(0.0, timeout - 5.0))  # leave time to requeue and leave
+        self.runtime.shutdown(self._stop, grace=grace)
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():

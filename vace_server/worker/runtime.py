@@ -3,8 +3,10 @@
 
 `WorkerRuntime.setup()` checks the database schema, loads the model and annotators, opens the
 task store and the output storage, and starts the registry beat; `run(stop)` runs the worker
-loop until `stop` is set (the current task is always finished first); `close()` stops beating
-and releases the database (pool and any listener connection).
+loop until `stop` is set; `shutdown(stop)` sets it and gives the task in hand
+`stop_grace_seconds` before it is interrupted and requeued; `close()` stops beating and
+releases the database (pool and any listener connection). A model that cannot be loaded is
+recorded in the worker registry, so every API replica can say why tasks wait.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class WorkerRuntime:
         self.loop: WorkerLoop | None = None
         self._registry: RegistryBeat | None = None
         self._closed = False
+        self._interrupt_timer: threading.Timer | None = None
 
     def setup(self) -> WorkerRuntime:
         """Builds every part. Returns self.
@@ -104,6 +107,10 @@ class WorkerRuntime:
         self.store = store = open_store(settings, migrate=self.migrate)
         try:
             check_schema(store.engine)
+        except BaseException:
+            self.close()
+            raise
+        try:
             # Heavy imports happen here, in the worker, never in the API process.
             from vace_server.annotators.registry import load_annotators
             from vace_server.engine.loader import load_model
@@ -137,7 +144,10 @@ class WorkerRuntime:
                 settings.heartbeat_seconds,
             )
             self._registry.start()
-        except BaseException:
+            self._registry.registry.clear_failure(settings.model)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                self._record_load_failure(exc)
             self.close()
             raise
         log.info("worker %s ready (model %s on %s)", self.worker_id, model.name, model.device)
@@ -156,16 +166,42 @@ class WorkerRuntime:
         }
 
     def run(self, stop: threading.Event) -> None:
-        """Runs the worker loop until `stop` is set; a task in hand is finished first."""
+        """Runs the worker loop until `stop` is set (see `shutdown` for the task in hand)."""
         if self.loop is None:
             raise RuntimeError("WorkerRuntime.run() before setup()")
         self.loop.run_forever(stop.is_set)
+
+    def shutdown(self, stop: threading.Event, grace: float | None = None) -> None:
+        """Sets `stop` (no new task is claimed). The task in hand may go on for `grace`
+        seconds (default: settings.stop_grace_seconds); then it stops at its next checkpoint
+        and goes back to the queue without using up an attempt. Idempotent."""
+        stop.set()
+        loop = self.loop
+        if loop is None or self._interrupt_timer is not None:
+            return
+        wait = self.settings.stop_grace_seconds if grace is None else max(0.0, grace)
+        self._interrupt_timer = threading.Timer(wait, loop.interrupted.set)
+        self._interrupt_timer.daemon = True
+        self._interrupt_timer.start()
+
+    def _record_load_failure(self, exc: Exception) -> None:
+        """Best effort: the registry keeps why this host cannot run its model."""
+        from vace_server.tasks.workers import WorkerRegistry
+
+        if self.store is None:
+            return
+        try:
+            WorkerRegistry(self.store.engine).record_failure(self.settings.model, str(exc))
+        except Exception as err:
+            log.warning("could not record the load failure in the worker registry: %s", err)
 
     def close(self) -> None:
         """Leaves the registry and releases the database. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self._interrupt_timer is not None:
+            self._interrupt_timer.cancel()
         if self._registry is not None:
             try:
                 self._registry.stop()

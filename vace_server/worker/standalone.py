@@ -4,7 +4,8 @@ storage.
 Without `--gpus` (or with one device) the worker runs in this process. With several devices
 (`--gpus 0,1`) this process starts one worker process per device, each seeing only its own
 (CUDA_VISIBLE_DEVICES), passes SIGTERM/SIGINT on to them, releases the task of one that dies
-and restarts it with backoff; it exits when they all have. A worker only ever uses one device,
+and restarts it with backoff; it exits when they all have. The children die with it (see
+`lifeline`), even when it is killed. A worker only ever uses one device,
 so one process per GPU is how a multi-GPU machine is used.
 """
 
@@ -29,7 +30,6 @@ EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_STARTUP = 2  # the operator must fix something (schema, database, bad --gpus)
 MAX_BACKOFF_SECONDS = 30.0
-STABLE_SECONDS = 60.0  # a child that ran this long restarts without accumulated backoff
 
 
 def parse_gpus(text: str | None) -> list[str]:
@@ -48,13 +48,25 @@ def new_worker_id(gpu: str | None = None) -> str:
 
 
 def run_one(
-    settings: Settings, *, gpu: str | None, migrate: bool, worker_id: str | None = None
+    settings: Settings,
+    *,
+    gpu: str | None,
+    migrate: bool,
+    worker_id: str | None = None,
+    parent_pid: int | None = None,
 ) -> int:
-    """Runs one worker in this process until SIGTERM/SIGINT (after the task in hand).
+    """Runs one worker in this process until SIGTERM/SIGINT (the task in hand has
+    `stop_grace_seconds`, then it is requeued). With `parent_pid` (a PerGpuWorkers child),
+    the worker dies with that process.
 
     Returns an exit code: 0 stopped, 2 startup error (printed), 1 crashed (logged)."""
     from vace_server.worker.child import run_worker
     from vace_server.worker.runtime import WorkerStartupError
+
+    if parent_pid is not None:
+        from vace_server.worker.lifeline import die_with_parent
+
+        die_with_parent(parent_pid)
 
     if gpu is not None:
         if "torch" in sys.modules:  # too late for CUDA_VISIBLE_DEVICES to take effect
@@ -113,6 +125,7 @@ class PerGpuWorkers:
                     continue
                 child.proc = None
                 if self._stopping:
+                    self._release(child, stopped=True)
                     continue
                 if rc == EXIT_STARTUP:
                     log.error("worker on GPU %s cannot start; stopping the others", child.gpu)
@@ -127,7 +140,7 @@ class PerGpuWorkers:
     def _spawn(self, child: _Child) -> None:
         child.worker_id = new_worker_id(child.gpu)
         cmd = [sys.executable, "-m", "vace_server", "worker", "--gpus", child.gpu]
-        cmd += ["--worker-id", child.worker_id]
+        cmd += ["--worker-id", child.worker_id, "--parent-pid", str(os.getpid())]
         env = {**os.environ, **self.env, "CUDA_VISIBLE_DEVICES": child.gpu}
         # Its own process group: a terminal's Ctrl-C reaches only this process, which passes
         # one SIGTERM on (two signals would mean "stop now" to the child).
@@ -135,17 +148,32 @@ class PerGpuWorkers:
         child.started = time.monotonic()
         log.info("started worker %s on GPU %s (pid %d)", child.worker_id, child.gpu, child.proc.pid)
 
-    def _on_death(self, child: _Child, rc: int) -> None:
-        moved = 0
+    def _release(self, child: _Child, *, stopped: bool = False) -> int:
+        """Requeues the tasks a gone child held; `stopped` (by a shutdown): the interrupted
+        attempt is not counted. Returns how many moved (0 when the database is away)."""
         try:
             if self._store is None:
                 from vace_server.runtime import open_store
 
                 self._store = open_store(self.settings)
-            moved = self._store.release_worker(child.worker_id)
+            if stopped:
+                moved = int(self._store.release_stopped_worker(child.worker_id))
+                if moved:
+                    log.warning(
+                        "worker %s stopped by the shutdown: %d task(s) back in the queue, the "
+                        "interrupted attempt not counted",
+                        child.worker_id,
+                        moved,
+                    )
+                return moved
+            return int(self._store.release_worker(child.worker_id))
         except Exception:
             log.exception("could not release the tasks of worker %s", child.worker_id)
-        if time.monotonic() - child.started >= STABLE_SECONDS:
+            return 0
+
+    def _on_death(self, child: _Child, rc: int) -> None:
+        moved = self._release(child)
+        if time.monotonic() - child.started >= self.settings.restart_stable_seconds:
             child.restarts = 0
         backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** min(child.restarts, 6))
         child.restarts += 1

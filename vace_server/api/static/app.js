@@ -754,6 +754,7 @@ function renderProgress(status, progress, token) {
     bar.removeAttribute("value"); // indeterminate
     $("#progress-percent").textContent = "";
     if (Number.isFinite(p.queue_position)) details.push(`Position in queue: ${p.queue_position}`);
+    if (p.message) details.push(p.message); // e.g. why no worker can run it
   } else if (Number.isFinite(p.percent)) {
     bar.value = p.percent;
     $("#progress-percent").textContent = `${Math.round(p.percent)}%`;
@@ -900,7 +901,7 @@ async function refreshHealth() {
     parts.push(`${ready} / ${workers.length} worker${workers.length === 1 ? "" : "s"} ready`);
     line.textContent = parts.join(" · ");
     line.classList.toggle("bad", workers.length === 0 || ready === 0);
-    const warnings = health.warnings || [];
+    const warnings = [...(health.error ? [health.error] : []), ...(health.warnings || [])];
     const banner = $("#server-warning");
     banner.hidden = warnings.length === 0;
     banner.textContent = warnings.join(" ");

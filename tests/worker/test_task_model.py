@@ -1,0 +1,26 @@
+"""The model as a task needs it: the engine settings recorded in its spec win; the weights
+are shared and the scheduler follows the task's shift."""
+
+from __future__ import annotations
+
+from vace_server.engine.loader import load_model
+from vace_server.settings import Settings
+from vace_server.tasks.spec import EngineParams
+from vace_server.worker.task_model import model_for_task
+
+
+def test_recorded_settings_win_and_the_scheduler_follows_the_shift() -> None:
+    model = load_model(Settings(model="tiny", num_frames=5))
+    assert model_for_task(model, None) is model
+    same = EngineParams(num_frames=5, fps=16, guidance_scale=model.guidance_scale)
+    assert model_for_task(model, same) is model  # None fields: the model's own defaults
+    other = EngineParams(
+        num_frames=9, fps=8, guidance_scale=2.0, num_inference_steps=4, flow_shift=7.0
+    )
+    task = model_for_task(model, other)
+    assert task.pipe is model.pipe  # no second copy of the weights
+    assert (task.profile.num_frames, task.profile.fps, task.num_inference_steps) == (9, 8, 4)
+    assert (task.guidance_scale, task.flow_shift) == (2.0, 7.0)
+    assert model.pipe.scheduler.config.flow_shift == 7.0
+    assert model_for_task(model, None) is model  # the next task, recorded before: back
+    assert model.pipe.scheduler.config.flow_shift == model.flow_shift
