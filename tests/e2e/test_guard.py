@@ -28,12 +28,8 @@ def targets() -> Iterator[Targets]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("guard")
-    server = guarded_server(root / "data", root / "server.log")
-    try:
+    with guarded_server(tmp_path_factory.mktemp("guard")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _assert_refused(server: LiveServer, task_id: str) -> None:

@@ -5,7 +5,6 @@ using up an attempt, and the retried task runs with the settings it was accepted
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from sqlalchemy import text
 
 from tests.support.live_server import LiveServer
 from tests.support.media_server import MediaServer
+from tests.support.processes import process_gone
 from tests.support.task_db import TaskDb
 
 # many cheap steps (17 frames at 64x64): denoising starts at once and lasts seconds, so a
@@ -35,19 +35,6 @@ def _body(url: str) -> dict[str, Any]:
         "input": {"function": "image_reference", "prompt": "a ball", "ref_images_url": [url]},
         "parameters": {"size": "960*960"},
     }
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
@@ -73,7 +60,7 @@ def test_sigkill_of_serve_takes_its_workers_and_a_restart_counts_only_live_ones(
     assert server.proc is not None
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait()
-    _wait("the worker child's death", lambda: _gone(child), timeout=30)
+    _wait("the worker child's death", lambda: process_gone(child), timeout=30)
     again = live_server()  # same data folder, same database
     r = httpx.get(f"{again.base_url}/ready", timeout=10)
     assert r.status_code == 200 and r.json()["workers"] == 1

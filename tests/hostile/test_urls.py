@@ -153,12 +153,8 @@ def targets() -> Iterator[Targets]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("hostile-urls")
-    server = guarded_server(root / "data", root / "server.log")
-    try:
+    with guarded_server(tmp_path_factory.mktemp("hostile-urls")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _fill(template: str, targets: Targets) -> str:

@@ -75,15 +75,20 @@ def loopback_targets() -> Iterator[Targets]:
         yield Targets(*servers)
 
 
-def guarded_server(data_dir: Path, log_path: Path) -> LiveServer:
-    """A started `serve` with private networks refused and only `TRUSTED_HOST` trusted."""
+@contextmanager
+def guarded_server(root: Path) -> Iterator[LiveServer]:
+    """A started `serve` (data and log under `root`) with private networks refused and only
+    `TRUSTED_HOST` trusted; stopped on exit."""
     server = LiveServer(
-        data_dir,
-        log_path,
+        root / "data",
+        root / "server.log",
         VACE_MEDIA_ALLOW_PRIVATE_NETWORKS="0",
         VACE_MEDIA_ALLOWED_NETWORKS=f"{TRUSTED_HOST}/32",
-    )
-    return server.start()
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def reference_task(url: str) -> dict[str, Any]:

@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+
+from tests.support.processes import process_gone
 
 # The parent starts a child that arms one mechanism, prints the child's pid, then waits.
 PARENT = """
@@ -31,21 +32,6 @@ time.sleep(600)
 """
 
 
-def _gone(pid: int) -> bool:
-    """No such process, or only its zombie (a container's init may not reap it)."""
-    status = Path(f"/proc/{pid}/status")
-    try:
-        return "\nState:\tZ" in status.read_text()
-    except FileNotFoundError:
-        return True
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-
 @pytest.mark.parametrize("mechanism", ["kernel", "watcher"])
 def test_the_child_dies_when_its_parent_is_killed(mechanism: str) -> None:
     if mechanism == "kernel" and not sys.platform.startswith("linux"):
@@ -60,13 +46,13 @@ def test_the_child_dies_when_its_parent_is_killed(mechanism: str) -> None:
     child = int(parent.stdout.readline())
     try:
         time.sleep(1.0)  # let the child arm its mechanism
-        assert not _gone(child)
+        assert not process_gone(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 30
-        while not _gone(child) and time.monotonic() < deadline:
+        while not process_gone(child) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _gone(child)
+        assert process_gone(child)
     finally:
-        if not _gone(child):
+        if not process_gone(child):
             os.kill(child, signal.SIGKILL)
