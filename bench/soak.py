@@ -76,8 +76,8 @@ def serve_media(media: MediaServer) -> dict[str, str]:
         "clip": media.add("/clip.mp4", Served(mp4_bytes(frames, 16), "video/mp4")),
         "short": media.add("/short.mp4", Served(mp4_bytes(frames[:8], 16), "video/mp4")),
         "mask": media.add("/mask.png", Served(png_bytes(mask), "image/png")),
-        "subject": media.add("/subject.png", Served(png_bytes(subject_on_white(64)), "image/png")),
-        "scene": media.add("/scene.png", Served(png_bytes(scene(64, 64)), "image/png")),
+        "subject": media.add("/subject.png", Served(png_bytes(subject_on_white()), "image/png")),
+        "scene": media.add("/scene.png", Served(png_bytes(scene()), "image/png")),
         "missing": media.url("/missing.png"),  # 404: the task fails with a download error
     }
 

@@ -15,16 +15,13 @@ On SQLite and (fewer examples) on the PostgreSQL server the test run starts.
 from __future__ import annotations
 
 import dataclasses
-import json
-import random
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -34,8 +31,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import Engine, and_, delete, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Engine, delete, select
 
 from tests.support.clock import FakeClock
 from tests.tasks.test_store import SPEC
@@ -59,17 +55,6 @@ BUSY = (TaskStatus.PENDING, TaskStatus.RUNNING)
 FOREVER = ListFilter(account="", start_ms=0, end_ms=2**62)
 # Steps of the fake clock: around the lease, the timeout and the retention period.
 STEPS_MS = (1, 999, LEASE_MS - 1, LEASE_MS, LEASE_MS + 1, TIMEOUT_MS, RETENTION_MS)
-
-
-class ReplayableIds:
-    """Stands in for the `uuid` module inside the store: random-looking task ids (so ties in
-    FIFO order fall either way) that repeat when hypothesis replays an example."""
-
-    def __init__(self) -> None:
-        self.rng = random.Random(0)
-
-    def uuid4(self) -> uuid.UUID:
-        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
 
 
 @dataclass
@@ -424,11 +409,7 @@ class StoreMachine(RuleBasedStateMachine):
         return sum(t.status is status for t in self.model.values())
 
 
-@pytest.fixture(autouse=True)
-def replayable_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "uuid", ReplayableIds())
-
-
+@pytest.mark.usefixtures("replayable_ids")
 def test_store_state_machine(database_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(database_url)
     db.upgrade(engine)
@@ -444,51 +425,3 @@ def test_store_state_machine(database_url: str, tmp_path: Path) -> None:
         run_state_machine_as_test(lambda: StoreMachine(engine, tmp_path), settings=budget)
     finally:
         engine.dispose()
-
-
-class StaleClaimsWin(TaskStore):
-    """Broken on purpose: ownership ignores the attempt, so a worker that lost a task and then
-    claimed it again holds two live claims (and the stale one may finish it)."""
-
-    @staticmethod
-    def _owned(claim: Claim) -> ColumnElement[bool]:
-        return and_(
-            tasks.c.id == claim.task.id,
-            tasks.c.worker_id == claim.worker_id,
-            tasks.c.status == TaskStatus.RUNNING.value,
-        )
-
-
-class CancelIgnored(TaskStore):
-    """Broken on purpose: a task succeeds although its client asked to cancel it."""
-
-    def succeed(self, claim: Claim, **values: Any) -> bool:
-        now = self._now()
-        values["effective"] = json.dumps(values["effective"])
-        status = TaskStatus.SUCCEEDED
-        return self._finish(
-            claim, status=status, ended_ms=now, expires_ms=now + RETENTION_MS, **values
-        )
-
-
-@pytest.mark.parametrize("broken", [StaleClaimsWin, CancelIgnored])
-def test_the_machine_catches_a_broken_store(tmp_path: Path, broken: type[TaskStore]) -> None:
-    """The machine is not vacuous: each deliberately broken store fails it."""
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'tasks.db'}")
-    db.upgrade(engine)
-
-    class Machine(StoreMachine):
-        store_class = broken
-
-    budget = settings(
-        max_examples=300,
-        stateful_step_count=40,
-        deadline=None,
-        database=None,
-        derandomize=True,  # the same sequences every run: this test cannot flake
-        phases=[Phase.generate],  # finding it is the point; no time spent shrinking
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-    with pytest.raises(AssertionError):
-        run_state_machine_as_test(lambda: Machine(engine, tmp_path), settings=budget)
-    engine.dispose()
