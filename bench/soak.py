@@ -64,6 +64,7 @@ class Tally:
     ended: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id → final output
     open: dict[str, str] = field(default_factory=dict)  # task id → function, not yet ended
     vanished: list[str] = field(default_factory=list)
+    function: dict[str, str] = field(default_factory=dict)  # task id → function
     kills: int = 0
 
 
@@ -83,9 +84,13 @@ def serve_media(media: MediaServer) -> dict[str, str]:
 
 
 def body_for(n: int, urls: dict[str, str], bad_every: int) -> dict[str, Any]:
-    """The n-th submission of the mix: the five functions in turn."""
-    subject = urls["missing"] if bad_every and n % bad_every == bad_every - 1 else urls["subject"]
+    """The n-th submission of the mix: the five functions in turn; every `bad_every`-th one an
+    image_reference whose reference image is missing (it ends FAILED)."""
     no_extend = {"prompt_extend": False, "seed": n}
+    if bad_every and n % bad_every == bad_every - 1:
+        bad = {"function": "image_reference", "ref_images_url": [urls["missing"]]}
+        return {"model": MODEL, "input": {"prompt": f"soak {n}", **bad}, "parameters": no_extend}
+    subject = urls["subject"]
     kinds: list[tuple[dict[str, Any], dict[str, Any]]] = [
         (
             {"function": "image_reference", "ref_images_url": [subject, urls["scene"]]},
@@ -166,17 +171,18 @@ class Soak:
             self._top_up()
             self._tick()
         drain_until = time.monotonic() + self.config.drain
-        while self.tally.open and time.monotonic() < drain_until:
-            self._tick()
+        while self.tally.open and time.monotonic() < drain_until:  # no more kills
+            self._tick(kill=False)
         self._poll_open()  # one last look at whatever is still open
         self._sample()
         self.client.close()
         return self.report(time.monotonic() - started)
 
     # ------------------------------------------------------------------ one loop turn
-    def _tick(self) -> None:
+    def _tick(self, *, kill: bool = True) -> None:
         self._sample()
-        self._maybe_kill()
+        if kill:
+            self._maybe_kill()
         self._poll_open()
         time.sleep(self.config.poll)
 
@@ -191,7 +197,8 @@ class Soak:
                 self.tally.refused[f"{r.status_code} {r.json().get('code')}"] += 1
                 return
             self.tally.submitted += 1
-            self.tally.open[r.json()["output"]["task_id"]] = body["input"]["function"]
+            task_id = r.json()["output"]["task_id"]
+            self.tally.open[task_id] = self.tally.function[task_id] = body["input"]["function"]
 
     def _poll_open(self) -> None:
         for task_id in list(self.tally.open):
@@ -238,6 +245,11 @@ class Soak:
             "submitted": t.submitted,
             "refused_at_submit": dict(t.refused),
             "succeeded": by_status["SUCCEEDED"],
+            "succeeded_by_function": dict(
+                Counter(
+                    t.function[i] for i, o in t.ended.items() if o["task_status"] == "SUCCEEDED"
+                )
+            ),
             "failed_by_code": dict(failed),
             "canceled": by_status["CANCELED"],
             "lost": len(t.open) + len(t.vanished),
