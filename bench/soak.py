@@ -3,7 +3,7 @@
 descriptors.
 
     .venv/bin/python -m bench.soak [--minutes 3] [--kill-every 20] [--in-flight 3]
-                                   [--workers 1] [--bad-every 10] [--drain 180]
+                                   [--workers 1] [--bad-every 11] [--drain 180]
 
 The script starts everything itself on loopback: a media server with generated tiny media
 (64 px, 17 frames), and `serve` (VACE_MODEL=tiny, 17 frames, a temporary data folder). It keeps
@@ -52,7 +52,8 @@ class Config:
     kill_every: float = 20.0  # seconds between worker SIGKILLs; 0 = none
     in_flight: int = 3
     workers: int = 1
-    bad_every: int = 10  # every n-th submission fetches a missing file; 0 = never
+    bad_every: int = 11  # every n-th submission fetches a missing file (coprime with 5, so
+    # each function gives up its turn equally often); 0 = never
     drain: float = 180.0
     poll: float = 0.3
 
