@@ -36,6 +36,7 @@ from vace_server.api.validation import (
     SEED_MAX,
     parse_create_request,
 )
+from vace_server.api.wire_media import MAX_URL_CHARS
 from vace_server.api.wire_values import INT32_MAX
 
 RAW = "__raw_literal__"  # replaced by a JSON literal after serialisation
@@ -115,6 +116,22 @@ def test_unstorable_text_in_an_ignored_key_is_ignored(client: TestClient) -> Non
     body = req(IR, {"mask_image_url": "\ud800", "unknown": "\x00"}, {"strength": "\udfff"})
     r = post_raw(client, json.dumps(body).encode())
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("field", ["video_url", "mask_image_url"])
+def test_a_url_over_the_length_cap_is_a_400(client: TestClient, field: str) -> None:
+    url = "http://127.0.0.1:9/"
+    longest = url + "a" * (MAX_URL_CHARS - len(url))
+    fine = req(EDIT, {field: longest})
+    assert post_raw(client, json.dumps(fine).encode()).status_code == 200
+    over = req(EDIT, {field: longest + "a"})
+    assert_error(
+        post_raw(client, json.dumps(over).encode()),
+        400,
+        "InvalidParameter",
+        invalid(f"input.{field}"),
+    )
+    assert_healthy(client)
 
 
 def test_negative_prompt_is_cut_like_the_prompt() -> None:

@@ -15,6 +15,9 @@ from vace_server.api.wire_values import check_text
 from vace_server.errors import InvalidParameter, field_invalid
 
 OSS_PREFIX = "oss://"
+# Longer URLs are refused outright: presigned object-store URLs with session tokens stay well
+# under 4 KiB, and common HTTP servers refuse request lines past 8 KiB anyway.
+MAX_URL_CHARS = 8192
 OSS_WITHOUT_RESOLVE_MESSAGE = (
     "The provided URL does not appear to be valid. Ensure it is correctly formatted."
 )
@@ -37,9 +40,10 @@ def check_url(value: Any, field: str, *, oss_resolve: bool) -> str:
 
     Raises: InvalidParameter with the bad-value message naming `field` (not a string, empty,
     whitespace, control characters, lone surrogates, Chinese characters, data URI, other
-    scheme, no host), or with the fixed `oss://` message when `oss_resolve` is false.
+    scheme, no host, longer than MAX_URL_CHARS), or with the fixed `oss://` message when
+    `oss_resolve` is false.
     """
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > MAX_URL_CHARS:
         raise field_invalid(field)
     check_text(value, field)
     if _CHINESE.search(value) or _NOT_IN_URL.search(value):
