@@ -8,6 +8,7 @@ from typing import Protocol
 
 from vace_server.errors import TaskTimeout
 from vace_server.tasks.store import TaskStore
+from vace_server.tasks.transient import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,11 @@ class Maintenance:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
+        outage = OutageLog("maintenance pass", log)
         while not self._stop.wait(self.interval):
             try:
                 self.run_once()
-            except Exception:
-                log.exception("maintenance pass failed")
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.succeeded()

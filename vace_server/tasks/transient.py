@@ -93,3 +93,32 @@ class RetryingAccess:
                 return bool(conn.execute(stmt).rowcount == 1)
 
         return self._retry(run, what)
+
+
+class OutageLog:
+    """Logging for a periodic pass that a database outage makes fail on every run: the first
+    transient failure is one WARNING line (no traceback), repeats are silent, and the first
+    success after it is one INFO line. Any other error is logged with its traceback each time.
+    Not thread-safe: one per loop."""
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        self.what = what
+        self.logger = logger
+        self.in_outage = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not is_transient(exc):
+            self.logger.error("%s failed", self.what, exc_info=exc)
+            return
+        if not self.in_outage:
+            self.in_outage = True
+            self.logger.warning(
+                "%s: database unavailable, retrying quietly until it is back: %s",
+                self.what,
+                getattr(exc, "orig", exc),
+            )
+
+    def succeeded(self) -> None:
+        if self.in_outage:
+            self.in_outage = False
+            self.logger.info("%s: database back", self.what)

@@ -15,6 +15,7 @@ from typing import Any
 from vace_server.errors import ServiceError
 from vace_server.media.fetch import UrlFetcher
 from vace_server.tasks.models import TaskRecord
+from vace_server.tasks.transient import OutageLog
 from vace_server.webhooks import signing
 from vace_server.webhooks.outbox import Delivery, Outbox
 
@@ -111,8 +112,11 @@ class Dispatcher:
                 self._busy -= 1
 
     def _loop(self) -> None:
+        outage = OutageLog("webhook dispatch pass", log)
         while not self._stop.wait(self.interval):
             try:
                 self.run_once()
-            except Exception:
-                log.exception("webhook dispatch pass failed")
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.succeeded()
