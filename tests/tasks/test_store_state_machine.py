@@ -3,11 +3,22 @@
 Hypothesis drives random sequences of every transition the store offers: create, claim by
 several workers, heartbeat, progress, cancel (PENDING and RUNNING), finish (succeed, fail,
 canceled) by the owning worker and by workers that lost their claim, lease expiry on a fake
-clock, dead-worker release, timeouts, retention purge and whole maintenance passes (with a real
-output folder). A plain in-memory model says what each call must return and what the table must
-hold; after every step the invariants are checked against the database itself: only legal
-states, terminal tasks frozen, end time iff terminal, no task lost or duplicated, list / get /
-counts agreeing, at most one live claim per task, attempts bounded, FIFO claims.
+clock, dead-worker release, the graceful requeue of a shutdown (`requeue_interrupted`) and the
+release of a worker killed by one (`release_stopped_worker`), both giving the attempt back,
+timeouts, retention purge and whole maintenance passes (with a real output folder). A plain
+in-memory model says what each call must return and what the table must hold; after every step
+the invariants are checked against the database itself: only legal states, terminal tasks
+frozen, end time iff terminal, no task lost or duplicated, list / get / counts agreeing, at most
+one live claim per task, attempts bounded, FIFO claims (a requeued task keeps its place: the
+queue is ordered by submission). No claim is ever handed out twice, so a stale one never comes
+back to life, not even after a requeue that gave its attempt back.
+
+Worker ids are incarnations, as every launcher makes them (host, slot, random suffix): a worker
+that shut down (requeued its task, or was killed and released by its supervisor) never claims
+again; the next one of its slot has a new id. A worker whose claim was lost otherwise (lease
+expiry, dead-worker release) keeps its id and may claim again, the harder case for the fence.
+The fence after a refund rests on that: the same id claiming the same task again after giving
+its attempt back would get the very same (worker id, attempt) claim.
 
 On SQLite and (fewer examples) on the PostgreSQL server the test run starts.
 """
@@ -118,6 +129,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.model: dict[str, Expected] = {}
         self.frozen: dict[str, TaskRecord] = {}  # terminal tasks as first seen terminal
         self.handed_out: list[Claim] = []
+        self.incarnation = dict.fromkeys(WORKERS, 0)  # slot → workers of it shut down so far
         self.created: list[str] = []
         self.uploads = 0
 
@@ -135,6 +147,24 @@ class StoreMachine(RuleBasedStateMachine):
             and (task.worker_id, task.attempts) == (claim.worker_id, claim.attempt)
         )
         return task if live else None
+
+    def worker_id(self, slot: str) -> str:
+        """The id of the slot's current worker."""
+        n = self.incarnation[slot]
+        return f"{slot}.{n}" if n else slot
+
+    def retire(self, worker_id: str) -> None:
+        """That worker shut down: its slot's next worker has a new id."""
+        slot = worker_id.split(".")[0]
+        if self.worker_id(slot) == worker_id:
+            self.incarnation[slot] += 1
+
+    @staticmethod
+    def refund(task: Expected) -> None:
+        """Back to the queue, the interrupted attempt not counted (its queue place is its
+        submission time, so it keeps it; its first start time stays)."""
+        task.status, task.attempts = TaskStatus.PENDING, task.attempts - 1
+        task.worker_id = task.lease_until_ms = task.progress = None
 
     def visible(self, task: Expected) -> bool:
         return task.expires_ms is None or task.expires_ms > self.now
@@ -212,12 +242,17 @@ class StoreMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ worker side
     @precondition(lambda self: self.count(TaskStatus.PENDING))
-    @rule(worker=st.sampled_from(WORKERS))
-    def claim(self, worker: str) -> None:
+    @rule(slot=st.sampled_from(WORKERS))
+    def claim(self, slot: str) -> None:
+        worker = self.worker_id(slot)
         pending = [t for t in self.model.values() if t.status is TaskStatus.PENDING]
         claim = self.store.claim(worker)
         head = min(pending, key=lambda t: (t.created_ms, t.id))
         assert claim is not None and claim.task.id == head.id, "claims must be FIFO"
+        fence = (claim.task.id, claim.worker_id, claim.attempt)
+        assert fence not in {(c.task.id, c.worker_id, c.attempt) for c in self.handed_out}, (
+            "a claim handed out twice: a stale one is live again"
+        )
         head.status, head.worker_id, head.attempts = TaskStatus.RUNNING, worker, head.attempts + 1
         head.lease_until_ms = self.now + LEASE_MS
         head.started_ms = head.started_ms if head.started_ms is not None else self.now
@@ -281,12 +316,45 @@ class StoreMachine(RuleBasedStateMachine):
         else:
             self.storage.delete(key)
 
+    @precondition(lambda self: self.handed_out)
+    @rule(data=st.data())
+    def requeue_interrupted(self, data: st.DataObject) -> None:
+        """A worker shutting down (its grace period over) hands its task back: PENDING, the
+        attempt not counted. Refused once the claim is lost or a cancel was requested (the
+        worker then finishes it CANCELED). A worker that gave an attempt back claims nothing
+        more (the calls refused here stand for stale callers, not for shutdowns)."""
+        claim = self.a_claim(data)
+        task = self.owner(claim)
+        back = task is not None and not task.cancel_requested
+        assert self.store.requeue_interrupted(claim) is back
+        if back and task:
+            self.refund(task)
+            self.retire(claim.worker_id)
+
     # ------------------------------------------------------------------ time and recovery
     @precondition(lambda self: self.count(TaskStatus.RUNNING))
-    @rule(worker=st.sampled_from(WORKERS))
-    def release_dead_worker(self, worker: str) -> None:
+    @rule(slot=st.sampled_from(WORKERS))
+    def release_dead_worker(self, slot: str) -> None:
+        worker = self.worker_id(slot)
         expected = self.recover(lambda t: t.worker_id == worker)
         assert self.store.release_worker(worker) == expected
+
+    @precondition(lambda self: self.count(TaskStatus.RUNNING))
+    @rule(slot=st.sampled_from(WORKERS))
+    def release_stopped_worker(self, slot: str) -> None:
+        """The supervisor killed a worker that outlived a shutdown's grace period: its tasks go
+        back without counting the attempt (never FAILED for attempts), CANCELED when asked."""
+        worker = self.worker_id(slot)
+        moved = [t for t in self.model.values() if t.status is TaskStatus.RUNNING]
+        moved = [t for t in moved if t.worker_id == worker]
+        for task in moved:
+            if task.cancel_requested:
+                task.end(TaskStatus.CANCELED, self.now)
+            else:
+                self.refund(task)
+        assert self.store.release_stopped_worker(worker) == len(moved)
+        if any(t.status is TaskStatus.PENDING for t in moved):
+            self.retire(worker)
 
     @rule(
         ms=st.sampled_from(STEPS_MS),
@@ -346,7 +414,9 @@ class StoreMachine(RuleBasedStateMachine):
             assert 0 <= r.attempts <= r.max_attempts == MAX_ATTEMPTS, r
             assert r.attempts >= 1 if running else True, r
             assert r.attempts < r.max_attempts if r.status is TaskStatus.PENDING else True, r
-            assert (r.started_ms is not None) is (r.attempts > 0), "scheduled once RUNNING"
+            # Scheduled once claimed; a refunded first attempt leaves a PENDING task at 0 that
+            # keeps its first start time (the model says exactly which).
+            assert r.started_ms is not None if r.attempts > 0 else True, r
             assert r.created_ms <= (r.started_ms or r.created_ms) <= (r.ended_ms or 2**62)
             assert (r.output_key is not None) is (r.status is TaskStatus.SUCCEEDED), r
             assert (r.error_code is not None) is (r.status is TaskStatus.FAILED), r
@@ -362,7 +432,8 @@ class StoreMachine(RuleBasedStateMachine):
                 assert self.frozen.setdefault(task_id, record) == record
 
     def one_live_claim_per_task(self, rows: dict[str, TaskRecord]) -> None:
-        """No task runs under two claims; a RUNNING task is held by a claim handed out."""
+        """No task runs under two claims (a stale one never comes back to life); a RUNNING
+        task is held by a claim handed out."""
         for task_id, record in rows.items():
             live = [
                 c
