@@ -31,6 +31,22 @@ def test_requeue_interrupted_refunds_the_attempt_and_is_fenced(store: TaskStore)
     assert store.get(task_id).status is TaskStatus.RUNNING  # type: ignore[union-attr]
 
 
+def test_a_stale_claim_of_the_same_worker_cannot_requeue(store: TaskStore) -> None:
+    # The fence is (worker, attempt), not the worker alone: the same worker id that lost the
+    # task and claimed it again must not hand back (and refund) the newer attempt.
+    task_id = _create(store)
+    stale = store.claim("w1")
+    assert stale is not None and stale.attempt == 1
+    store.release_worker("w1")
+    current = store.claim("w1")
+    assert current is not None and current.attempt == 2
+    assert not store.requeue_interrupted(stale)
+    task = store.get(task_id)
+    assert task is not None
+    assert (task.status, task.attempts, task.worker_id) == (TaskStatus.RUNNING, 2, "w1")
+    assert store.requeue_interrupted(current)
+
+
 def test_requeue_interrupted_refuses_a_task_with_a_cancel_request(store: TaskStore) -> None:
     task_id = _create(store)
     claim = store.claim("w1")

@@ -3,7 +3,6 @@ sequences hypothesis finds by itself (derandomized: the same ones every run)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -46,33 +45,21 @@ class CancelIgnored(TaskStore):
         )
 
 
-class RequeueIgnoresTheAttempt(TaskStore):
-    """Broken on purpose: the graceful requeue checks only the worker, not the attempt, so a
-    stale claim of an earlier attempt hands back (and refunds) the task its worker claimed
-    again since."""
-
-    def requeue_interrupted(self, claim: Claim) -> bool:
-        row = self.get(claim.task.id)
-        if row is not None and row.worker_id == claim.worker_id:
-            claim = dataclasses.replace(claim, attempt=row.attempts)
-        return super().requeue_interrupted(claim)
-
-
 @pytest.mark.usefixtures("replayable_ids")
-@pytest.mark.parametrize("broken", [StaleClaimsWin, CancelIgnored, RequeueIgnoresTheAttempt])
+@pytest.mark.parametrize("broken", [StaleClaimsWin, CancelIgnored])
 def test_the_machine_catches_a_broken_store(tmp_path: Path, broken: type[TaskStore]) -> None:
-    """The machine is not vacuous: each deliberately broken store fails it. The older ones run
-    without the refunding transitions (not rules there): the same search as before they
-    landed, which finds them in seconds."""
+    """The machine is not vacuous: each deliberately broken store fails it. They run without
+    the refunding transitions (not rules here), a search that finds both in seconds. (A
+    requeue fenced by the worker alone was found only after ~250 of 300 examples, and not on
+    every run: it is pinned by a unit test in test_interrupted.py instead.)"""
     engine = db.make_engine(f"sqlite:///{tmp_path / 'tasks.db'}")
     db.upgrade(engine)
 
     class Machine(StoreMachine):
         store_class = broken
 
-    if broken is not RequeueIgnoresTheAttempt:
-        Machine.requeue_interrupted = None  # type: ignore[assignment]
-        Machine.release_stopped_worker = None  # type: ignore[assignment]
+    Machine.requeue_interrupted = None  # type: ignore[assignment]
+    Machine.release_stopped_worker = None  # type: ignore[assignment]
 
     budget = settings(
         max_examples=300,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, Select, Update, and_, func, insert, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
 from vace_server.tasks.models import TaskRecord, tasks, webhooks
@@ -300,21 +300,9 @@ class TaskStore(RecoveryMixin, RetryingAccess):
                 progress=None,
             )
         )
-        current = select(tasks.c.status, tasks.c.worker_id, tasks.c.attempts)
-        mine = (TaskStatus.PENDING.value, None, claim.attempt - 1)
-
-        def requeue(attempt: int) -> bool:
-            with self.engine.begin() as conn:
-                if conn.execute(stmt).rowcount == 1:
-                    notify_work(conn)
-                    return True
-                if attempt == 1:
-                    return False
-                # A lost connection may have hidden our own commit: is the row as we left it?
-                row = conn.execute(current.where(tasks.c.id == claim.task.id)).first()
-                return row is not None and tuple(row) == mine
-
-        return self._retry(requeue, "requeue")
+        left = select(tasks.c.status, tasks.c.worker_id, tasks.c.attempts)
+        as_left = (TaskStatus.PENDING.value, None, claim.attempt - 1)
+        return self._fenced_update(stmt, claim, left, as_left, "requeue", notify=True)
 
     def succeed(
         self,
@@ -361,20 +349,37 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         if not_canceled:  # once a cancel request was accepted, the task never succeeds
             stmt = stmt.where(tasks.c.cancel_requested.is_(False))
         stmt = stmt.values(**values)
-        mine = (values["status"], values["ended_ms"], claim.attempt)
-        current = select(tasks.c.status, tasks.c.ended_ms, tasks.c.attempts)
+        left = select(tasks.c.status, tasks.c.ended_ms, tasks.c.attempts)
+        as_left = (values["status"], values["ended_ms"], claim.attempt)
+        return self._fenced_update(stmt, claim, left, as_left, "finish")
 
-        def finish(attempt: int) -> bool:
+    def _fenced_update(
+        self,
+        stmt: Update,
+        claim: Claim,
+        left: Select[Any],
+        as_left: tuple[Any, ...],
+        what: str,
+        *,
+        notify: bool = False,
+    ) -> bool:
+        """Runs a claim-fenced UPDATE of one task, retried across a lost connection (with a
+        NOTIFY for waiting workers when `notify`). Returns True when it changed the row, or,
+        on a retry, when the `left` columns already read `as_left`: the lost connection may
+        have hidden our own commit. False: the fence refused it (the claim was lost)."""
+
+        def run(attempt: int) -> bool:
             with self.engine.begin() as conn:
                 if conn.execute(stmt).rowcount == 1:
+                    if notify:
+                        notify_work(conn)
                     return True
                 if attempt == 1:
                     return False
-                # A lost connection may have hidden our own commit: is the row as we left it?
-                row = conn.execute(current.where(tasks.c.id == claim.task.id)).first()
-                return row is not None and tuple(row) == mine
+                row = conn.execute(left.where(tasks.c.id == claim.task.id)).first()
+                return row is not None and tuple(row) == as_left
 
-        return self._retry(finish, "finish")
+        return self._retry(run, what)
 
     # ------------------------------------------------------------------ waiting for work
     def wait_for_work(self, poll_seconds: float) -> bool:
