@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.hostile.media_corpus import audio_only_mp4
 from tests.support.images import png_bytes
 from tests.support.media_server import MediaServer, Served
 from tests.support.videos import (
@@ -174,21 +175,6 @@ def _ftyp_box(data: bytes) -> bytes:
     return data[: int.from_bytes(data[:4], "big")]
 
 
-def _audio_only_mp4() -> bytes:
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(4):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate = 16000
-            frame.pts = i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize(
     "damage",
     [
@@ -211,7 +197,7 @@ def test_unreadable_mp4_open_error(square_mp4: bytes, damage: Callable[[bytes], 
 
 def test_audio_only_mp4_has_no_video_stream() -> None:
     with pytest.raises(InvalidFile) as exc:
-        open_video(_audio_only_mp4(), FIELD, max_seconds=5)
+        open_video(audio_only_mp4(), FIELD, max_seconds=5)
     assert _code(exc) == "InvalidFile.Format"
     assert FIELD in exc.value.message and "no video stream" in exc.value.message
 
