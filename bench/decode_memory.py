@@ -61,8 +61,8 @@ def _peak_mb() -> float:
 def _child(path: Path) -> None:
     """Prepares one input as video_repainting does; prints a JSON line."""
     from vace_server.functions import common
-    from vace_server.functions.base import ModelProfile
     from vace_server.media import video
+    from vace_server.model_inputs import ModelProfile
 
     profile = ModelProfile(generation_area=AREA, num_frames=NUM_FRAMES, fps=MODEL_FPS)
     data = path.read_bytes()

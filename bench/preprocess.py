@@ -19,10 +19,11 @@ from PIL import Image, ImageDraw
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.registry import load_annotators
 from vace_server.functions import build_inputs
-from vace_server.functions.base import ModelProfile, VideoClip
+from vace_server.media.clip import VideoClip
 from vace_server.media.encode import encode_mp4
 from vace_server.media.images import load_image, load_mask_image
 from vace_server.media.video import open_video
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 from vace_server.tasks.spec import Control, Outpaint, TaskSpec, VaceFunction
 

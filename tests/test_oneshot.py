@@ -15,8 +15,8 @@ from tests.support.media_server import MediaServer, Served
 from tests.support.videos import moving_square_frames, mp4_bytes
 from vace_server.cli import app
 from vace_server.errors import InvalidFile
-from vace_server.functions.base import VaceInputs
 from vace_server.media.encode import probe_mp4
+from vace_server.model_inputs import VaceInputs
 from vace_server.oneshot import PLACEHOLDER_HOST, LocalFiles, LocalMediaSource, UsageError
 
 NUM_FRAMES = 17  # generated frames (4n+1) at 16 fps: small, so each run takes about a second

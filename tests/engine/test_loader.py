@@ -16,7 +16,7 @@ from vace_server.engine import loader
 from vace_server.engine.loader import LoadedModel, ModelLoadError, load_model
 from vace_server.engine.runner import generate
 from vace_server.engine.tiny import build_tiny_pipeline, save_tiny_pipeline
-from vace_server.functions.base import VaceInputs
+from vace_server.model_inputs import VaceInputs
 from vace_server.settings import Settings
 
 SMALL = VaceInputs(width=32, height=16, num_frames=9, output_size=(64, 32), output_seconds=0.5)

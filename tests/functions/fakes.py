@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from vace_server.functions.base import FrameList, ModelProfile, VideoClip
+from vace_server.media.clip import FrameList, VideoClip
+from vace_server.model_inputs import ModelProfile
 
 # 64x64 px budget, 17 frames at 16 fps: small enough for the tiny pipeline on CPU.
 PROFILE = ModelProfile(generation_area=64 * 64, num_frames=17, fps=16)
@@ -116,7 +117,7 @@ def run_tiny(inputs: object) -> np.ndarray:
     """Runs the tiny random pipeline (2 steps, CPU) on built inputs; returns (T, H, W, 3)."""
     from vace_server.engine.loader import load_model
     from vace_server.engine.runner import generate
-    from vace_server.functions.base import VaceInputs
+    from vace_server.model_inputs import VaceInputs
     from vace_server.settings import Settings
 
     assert isinstance(inputs, VaceInputs)

@@ -8,8 +8,8 @@ from tests.functions.fakes import PROFILE, RecordingAnnotator, arr, clip, noise,
 from tests.support.fake_annotators import FakeSegmenter, fake_annotators
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
-from vace_server.engine.sizes import fit_area
 from vace_server.functions import common
+from vace_server.model_inputs import fit_area
 from vace_server.tasks.spec import Control, ReferenceRole
 
 

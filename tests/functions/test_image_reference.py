@@ -10,9 +10,8 @@ from PIL import Image
 
 from tests.support.fake_annotators import fake_annotators
 from vace_server import errors
-from vace_server.engine.sizes import fit_area
 from vace_server.functions import build_inputs, image_reference
-from vace_server.functions.base import ModelProfile
+from vace_server.model_inputs import ModelProfile, fit_area
 from vace_server.tasks.spec import Reference, ReferenceRole, TaskSpec, VaceFunction
 
 OBJ, BG = ReferenceRole.SUBJECT, ReferenceRole.SCENE
@@ -240,7 +239,7 @@ def test_build_inputs_dispatches_image_reference() -> None:
 def test_functions_package_does_not_import_torch() -> None:
     code = (
         "import sys, vace_server.functions, vace_server.functions.image_reference, "
-        "vace_server.engine.sizes, vace_server.tasks.spec; "
+        "vace_server.model_inputs, vace_server.media.clip, vace_server.tasks.spec; "
         "heavy = {'torch', 'diffusers', 'transformers'} & set(sys.modules); "
         "assert not heavy, heavy"
     )

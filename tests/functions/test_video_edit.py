@@ -22,7 +22,7 @@ from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.masks import expand_mask
 from vace_server.functions import build_inputs, video_edit
-from vace_server.functions.base import FrameList
+from vace_server.media.clip import FrameList
 from vace_server.tasks.spec import (
     Control,
     ExpandMode,

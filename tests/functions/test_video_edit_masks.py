@@ -15,7 +15,8 @@ from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, noise
 from tests.functions.test_video_edit import SIZE, RecordingTracker, spec, with_tracker
 from tests.support.fake_annotators import fake_annotators
 from vace_server.functions import video_edit
-from vace_server.functions.base import FrameList, VaceInputs, VideoClip
+from vace_server.media.clip import FrameList, VideoClip
+from vace_server.model_inputs import VaceInputs
 from vace_server.tasks.spec import ExpandMode, MaskType
 
 

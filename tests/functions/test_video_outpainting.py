@@ -10,7 +10,8 @@ from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, run_tiny, same
 from tests.support.fake_annotators import fake_annotators
 from vace_server import errors
 from vace_server.functions import build_inputs, video_outpainting
-from vace_server.functions.base import FrameList, ModelProfile, VaceInputs
+from vace_server.media.clip import FrameList
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import Outpaint, TaskSpec, VaceFunction
 
 

@@ -19,10 +19,10 @@ from vace_server.api.routes_create import CALLBACK_HEADER
 from vace_server.api.routes_uploads import POLICY_ROUTE, RECEIVE_ROUTE
 from vace_server.api.upload_policy import OSS_ACCESS_KEY_ID, UPLOAD_DIR_ROOT
 from vace_server.api.wire_values import INT32_MAX, SIZES
+from vace_server.clock import wall_clock_ms
 from vace_server.storage.local import OUTPUT_ROUTE
 from vace_server.tasks.spec import VaceFunction
 from vace_server.tasks.status import TaskStatus
-from vace_server.tasks.store import wall_clock_ms
 
 DAY_MS = 86_400_000
 CREATE_ROUTE = "/api/v1/services/aigc/video-generation/video-synthesis"

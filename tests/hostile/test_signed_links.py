@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.hostile import app_client, assert_error, assert_healthy, hostile_settings
 from vace_server.api.routes_outputs import LINK_REFUSED
+from vace_server.clock import wall_clock_ms
 from vace_server.storage.local import OUTPUT_ROUTE, LocalStorage
-from vace_server.tasks.store import wall_clock_ms
 
 KEY = "outputs/task-1/result.mp4"
 CONTENT = b"not really an mp4, but served as one"

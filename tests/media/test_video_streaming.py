@@ -19,7 +19,7 @@ from tests.support.fake_annotators import fake_annotators
 from tests.support.videos import SQUARE_LEVEL, moving_square_frames, mp4_bytes
 from vace_server.errors import InvalidFile
 from vace_server.functions import common, video_repainting
-from vace_server.functions.base import VideoClip
+from vace_server.media.clip import VideoClip
 from vace_server.media.video import open_video
 from vace_server.tasks.spec import Control, TaskSpec, VaceFunction
 

@@ -25,6 +25,7 @@ from vace_server.api.upload_policy import (
     policy_data,
 )
 from vace_server.api.validation import MODEL_NAMES, MODEL_NOT_EXIST_MESSAGE
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.errors import (
     AccessDenied,
     EmptyModel,
@@ -34,8 +35,8 @@ from vace_server.errors import (
 )
 from vace_server.settings import Settings
 from vace_server.storage.local import load_or_create_secret
-from vace_server.storage.uploads import PartialUpload, UploadExists, UploadStore, UploadTooLarge
-from vace_server.tasks.store import Clock, wall_clock_ms
+from vace_server.storage.uploads import PartialUpload, UploadTooLarge
+from vace_server.tasks.uploads import UploadExists, UploadStore
 
 router = APIRouter()
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vace_server.errors import AccessDenied, ServiceError
-from vace_server.storage.uploads import normalise_model
+from vace_server.tasks.uploads import normalise_model
 
 POLICY_SECONDS = 300
 MAX_FILE_MB = 100

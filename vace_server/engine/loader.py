@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from diffusers import AutoencoderKLWan, WanVACEPipeline
 
-from vace_server.functions.base import ModelProfile
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 
 from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline

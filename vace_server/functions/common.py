@@ -14,10 +14,9 @@ from PIL import Image, ImageOps
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet, FrameAnnotator, SubjectSegmenter
-from vace_server.engine.sizes import fit_area
+from vace_server.media.clip import FramePrep, MediaSource, VideoClip
+from vace_server.model_inputs import ModelProfile, fit_area
 from vace_server.tasks.spec import Control, ReferenceRole, TaskSpec
-
-from .base import FramePrep, MediaSource, ModelProfile, VideoClip
 
 __all__ = [
     "GRAY",
@@ -171,7 +170,7 @@ def within_720p(width: int, height: int) -> tuple[int, int]:
 
 def generation_size(width: int, height: int, profile: ModelProfile) -> tuple[int, int]:
     """(W, H) the model runs at for a `width` x `height` frame: same aspect within the model's
-    area, multiples of 16, never upscaled (engine.sizes.fit_area).
+    area, multiples of 16, never upscaled (model_inputs.fit_area).
 
     Raises: errors.InvalidFile (InvalidFile.Resolution) for a frame smaller than 16 px.
     """

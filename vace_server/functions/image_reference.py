@@ -12,10 +12,9 @@ from collections.abc import Callable
 from PIL import Image
 
 from vace_server import errors
-from vace_server.engine.sizes import fit_area
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs, fit_area
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
-
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["DEFAULT_SIZE", "FIELD", "build"]
 

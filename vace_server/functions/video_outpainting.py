@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from vace_server import errors
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import Outpaint, TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["SCALE_FIELDS", "VIDEO_FIELD", "Placement", "build", "place"]
 

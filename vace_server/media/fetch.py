@@ -30,10 +30,9 @@ from vace_server.media.addresses import (
     address_policy,
     is_plain_host,
     is_public_address,
-    parse_networks,
     refusal_reason,
 )
-from vace_server.settings import Settings
+from vace_server.settings import Settings, parse_networks
 
 __all__ = ["FetchedMedia", "UrlFetcher", "is_public_address", "system_resolver"]
 

@@ -34,7 +34,7 @@ from av.video.stream import VideoStream
 from PIL import Image
 
 from vace_server.errors import InvalidFile
-from vace_server.functions.base import VideoClip
+from vace_server.media.clip import VideoClip
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from vace_server.functions.base import MediaSource, VideoClip
+from vace_server.media.clip import MediaSource, VideoClip
 
 
 # ---------------------------------------------------------------- progress
