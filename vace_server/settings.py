@@ -25,7 +25,7 @@ _PATH_LIKE = re.compile(r"^(/|~|\.{1,2}(/|$))")
 
 
 class Settings(BaseSettings):
-    """Every knob of the server. Field `foo` is env `VACE_FOO` and CLI flag `--foo`."""
+    """Every knob of the server. Field `foo` is env `VACE_FOO`; a few are CLI flags too (cli.py)."""
 
     model_config = SettingsConfigDict(
         env_prefix="VACE_",

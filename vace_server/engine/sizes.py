@@ -18,7 +18,7 @@ def fit_area(width: int, height: int, max_area: int, cell: int = 16) -> tuple[in
     `rows <= height // cell` (never upscaling past the input's own cells), pick the one that
     holds the largest rectangle of the input's exact aspect ratio -- i.e. the most resolution
     left after the frame is cover-cropped into it -- breaking ties by the smaller aspect
-    distortion, then by the larger area. This reproduces the 1.3B table of vace-inputs.md §3
+    distortion, then by the larger area. This reproduces the 1.3B table of docs/model-inputs.md §3
     (1280x720 -> 832x480, 720x1280 -> 480x832, 960x960 -> 624x624, 832x1088 -> 544x720,
     1088x832 -> 720x544), leaves the 14B sizes unchanged at 1280*720, is symmetric under
     swapping width and height, and returns a cell-aligned input that fits the budget as is.

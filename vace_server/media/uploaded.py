@@ -1,4 +1,4 @@
-"""`oss://<key>` media: files received through the temporary upload flow (api-contract §10).
+"""`oss://<key>` media: files received through the temporary upload flow (docs/contract.md §10).
 
 A key resolves only for the task's own account and (normalised) model, before it expires;
 anything else fails the task with `InvalidURL`, exactly like an unreachable download. The bytes

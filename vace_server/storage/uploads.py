@@ -1,4 +1,4 @@
-"""Temporary uploads (api-contract §10): the files behind `oss://<key>` media URLs.
+"""Temporary uploads (docs/contract.md §10): the files behind `oss://<key>` media URLs.
 
 An upload has one row in `uploads` binding it to the account and the (normalised) model of the
 policy it was uploaded with, for 48 hours, and one file kept by an `UploadFiles` backend: a
@@ -38,7 +38,7 @@ UPLOAD_TTL_MS = 48 * 3_600_000
 INCOMING_DIR = ".incoming"  # partial uploads; keys never start with "."
 STALE_INCOMING_SECONDS = 3_600.0
 
-# Both upstream names of the VACE model are one model (api-contract §1).
+# Both upstream names of the VACE model are one model (docs/contract.md §1).
 VACE_MODEL_NAMES = frozenset({"wanx2.1-vace-plus", "wan2.1-vace-plus"})
 CANONICAL_MODEL = "wanx2.1-vace-plus"
 
