@@ -1,8 +1,10 @@
 """The documentation lives in the repository and its pointers resolve.
 
-- No tracked file cites the team's private reference documents (they are not in the repository,
-  so a reader could not follow the pointer): the wire contract, the model-input notes, a
-  `design.md` outside `docs/`, or "contract §n".
+- No tracked file cites the reference documents this code was first written against, which are
+  not in the repository (a reader could not follow the pointer): the old wire-contract and
+  model-input notes, a design page outside `docs/`, or a bare "contract" section number. Their
+  content now lives in docs/contract.md, docs/model-inputs.md and docs/design.md. (The
+  patterns are written in pieces below so that this file does not match them itself.)
 - Every relative link in README.md and docs/*.md reaches an existing file, and an existing
   heading when it names an anchor (GitHub's heading slugs).
 - Every `docs/<name>.md §N` citation anywhere names an existing numbered section of that page;
@@ -36,7 +38,7 @@ _PRIVATE = re.compile(
     ),
     re.IGNORECASE,
 )
-_DESIGN = re.compile(r"(?<![\w/.-])" + r"design" + r"\.md")  # `design.md` not after `docs/`
+_DESIGN = re.compile(r"(?<![\w/.-])" + r"design" + r"\.md")  # the design page without docs/
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _NUMBERED = re.compile(r"^(\d+(?:\.\d+)*)\.?\s")
