@@ -42,7 +42,7 @@ def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 
 class Settings(BaseSettings):
-    """Every knob of the server. Field `foo` is env `VACE_FOO` and CLI flag `--foo`."""
+    """Every knob of the server. Field `foo` is env `VACE_FOO`; a few are CLI flags too (cli.py)."""
 
     model_config = SettingsConfigDict(
         env_prefix="VACE_",

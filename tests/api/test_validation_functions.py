@@ -1,4 +1,6 @@
-"""Valid create bodies, per function: defaults, bounds, applicability (§6), 1.x fallback (§3).
+"""Valid create bodies per function: defaults, bounds, applicability, 1.x fallback.
+
+See docs/contract.md §6 (applicability) and §3 (the 1.x fallback).
 
 The official examples and SDK bodies are in test_validation_examples.py; the rejected bodies
 are the `BAD_REQUESTS` table in test_validation.py.

@@ -86,7 +86,7 @@ def test_health_lists_model_backed_annotators(server: LiveServer) -> None:
 
 
 def test_all_five_official_examples(server: LiveServer, media: MediaServer) -> None:
-    # image_reference (§5.1 example)
+    # image_reference (docs/contract.md §5.1 example)
     out = _sdk1(
         server,
         "A girl walks slowly out of an ancient forest shrouded in morning mist.",

@@ -3,7 +3,7 @@
 Nothing here repeats a value by hand: functions, enums, ranges, limits and route paths come
 from `vace_server.api.validation`, `wire_values`, `routes_tasks`, `routes_uploads`,
 `upload_policy` and `storage.local`, so the fuzzer follows the validator as it changes. Only
-the *shape* (which function reads which field) is written out, as the contract (§5) gives it.
+the *shape* (which function reads which field) is written out, as docs/contract.md §5 gives it.
 Positive examples are well-typed requests shaped to get past the early checks and reach the
 code behind them (the database, the signature comparison); a few constraints are left open on
 purpose for that (any-text signature, unbounded `page_no`). Schemathesis derives the negative

@@ -78,7 +78,7 @@ def assert_healthy(client: TestClient | httpx.Client, key: str = KEY_A) -> None:
 
 
 def invalid(field: str) -> str:
-    """The contract's literal bad-value message (§3, §8.1)."""
+    """The contract's literal bad-value message (docs/contract.md §3, §8.1)."""
     return f"Required parameter({field}) missing or invalid, please check the request parameters."
 
 

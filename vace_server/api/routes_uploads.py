@@ -1,4 +1,4 @@
-"""The temporary upload flow (api-contract §10): GET /api/v1/uploads?action=getPolicy and the
+"""The temporary upload flow (docs/contract.md §10): GET /api/v1/uploads?action=getPolicy and the
 PostObject-style receiver at `upload_host`, which takes no API key: the signed policy is the
 credential."""
 

@@ -1,7 +1,7 @@
 """`image_reference`: 1-3 reference images (subjects and at most one scene) -> a new video.
 
-VACE reference-to-video (vace-inputs.md §4.1): no source video, no mask; each reference is one
-extra latent frame the model denoises with the video and cuts off before decoding. The
+VACE reference-to-video (docs/model-inputs.md §4.1): no source video, no mask; each reference is
+one extra latent frame the model denoises with the video and cuts off before decoding. The
 references keep the client's order (VACE's); engine.runner hands them to diffusers reversed.
 """
 
@@ -18,7 +18,7 @@ from vace_server.tasks.spec import ReferenceRole, TaskSpec
 
 __all__ = ["DEFAULT_SIZE", "FIELD", "build"]
 
-DEFAULT_SIZE = (1280, 720)  # contract default `size` (api-contract.md §5.1)
+DEFAULT_SIZE = (1280, 720)  # contract default `size` (docs/contract.md §5.1)
 FIELD = "input.ref_images_url"
 
 CutOut = Callable[[Image.Image], Image.Image]

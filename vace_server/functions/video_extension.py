@@ -1,7 +1,7 @@
 """`video_extension`: a 5 s video around given first/last frames and clips.
 
-VACE frame/clip reference (vace-inputs.md §4.4): the given material is placed at the start
-(first frame, first clip) and the end (last clip, last frame) of exactly `num_frames` frames
+VACE frame/clip reference (docs/model-inputs.md §4.4): the given material is placed at the
+start (first frame, first clip) and the end (last clip, last frame) of exactly `num_frames` frames
 with mask 0 (keep); the gap between is mid-gray with mask 255 (generate) -- or, with a motion
 reference video and a control condition, the control renderings of that video.
 """
@@ -32,7 +32,7 @@ __all__ = [
     "build",
 ]
 
-CLIP_SECONDS = 3.0  # each clip cut to its first 3 s; both together at most 3 s (contract §4)
+CLIP_SECONDS = 3.0  # each clip cut to its first 3 s; both at most 3 s in all (docs/contract.md §4)
 FIRST_FRAME_FIELD = "input.first_frame_url"
 LAST_FRAME_FIELD = "input.last_frame_url"
 FIRST_CLIP_FIELD = "input.first_clip_url"

@@ -1,7 +1,7 @@
 """`video_repainting`: a new video that follows the input's motion or structure.
 
-VACE control-to-video (vace-inputs.md §4.2): the control renderings (pose, depth, scribble) of
-the input are the `video`, with no mask (the pipeline then generates everywhere);
+VACE control-to-video (docs/model-inputs.md §4.2): the control renderings (pose, depth, scribble)
+of the input are the `video`, with no mask (the pipeline then generates everywhere);
 `strength` is the context scale. An optional reference image replaces the subject
 (VACE "animate anything").
 """

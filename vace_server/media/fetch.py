@@ -6,7 +6,7 @@ private networks are allowed) and connects to a vetted IP, so every redirect hop
 a DNS answer cannot change between the check and the connect (DNS rebinding). TLS still
 verifies the original host name.
 
-Error mapping follows api-contract.md §8.2; the real reason is logged at WARNING.
+Error mapping follows docs/contract.md §8.2; the real reason is logged at WARNING.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (api-contract §4).
+"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (docs/contract.md §4).
 
 `MediaFetcher` (the `MediaSource` implementation) also fetches mask images and videos; video
 checks and decoding live in `vace_server.media.video`."""

@@ -1,7 +1,8 @@
 """The worker loop: claim → fetch media → build inputs → run → encode → store → finish.
 
-The same loop runs in the embedded child process, in `vace-server worker`, and (later) in
-Ray actors. It owns no state transitions itself: every transition is a TaskStore call.
+The same loop runs in the embedded child process, in `vace-server worker`, and in the Ray actors
+of `vace-server ray-workers`. It owns no state transitions itself: every transition is a
+TaskStore call.
 """
 
 from __future__ import annotations
