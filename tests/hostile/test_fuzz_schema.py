@@ -30,6 +30,9 @@ from tests.support.hostile import ERROR_KEYS, hostile_settings
 from tests.support.live_server import API_KEY, LiveServer
 from vace_server.api.app import create_app
 
+# A live `serve` for the module, and many cases against it: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 SCHEMA = schemathesis.openapi.from_dict(build_document())
 # Examples per (operation, mode); the create body gets the most, parameterless routes few.
 BUDGET = {
