@@ -44,12 +44,18 @@ def media() -> Iterator[MediaServer]:
 
 
 @pytest.fixture
-def server(live_server: Callable[..., LiveServer], tmp_path: Path) -> LiveServer:
+def server(
+    live_server: Callable[..., LiveServer],
+    tmp_path: Path,
+    point_sdk: Callable[[LiveServer], None],
+) -> LiveServer:
     annotators = tmp_path / "annotators"
     save_tiny_depth(annotators / "depth")
     write_tiny_pose_models(annotators / "pose")
     save_tiny_sam2(annotators / "sam2")
-    return live_server(VACE_ANNOTATOR_DIR=str(annotators))
+    started = live_server(VACE_ANNOTATOR_DIR=str(annotators))
+    point_sdk(started)  # the 1.x calls (`_sdk1`) read the SDK's module-global base URL
+    return started
 
 
 def _probe(url: str) -> tuple[int, int, int]:
@@ -60,7 +66,6 @@ def _probe(url: str) -> tuple[int, int, int]:
 
 
 def _sdk1(server: LiveServer, prompt: str, extra_input: dict[str, Any], **params: Any) -> Any:
-    dashscope.base_http_api_url = server.api
     result = VideoSynthesis.call(
         model=MODEL, prompt=prompt, extra_input=extra_input, api_key=API_KEY, **params
     )

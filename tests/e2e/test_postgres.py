@@ -25,6 +25,7 @@ from tests.support.images import png_bytes, subject_on_white
 from tests.support.live_server import LiveServer
 from tests.support.media_server import MediaServer, Served
 from tests.support.postgres import PostgresCluster
+from tests.support.waiting import wait_until
 from vace_server.tasks import db
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED")
@@ -193,7 +194,9 @@ def test_postgres_restart_mid_run_loses_nothing(
     poller.start()
     try:
         postgres.restart(down_seconds=2.0)
-        time.sleep(1.0)
+        answered_before = len(codes)
+        # the poller gets answers after the restart too (not just a fixed second later)
+        wait_until(lambda: len(codes) >= answered_before + 3, 60, what="answers after restart")
     finally:
         stop.set()
         poller.join(timeout=60)
