@@ -199,6 +199,7 @@ def test_an_inference_crash_is_internal_error_algo(
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter importing the whole CLI: ~10 s
 def test_the_installed_command_exits_2_on_a_usage_error(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("vace-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VACE_")}

@@ -90,6 +90,7 @@ def test_health_lists_model_backed_annotators(server: LiveServer) -> None:
     assert annotators["scribble"]["backend"] == "classical"
 
 
+@pytest.mark.slow  # five full runs with the tiny model and annotators: about a minute
 def test_all_five_official_examples(server: LiveServer, media: MediaServer) -> None:
     # image_reference (§5.1 example)
     out = _sdk1(

@@ -135,6 +135,7 @@ def test_twenty_tasks_across_two_replicas_each_run_exactly_once(replicas: Replic
         assert httpx.get(body["output"]["video_url"], timeout=10).status_code == 200
 
 
+@pytest.mark.slow  # 200 tasks through two replicas: about 90 s
 def test_200_concurrent_creates_against_two_replicas(replicas: Replicas) -> None:
     servers = replicas.servers
     per_thread, threads = 25, 8

@@ -480,6 +480,7 @@ class StoreMachine(RuleBasedStateMachine):
         return sum(t.status is status for t in self.model.values())
 
 
+@pytest.mark.slow  # the random search of the store's state machine: over a minute per database
 @pytest.mark.usefixtures("replayable_ids")
 def test_store_state_machine(database_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(database_url)

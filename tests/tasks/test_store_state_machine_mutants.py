@@ -45,6 +45,7 @@ class CancelIgnored(TaskStore):
         )
 
 
+@pytest.mark.slow  # each mutant needs a search long enough to be caught: 10-20 s
 @pytest.mark.usefixtures("replayable_ids")
 @pytest.mark.parametrize("broken", [StaleClaimsWin, CancelIgnored])
 def test_the_machine_catches_a_broken_store(tmp_path: Path, broken: type[TaskStore]) -> None:
