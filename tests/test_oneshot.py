@@ -157,14 +157,15 @@ def test_a_request_the_api_refuses_is_a_usage_error(
 def test_usage_errors(
     files: dict[str, Path], tmp_path: Path, args: list[str], message: str
 ) -> None:
-    args = [str(files["subject"]) if a == "subject" else a for a in args]
-    code, _stdout, stderr = invoke(*args, "--out", tmp_path / "out.mp4")
+    given: list[str | Path] = [str(files["subject"]) if a == "subject" else a for a in args]
+    code, _stdout, stderr = invoke(*given, "--out", tmp_path / "out.mp4")
     assert code == 2
     assert message in stderr
 
 
 def test_out_must_be_writable_somewhere(files: dict[str, Path], tmp_path: Path) -> None:
-    args = ["--function", "image_reference", "--prompt", "x", "--ref", files["subject"]]
+    args: list[str | Path] = ["--function", "image_reference", "--prompt", "x"]
+    args += ["--ref", files["subject"]]
     code, _stdout, stderr = invoke(*args, "--out", tmp_path / "nowhere" / "out.mp4")
     assert (code, "does not exist" in stderr) == (2, True)
     code, _stdout, stderr = invoke(*args, "--out", tmp_path)

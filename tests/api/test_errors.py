@@ -70,7 +70,8 @@ def server(settings: Settings) -> Iterator[UvicornThread]:
 
 
 def app_context(server: UvicornThread) -> AppContext:
-    context: AppContext = server.server.config.app.state.ctx
+    app: Any = server.server.config.app  # uvicorn types it as any ASGI app
+    context: AppContext = app.state.ctx
     return context
 
 

@@ -60,7 +60,7 @@ def server(
 
 def _probe(url: str) -> tuple[int, int, int]:
     data = httpx.get(url, timeout=30).content
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         frames = list(container.decode(video=0))
         return len(frames), frames[0].width, frames[0].height
 

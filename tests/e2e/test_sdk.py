@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import dashscope
@@ -100,7 +101,7 @@ def test_media_failure_ends_failed_and_server_keeps_serving(
     live_server: Callable[..., LiveServer], media: MediaServer
 ) -> None:
     server = live_server()
-    body = {
+    body: dict[str, Any] = {
         "model": MODEL,
         "input": {
             "function": "image_reference",
