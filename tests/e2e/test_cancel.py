@@ -77,10 +77,12 @@ def test_queue_position_and_cancel_after_success(
         assert out["progress"]["stage"] == "queued"
         assert out["progress"]["queue_position"] == 1  # `first` is running, not queued
         assert server.query(third)["output"]["progress"]["queue_position"] == 2
+        assert _cancel(server, third).status_code == 200  # a queued task cancels at once
+        assert server.query(third)["output"]["task_status"] == "CANCELED"
     finally:
         release.set()
     assert server.wait(first)["output"]["task_status"] == "SUCCEEDED"
     assert server.wait(second)["output"]["task_status"] == "SUCCEEDED"
-    assert server.wait(third)["output"]["task_status"] == "SUCCEEDED"
+    assert server.query(third)["output"]["task_status"] == "CANCELED"  # never run
     r = _cancel(server, first)
     assert r.status_code == 400 and r.json()["code"] == "UnsupportedOperation"
