@@ -25,6 +25,7 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -74,9 +75,12 @@ def _child(path: Path) -> None:
         indices = common.sample_indices(clip.frame_count, clip.fps, NUM_FRAMES, MODEL_FPS)
         frames = clip.read(indices, lambda f: common.cover(f, size))
     else:  # the decoder before it: every frame at full size, then sampled and resized
-        old = video.decode_video(data, "input.video_url", max_seconds=5)
+        # (an older checkout's API, so untyped here: this tree no longer has it)
+        legacy_video: Any = video
+        legacy_common: Any = common
+        old = legacy_video.decode_video(data, "input.video_url", max_seconds=5)
         size = common.generation_size(*common.within_720p(old.width, old.height), profile)
-        _, picked = common.sample_frames(old, NUM_FRAMES, MODEL_FPS)
+        _, picked = legacy_common.sample_frames(old, NUM_FRAMES, MODEL_FPS)
         frames = [common.cover(f, size) for f in picked]
     seconds = time.perf_counter() - start
     print(

@@ -172,7 +172,23 @@ def test_outpainting_scale_bounds() -> None:
     ids=["repainting", "image_reference", "outpainting", "extension", "edit"],
 )
 def test_fields_of_other_functions_are_ignored(inp: dict[str, Any], params: dict[str, Any]) -> None:
-    parse(body(inp, params))
+    # Ignored, not merely accepted: the spec is the one of the body without them.
+    own = OWN_FIELDS[inp["function"]]
+    clean = body(
+        {k: v for k, v in inp.items() if k in own},
+        {k: v for k, v in params.items() if k in own},
+    )
+    assert parse(body(inp, params)) == parse(clean)
+
+
+# The fields each case above keeps (everything else in it belongs to another function).
+OWN_FIELDS = {
+    "video_repainting": {"function", "video_url", "control_condition"},
+    "image_reference": {"function", "ref_images_url"},
+    "video_outpainting": {"function", "video_url"},
+    "video_extension": {"function", "first_frame_url"},
+    "video_edit": {"function", "video_url", "mask_image_url"},
+}
 
 
 # ---------------------------------------------------------------- 1.x fallback, URLs

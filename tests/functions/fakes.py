@@ -128,3 +128,13 @@ def run_tiny(inputs: object) -> np.ndarray:
     )
     assert model.profile == PROFILE
     return generate(model, inputs, prompt="a cat dance", negative_prompt="negative", seed=3)
+
+
+def recording_cut(seen: list[Image.Image]) -> Callable[[Image.Image], Image.Image]:
+    """A cut-out (segmenter) that only records the images it was given."""
+
+    def cut(image: Image.Image) -> Image.Image:
+        seen.append(image)
+        return image
+
+    return cut

@@ -11,6 +11,7 @@ from PIL import Image
 from tests.support.fake_annotators import fake_annotators
 from vace_server import errors
 from vace_server.functions import build_inputs, image_reference
+from vace_server.media.clip import VideoClip
 from vace_server.model_inputs import ModelProfile, fit_area
 from vace_server.tasks.spec import Reference, ReferenceRole, TaskSpec, VaceFunction
 
@@ -19,7 +20,17 @@ PROFILE = ModelProfile(generation_area=112 * 64, num_frames=81, fps=16)
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 
-class FakeMedia:
+class ImagesOnly:
+    """The MediaSource parts image_reference must never use: it fetches images only."""
+
+    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+        raise AssertionError(f"image_reference fetched a mask: {field}")
+
+    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+        raise AssertionError(f"image_reference fetched a video: {field}")
+
+
+class FakeMedia(ImagesOnly):
     def __init__(self, images: dict[str, Image.Image]) -> None:
         self.images = images
         self.calls: list[tuple[str, str]] = []
@@ -219,7 +230,7 @@ def test_refuses_what_the_api_should_have_refused() -> None:
 
 
 def test_media_errors_propagate() -> None:
-    class Broken:
+    class Broken(ImagesOnly):
         def fetch_image(self, url: str, field: str) -> Image.Image:
             raise errors.InvalidURL(f"bad {field}")
 

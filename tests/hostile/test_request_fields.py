@@ -330,7 +330,7 @@ def test_bad_create_headers(
     client: TestClient, headers: dict[str, str], status: int, code: str
 ) -> None:
     raw = {k: v.encode("latin-1") for k, v in headers.items()}
-    r = client.post(CREATE_PATH, content=VALID, headers={**auth(), **raw})  # type: ignore[dict-item]
+    r = client.post(CREATE_PATH, content=VALID, headers={**auth(), **raw})  # type: ignore[arg-type,dict-item]
     body = assert_error(r, status, code)
     if code == "InvalidParameter":
         assert body["message"] == invalid("X-Vace-Callback-Url")

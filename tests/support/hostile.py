@@ -12,6 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import KEY_A, KEY_A2, KEY_B, auth
+from tests.support.responses import HttpResponse
 from vace_server.api.app import create_app
 from vace_server.settings import Settings
 
@@ -54,7 +55,7 @@ def valid_body() -> dict[str, Any]:
 
 
 def assert_error(
-    response: httpx.Response, status: int, code: str, message: str | None = None
+    response: HttpResponse, status: int, code: str, message: str | None = None
 ) -> dict[str, Any]:
     """The response is a DashScope error: exactly {code, message, request_id}, all strings."""
     assert response.status_code == status, (response.status_code, response.text[:500])
