@@ -1,14 +1,31 @@
-"""One settings tree, read once from `VACE_*` environment variables and CLI flags, then injected."""
+"""One settings tree, read once from `VACE_*` environment variables (and, for a few commands,
+CLI flags: see cli.py), validated at load, then injected.
+
+Fields live in frozen groups (`settings.engine.num_frames`, `settings.store.database_url` …);
+each field's environment variable stays flat, `VACE_<FIELD>` (`VACE_NUM_FRAMES`), as before the
+grouping; `VACE_<GROUP>__<FIELD>` (`VACE_ENGINE__NUM_FRAMES`) works too, the flat name winning.
+`Settings(num_frames=17)` (flat keyword arguments) is routed into the groups the same way."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vace_server.media.addresses import parse_networks
 
@@ -19,23 +36,35 @@ DEFAULT_NEGATIVE_PROMPT = (
     "misshapen limbs, fused fingers, still picture, messy background, three legs, many people in "
     "the background, walking backwards"
 )
-
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+DEFAULT_LOG_LEVEL: LogLevel = "INFO"
 
 _PATH_LIKE = re.compile(r"^(/|~|\.{1,2}(/|$))")
+# The names the loader maps to a torch dtype (engine/loader.py); settings stay torch-free.
+DTYPE_NAMES = ("auto", "float32", "fp32", "float", "bfloat16", "bf16", "float16", "fp16", "half")
+# torch's device types; whether this machine has one is the loader's question, not ours.
+_DEVICE_TYPES = frozenset(
+    {"cpu", "cuda", "mps", "xpu", "xla", "hip", "meta", "hpu", "mtia", "ipu", "ve", "vulkan"}
+    | {"lazy", "maia", "privateuseone"}
+)
+_DEVICE = re.compile(r"^([a-z]+)(:\d+)?$")
+_RATE_LIMIT_KEYS = ("submit_per_second", "in_flight", "query_per_second")
 
 
-class Settings(BaseSettings):
-    """Every knob of the server. Field `foo` is env `VACE_FOO` and CLI flag `--foo`."""
+class _Group(BaseModel):
+    """A group of settings: frozen, strict about names, no infinities (an infinite timeout or
+    interval is a typo, never a choice)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="VACE_",
-        env_nested_delimiter="__",
-        extra="ignore",
-        frozen=True,
-        allow_inf_nan=False,  # an infinite timeout or interval is a typo, never a choice
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    # --- HTTP ---
+
+def _http_url(value: str | None) -> str | None:
+    if value and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+    return value
+
+
+class HttpSettings(_Group):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     public_base_url: str | None = Field(
@@ -55,28 +84,72 @@ class Settings(BaseSettings):
         description="A request body that sends nothing for this long is answered 408.",
     )
 
-    # --- accounts ---
-    api_keys: str = Field(
-        default="",
+    _base_url = field_validator("public_base_url")(_http_url)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError, OSError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class AccountSettings(_Group):
+    """Who may call the API, and how often (rate limits per account; off when unset)."""
+
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
         description="Comma-separated `key` or `key=account` entries; empty = generated key file.",
     )
     auth_disabled: bool = Field(default=False, description="Accept any or no key (anonymous).")
+    rate_limit_submit_per_second: float | None = Field(default=None, gt=0)
+    rate_limit_in_flight: int | None = Field(default=None, ge=0)
+    rate_limit_query_per_second: float | None = Field(default=None, gt=0)
+    rate_limits: str = Field(
+        default="",
+        description='Per-account overrides as JSON: {"acct": {"submit_per_second": 2, ...}}',
+    )
 
-    # --- data ---
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_named(cls, value: SecretStr) -> SecretStr:
+        for entry in value.get_secret_value().split(","):
+            if entry.strip() and not entry.partition("=")[0].strip():
+                raise ValueError("an entry has no key before its '=' (want key or key=account)")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _overrides_shape(cls, value: str) -> str:
+        if not value.strip():
+            return value
+        try:
+            raw = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not JSON: {exc}") from exc
+        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+            raise ValueError('want {"account": {"submit_per_second": 2, ...}, ...}')
+        for account, limits in raw.items():
+            unknown = sorted(set(limits) - set(_RATE_LIMIT_KEYS))
+            if unknown:
+                raise ValueError(f"unknown keys {unknown} for {account!r}")
+            for key, number in limits.items():
+                if number is not None and (isinstance(number, bool) or number < 0):
+                    raise ValueError(f"{account}.{key} must be a number >= 0 or null")
+        return value
+
+
+class StoreSettings(_Group):
+    """The task database and the data folder (default home of the database and secrets)."""
+
     data_dir: Path = Path("data")
-    database_url: str | None = Field(default=None, description="Default: SQLite in data_dir.")
+    database_url: SecretStr | None = Field(default=None, description="Default: SQLite in data_dir.")
     api_database_retry_seconds: float = Field(
         default=20.0,
         ge=0,
         description="How long an API request rides out a lost database before its 503.",
-    )
-    storage_url: str | None = Field(
-        default=None,
-        description="Outputs (and uploads) store: a folder (default data_dir/outputs) or "
-        "s3://bucket/prefix (see the s3_* settings).",
-    )
-    url_signing_secret: str | None = Field(
-        default=None, description="HMAC secret for output URLs; default: generated in data_dir."
     )
     database_retry_seconds: float = Field(
         default=20.0,
@@ -87,7 +160,18 @@ class Settings(BaseSettings):
     retention_hours: float = Field(default=24.0, gt=0)
     task_timeout_hours: float = Field(default=3.0, gt=0)
 
-    # --- object storage (storage_url=s3://bucket/prefix; any S3-compatible service) ---
+
+class StorageSettings(_Group):
+    """Outputs and uploads: a folder, or any S3-compatible service (storage_url=s3://…)."""
+
+    storage_url: str | None = Field(
+        default=None,
+        description="Outputs (and uploads) store: a folder (default data_dir/outputs) or "
+        "s3://bucket/prefix (see the s3_* settings).",
+    )
+    url_signing_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret for output URLs; default: generated in data_dir."
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="e.g. http://minio:9000; default: AWS S3 of s3_region."
     )
@@ -97,7 +181,7 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(
         default=None, description="Default: boto3's chain (AWS_* env, ~/.aws, instance role)."
     )
-    s3_secret_access_key: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
         default="auto", description="`path` suits most self-hosted services (MinIO, Ceph, moto)."
     )
@@ -108,25 +192,44 @@ class Settings(BaseSettings):
         description="Longest video_url lifetime; SigV4 presigned URLs allow at most 7 days.",
     )
 
-    # --- rate limits (per account; off when unset) ---
-    rate_limit_submit_per_second: float | None = None
-    rate_limit_in_flight: int | None = None
-    rate_limit_query_per_second: float | None = None
-    rate_limits: str = Field(
-        default="",
-        description='Per-account overrides as JSON: {"acct": {"submit_per_second": 2, ...}}',
-    )
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str | None) -> str | None:
+        # The same rules as storage.base.parse_storage_url, checked at load.
+        if not value:
+            return value
+        parts = urlsplit(value)
+        scheme = parts.scheme.lower()
+        if scheme == "s3" and not parts.netloc:
+            raise ValueError("names no bucket (s3://bucket/prefix)")
+        if scheme not in ("s3", "file") and len(scheme) > 1:  # one letter: a Windows drive
+            raise ValueError("only s3:// URLs and folders are supported")
+        return value
 
-    # --- webhooks ---
+    @model_validator(mode="after")
+    def _key_pair(self) -> StorageSettings:
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            raise ValueError(
+                "set both VACE_S3_ACCESS_KEY_ID and VACE_S3_SECRET_ACCESS_KEY, or neither"
+            )
+        return self
+
+
+class WebhookSettings(_Group):
     webhook_url: str | None = Field(
         default=None, description="Receives every task's terminal state (besides per-request)."
     )
-    webhook_secret: str | None = Field(
+    webhook_secret: SecretStr | None = Field(
         default=None, description="whsec_<base64> signing secret; default: generated in data_dir."
     )
     webhook_timeout: float = Field(default=10.0, gt=0)
 
-    # --- queue / workers ---
+    _url = field_validator("webhook_url")(_http_url)
+
+
+class QueueSettings(_Group):
+    """Leases, heartbeats and retries of the task queue, and the workers `serve` starts."""
+
     workers: int = Field(default=1, ge=0, description="Worker child processes started by `serve`.")
     lease_seconds: float = Field(default=60.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
@@ -145,10 +248,20 @@ class Settings(BaseSettings):
         description="A worker child that ran this long restarts without accumulated backoff.",
     )
 
-    # --- engine ---
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> QueueSettings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"VACE_HEARTBEAT_SECONDS={self.heartbeat_seconds:g} must be shorter than "
+                f"VACE_LEASE_SECONDS={self.lease_seconds:g}, or every lease runs out"
+            )
+        return self
+
+
+class EngineSettings(_Group):
     model: str = Field(default="auto", description="auto | tiny | local folder | hub repo id")
-    device: str = "auto"
-    dtype: str = "auto"
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps ...")
+    dtype: str = Field(default="auto", description="auto | float32 | bfloat16 | float16")
     num_inference_steps: int | None = Field(default=None, ge=1, description="Default per model.")
     guidance_scale: float = Field(default=5.0, ge=0)
     flow_shift: float | None = Field(default=None, gt=0, description="Default per model.")
@@ -161,7 +274,31 @@ class Settings(BaseSettings):
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     model_cpu_offload: bool = False
 
-    # --- annotators (issue: all five functions) ---
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_4n_plus_1(cls, value: int) -> int:
+        if (value - 1) % 4:
+            raise ValueError(f"must be 4n+1 (e.g. 81 or 17), not {value}")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value.strip().lower().removeprefix("torch.") not in DTYPE_NAMES:
+            raise ValueError("not one of auto, float32, bfloat16, float16 (fp32, bf16, fp16)")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_syntax(cls, value: str) -> str:
+        text = value.strip().lower()
+        match = _DEVICE.match(text)
+        if text != "auto" and not (match and match.group(1) in _DEVICE_TYPES):
+            raise ValueError("not a torch device (auto, cpu, cuda, cuda:N, mps ...)")
+        return value
+
+
+class AnnotatorSettings(_Group):
     annotator_dir: Path | None = Field(
         default=None,
         description="Folder of annotator checkpoints (depth/, pose/, sam2/ ...); none = classical.",
@@ -173,28 +310,29 @@ class Settings(BaseSettings):
         default="obj", description="video_edit's single reference: obj (cut out) or bg (kept)"
     )
 
-    # --- prompt rewriting (prompt_extend) ---
+
+class PromptRewriteSettings(_Group):
+    """prompt_extend: an OpenAI-compatible chat endpoint rewrites prompts (off when unset)."""
+
     prompt_rewrite_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL, e.g. http://host:8001/v1"
     )
     prompt_rewrite_model: str | None = None
-    prompt_rewrite_api_key: str | None = None
+    prompt_rewrite_api_key: SecretStr | None = None
     prompt_rewrite_timeout: float = Field(default=30.0, gt=0)
 
-    # --- media ---
+    _url = field_validator("prompt_rewrite_url")(_http_url)
+
+
+class MediaSettings(_Group):
+    """Fetching media by URL (what it may reach, how long it may take) and the output mark."""
+
     media_allow_private_networks: bool = False
     media_allowed_networks: str = Field(
         default="",
         description="Comma-separated CIDRs media and webhooks may reach besides public "
         "addresses, e.g. an internal media host 10.1.2.0/24.",
     )
-
-    @field_validator("media_allowed_networks")
-    @classmethod
-    def _networks_parse(cls, value: str) -> str:
-        parse_networks(value)  # a bad CIDR stops the server at start
-        return value
-
     media_connect_timeout: float = Field(default=10.0, gt=0)
     media_read_timeout: float = Field(default=30.0, gt=0)
     media_total_timeout: float = Field(default=120.0, gt=0)
@@ -204,38 +342,164 @@ class Settings(BaseSettings):
         default=None, description="TTF/OTF with CJK glyphs for the 'AI生成' watermark."
     )
 
-    # --- checks of values that can never work (every entry point builds a Settings) ---
-    @field_validator("num_frames")
+    @field_validator("media_allowed_networks")
     @classmethod
-    def _frames_4n_plus_1(cls, value: int) -> int:
-        if (value - 1) % 4:
-            raise ValueError(f"must be 4n+1 (e.g. 81 or 17), not {value}")
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)  # a bad CIDR stops the server at start
         return value
 
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ValueError, KeyError, OSError) as exc:  # ZoneInfoNotFoundError is a KeyError
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
-    @model_validator(mode="after")
-    def _heartbeat_within_lease(self) -> Settings:
-        if self.heartbeat_seconds >= self.lease_seconds:
-            raise ValueError(
-                f"VACE_HEARTBEAT_SECONDS={self.heartbeat_seconds:g} must be shorter than "
-                f"VACE_LEASE_SECONDS={self.lease_seconds:g}, or every lease runs out"
-            )
-        return self
+class LoggingSettings(_Group):
+    log_level: LogLevel = DEFAULT_LOG_LEVEL
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: Any) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
+
+
+# Group attribute on Settings -> its model. Field names are unique across groups, which is what
+# keeps the flat environment names (and flat keyword arguments) unambiguous.
+GROUPS: dict[str, type[_Group]] = {
+    "http": HttpSettings,
+    "accounts": AccountSettings,
+    "store": StoreSettings,
+    "storage": StorageSettings,
+    "webhooks": WebhookSettings,
+    "queue": QueueSettings,
+    "engine": EngineSettings,
+    "annotators": AnnotatorSettings,
+    "prompt_rewrite": PromptRewriteSettings,
+    "media": MediaSettings,
+    "logging": LoggingSettings,
+}
+# Flat field name (and `VACE_<NAME>`) -> its group.
+GROUP_OF: dict[str, str] = {
+    field: group for group, model in GROUPS.items() for field in model.model_fields
+}
+SECRET_FIELDS = frozenset(
+    field
+    for model in GROUPS.values()
+    for field, info in model.model_fields.items()
+    if "SecretStr" in str(info.annotation)
+)
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The secret's text, at the one call that hands it on (None stays None)."""
+    return None if secret is None else secret.get_secret_value()
+
+
+def route_flat(values: dict[str, Any]) -> dict[str, Any]:
+    """`{"num_frames": 17, "engine": {...}}` -> `{"engine": {..., "num_frames": 17}}`: flat
+    names join their group (and win over the same name given inside it); others pass."""
+    routed: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in GROUPS and isinstance(value, BaseModel):
+            value = dict(value)  # a group model given whole: its fields, secrets still wrapped
+        if key in GROUP_OF:
+            group = GROUP_OF[key]
+            routed[group] = {**_as_dict(routed.get(group, values.get(group))), key: value}
+        elif key not in routed:
+            routed[key] = value
+    return routed
+
+
+def _as_dict(group: object) -> dict[str, Any]:
+    if isinstance(group, BaseModel):
+        return dict(group)
+    return dict(group) if isinstance(group, dict) else {}
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """`VACE_<FIELD>` for every field of every group (`VACE_NUM_FRAMES` -> engine.num_frames),
+    matched case-insensitively like pydantic-settings' own environment source."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        env = {key.lower(): value for key, value in os.environ.items()}
+        found: dict[str, dict[str, str]] = {}
+        for field, group in GROUP_OF.items():
+            value = env.get(f"vace_{field}")
+            if value is not None:
+                found.setdefault(group, {})[field] = value
+        return found
+
+
+class Settings(BaseSettings):
+    """Every knob of the server, in groups; each field `foo` is read from env `VACE_FOO`. A few
+    (host, port, model, data_dir, database_url, device, workers, public_base_url) are also CLI
+    flags of the commands that use them (`vace-server serve --port …`, see cli.py)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VACE_",
+        env_nested_delimiter="__",
+        extra="forbid",  # after route_flat: a misspelt keyword argument is an error
+        frozen=True,
+    )
+
+    http: HttpSettings = HttpSettings()
+    accounts: AccountSettings = AccountSettings()
+    store: StoreSettings = StoreSettings()
+    storage: StorageSettings = StorageSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    queue: QueueSettings = QueueSettings()
+    engine: EngineSettings = EngineSettings()
+    annotators: AnnotatorSettings = AnnotatorSettings()
+    prompt_rewrite: PromptRewriteSettings = PromptRewriteSettings()
+    media: MediaSettings = MediaSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    def __init__(self, **values: Any) -> None:
+        """Keyword arguments may be flat (`num_frames=17`) or groups (`engine={...}`); they
+        win over the environment."""
+        super().__init__(**route_flat(values))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: keywords, then flat VACE_FOO, then nested VACE_GROUP__FOO.
+        flat = _FlatEnvSource(settings_cls)
+        return init_settings, flat, env_settings, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names(cls, values: Any) -> Any:
+        return route_flat(values) if isinstance(values, dict) else values
+
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Settings:
+        """Unvalidated, as pydantic's, but flat names still land in their groups (tests build
+        settings that can never work this way, to reach the loader's own checks)."""
+        routed = route_flat(values)
+        groups = {
+            name: model.model_construct(**_as_dict(routed.pop(name, None)))
+            for name, model in GROUPS.items()
+        }
+        return super().model_construct(_fields_set, **groups, **routed)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with `changes` (flat or grouped names) applied."""
+        current = {name: dict(getattr(self, name)) for name in GROUPS}
+        return type(self).model_validate({**current, **changes})
 
     def model_folder_problem(self) -> str | None:
         """Why `model`, written as a path (/…, ./…, ../…, ~…), cannot be a diffusers folder
         here, or None. Checked by the entry points that load the model on this machine (not
         a field check: API replicas and Ray drivers share the workers' settings without
         their folders). Names (auto, tiny), hub ids and relative folders are the loader's."""
-        text = self.model.strip()
+        text = self.engine.model.strip()
         if not _PATH_LIKE.match(text):
             return None
         folder = Path(text).expanduser()
@@ -246,34 +510,66 @@ class Settings(BaseSettings):
         return None
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'vace.db').resolve()}"
+        if self.store.database_url:
+            return self.store.database_url.get_secret_value()
+        return f"sqlite:///{(self.store.data_dir / 'vace.db').resolve()}"
 
     def resolved_public_base_url(self) -> str:
-        if self.public_base_url:
-            return self.public_base_url.rstrip("/")
-        return f"http://{self.host}:{self.port}"
+        if self.http.public_base_url:
+            return self.http.public_base_url.rstrip("/")
+        return f"http://{self.http.host}:{self.http.port}"
 
     @property
     def retention_ms(self) -> int:
-        return int(self.retention_hours * 3_600_000)
+        return int(self.store.retention_hours * 3_600_000)
 
     @property
     def worker_alive_ms(self) -> int:
         """A worker that has not beaten into the registry for this long counts as gone."""
-        return int((3 * self.heartbeat_seconds + 5) * 1000)
+        return int((3 * self.queue.heartbeat_seconds + 5) * 1000)
+
+
+# What a worker process (spawned child, `--gpus` child, Ray actor) does not need: it serves no
+# requests (accounts), sends no webhooks and signs no URLs (the API does both).
+_NOT_FOR_WORKERS = ("accounts", "webhooks")
+_NOT_FOR_WORKERS_FIELDS = {"storage": ("url_signing_secret",)}
+
+
+def worker_payload(settings: Settings) -> str:
+    """The settings a worker needs, as JSON for a child process or a Ray actor: secrets it
+    uses (database URL, S3 key, prompt-rewrite key) in clear, those it doesn't left out."""
+    payload: dict[str, dict[str, Any]] = {}
+    for name in GROUPS:
+        if name in _NOT_FOR_WORKERS:
+            continue
+        group = getattr(settings, name)
+        dropped = _NOT_FOR_WORKERS_FIELDS.get(name, ())
+        values = group.model_dump(mode="json", exclude=set(dropped))
+        for field in values.keys() & SECRET_FIELDS:
+            secret = getattr(group, field)
+            values[field] = None if secret is None else secret.get_secret_value()
+        payload[name] = values
+    return json.dumps(payload)
+
+
+def from_worker_payload(payload: str) -> Settings:
+    """The worker's side of `worker_payload` (the environment is not read again)."""
+    return Settings.model_validate_json(payload)
 
 
 def describe_invalid(exc: ValidationError) -> str:
     """One line naming each refused setting by its environment variable, e.g.
-    `VACE_NUM_FRAMES=80: must be 4n+1 (e.g. 81 or 17), not 80`."""
+    `VACE_NUM_FRAMES=80: must be 4n+1 (e.g. 81 or 17), not 80`. Secrets are not echoed."""
     parts = []
     for error in exc.errors(include_url=False):
         message = str(error["msg"]).removeprefix("Value error, ")
-        if error["loc"]:
-            name = "VACE_" + "__".join(str(p) for p in error["loc"]).upper()
-            parts.append(f"{name}={error.get('input')!r}: {message}")
+        loc = [str(p) for p in error["loc"]]
+        if loc and loc[0] in GROUPS:
+            loc = loc[1:]  # flat names are the contract: VACE_NUM_FRAMES, not VACE_ENGINE__…
+        if not loc:
+            parts.append(message)  # a check across fields says which in its message
+        elif loc[0] in SECRET_FIELDS:
+            parts.append(f"VACE_{'__'.join(loc).upper()}: {message}")
         else:
-            parts.append(message)
+            parts.append(f"VACE_{'__'.join(loc).upper()}={error.get('input')!r}: {message}")
     return "; ".join(parts)

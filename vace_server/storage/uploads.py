@@ -247,12 +247,12 @@ class UploadStore:
         `prefix/uploads/`. Side effects: creates the folder (partial uploads live there)."""
         engine = engine or db.make_engine(settings.resolved_database_url())
         files: UploadFiles | None = None
-        where = parse_storage_url(settings.storage_url, settings.data_dir)
+        where = parse_storage_url(settings.storage.storage_url, settings.store.data_dir)
         if isinstance(where, S3Location):
             from vace_server.storage.s3 import S3Storage
 
             files = ObjectUploadFiles(S3Storage.from_settings(settings, where.under("uploads")))
-        return cls(engine, settings.data_dir / "uploads", clock=clock, files=files)
+        return cls(engine, settings.store.data_dir / "uploads", clock=clock, files=files)
 
     def path_for(self, key: str) -> Path:
         """The local file of `key` (folder backend only). Raises ValueError for keys escaping
