@@ -48,7 +48,7 @@ def service(client: TestClient) -> UploadService:
 
 
 def stored_files(client: TestClient) -> list[Path]:
-    root = client.app.state.ctx.settings.data_dir / "uploads"  # type: ignore[attr-defined]
+    root = client.app.state.ctx.settings.store.data_dir / "uploads"  # type: ignore[attr-defined]
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
@@ -339,7 +339,7 @@ def test_odd_but_safe_names_are_stored_under_the_prefix(client: TestClient) -> N
         fields = {**fields_of(data), "key": data["upload_dir"].encode() + b"/" + name}
         r = send(client, multipart(fields))
         assert r.status_code == 200, (name, r.text)
-    root = client.app.state.ctx.settings.data_dir / "uploads"  # type: ignore[attr-defined]
+    root = client.app.state.ctx.settings.store.data_dir / "uploads"  # type: ignore[attr-defined]
     for p in stored_files(client):
         assert p.resolve().is_relative_to((root / data["upload_dir"]).resolve())
         p.unlink()

@@ -228,7 +228,7 @@ def test_upload_over_http_on_a_full_disk_leaves_no_part(
         return part
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        incoming = settings.data_dir / "uploads" / INCOMING_DIR
+        incoming = settings.store.data_dir / "uploads" / INCOMING_DIR
         monkeypatch.setattr(UploadStore, "begin", begin_on_full_disk)
         r = upload(client, form(get_policy(client)), data=b"P" * 4096)
         assert r.status_code >= 500, r.text

@@ -58,7 +58,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def _local_files(settings: Settings) -> list[Path]:
-    return [p for p in settings.data_dir.rglob("*") if p.is_file()]
+    return [p for p in settings.store.data_dir.rglob("*") if p.is_file()]
 
 
 def test_receiver_worker_read_and_purge(
@@ -161,4 +161,4 @@ def test_query_hands_out_a_presigned_link(
     # the API's own download route serves only the local-folder storage
     signed = f"/api/v1/outputs/{key}?expires=9999999999999&signature=x"
     assert client.get(signed).status_code == 404
-    assert not (settings.data_dir / "outputs").exists()
+    assert not (settings.store.data_dir / "outputs").exists()

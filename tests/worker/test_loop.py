@@ -63,7 +63,7 @@ def outage_store(store: TaskStore) -> Iterator[OutageStore]:
 
 
 def _loop(store: TaskStore, model: LoadedModel, tmp_path: Path, **changes: Any) -> WorkerLoop:
-    settings = SETTINGS.model_copy(update=changes)
+    settings = SETTINGS.replace(**changes)
     return WorkerLoop(
         settings=settings,
         store=store,

@@ -1,7 +1,7 @@
 """Builds the worker's `AnnotatorSet` from the settings, once at start-up.
 
-Checkpoint layout under `settings.annotator_dir` (`VACE_ANNOTATOR_DIR`); each sub-folder is
-optional:
+Checkpoint layout under `settings.annotators.annotator_dir` (`VACE_ANNOTATOR_DIR`); each
+sub-folder is optional:
 
     <annotator_dir>/
         depth/  Depth Anything V2 transformers snapshot, e.g. depth-anything/
@@ -99,12 +99,12 @@ def load_annotators(settings: Settings) -> AnnotatorSet:
 
     Raises: AnnotatorLoadError for `model` backends without `sam2/`, or any
     checkpoint folder that exists but does not load."""
-    root = settings.annotator_dir
-    device = resolve_device(settings.device)
+    root = settings.annotators.annotator_dir
+    device = resolve_device(settings.engine.device)
     # backend and style names are checked by the settings (Literal fields)
-    seg_backend = settings.segmentation_backend
-    track_backend = settings.tracking_backend
-    scribble = ClassicalScribble(settings.scribble_style)
+    seg_backend = settings.annotators.segmentation_backend
+    track_backend = settings.annotators.tracking_backend
+    scribble = ClassicalScribble(settings.annotators.scribble_style)
     notes: dict[str, str] = {}
 
     sam2_dir = root / "sam2" if root is not None else None

@@ -33,7 +33,7 @@ from vace_server.errors import (
     field_invalid,
     field_required,
 )
-from vace_server.settings import Settings
+from vace_server.settings import Settings, reveal
 from vace_server.storage.local import load_or_create_secret
 from vace_server.storage.uploads import PartialUpload, UploadTooLarge
 from vace_server.tasks.uploads import UploadExists, UploadStore
@@ -63,7 +63,9 @@ class UploadService:
 
 
 def build_upload_service(settings: Settings, store: UploadStore) -> UploadService:
-    secret = load_or_create_secret(settings.data_dir, settings.url_signing_secret)
+    secret = load_or_create_secret(
+        settings.store.data_dir, reveal(settings.storage.url_signing_secret)
+    )
     return UploadService(
         store=store,
         signer=PolicySigner(secret),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +73,7 @@ def _produce(
     from vace_server.engine.prompt_rewrite import build_rewriter
     from vace_server.worker.produce import produce_video
 
-    progress.stage("loading", settings.model)
+    progress.stage("loading", settings.engine.model)
     model = load_model(settings)
     annotators = load_annotators(settings)
     try:
@@ -125,7 +124,7 @@ def generate_one(
     with ConsoleProgress(console) as progress:
         produced = _produce(spec, media, settings, progress)
         try:
-            encode_mp4(produced.video, settings.output_fps, out)
+            encode_mp4(produced.video, settings.engine.output_fps, out)
         except Exception as exc:
             log.debug("encoding failed", exc_info=True)
             raise UploadError(f"Failed to write the result to {out}: {exc}") from exc
@@ -136,7 +135,7 @@ def generate_one(
         frames=len(video),
         width=int(video.shape[2]),
         height=int(video.shape[1]),
-        fps=settings.output_fps,
+        fps=settings.engine.output_fps,
         seed=spec.seed,
         model=model.name,
         prompt=produced.prompt,
@@ -149,14 +148,16 @@ def generate_one(
     )
 
 
-def _configure_logging(console: Console) -> None:
-    """Library logs go above the progress display, at WARNING unless VACE_LOG_LEVEL says
-    otherwise. An already configured root logger (embedding, pytest) is left alone."""
+def _configure_logging(console: Console, settings: Settings) -> None:
+    """Library logs go above the progress display, only warnings and errors unless
+    VACE_LOG_LEVEL is set (its default suits a server's log, not a terminal's progress).
+    An already configured root logger (embedding, pytest) is left alone."""
     from rich.logging import RichHandler
 
     if logging.getLogger().handlers:
         return
-    level = os.environ.get("VACE_LOG_LEVEL", "WARNING").upper()
+    chosen = "log_level" in settings.logging.model_fields_set
+    level = settings.logging.log_level if chosen else "WARNING"
     handler = RichHandler(console=console, show_path=False, show_time=False)
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler])
 
@@ -175,7 +176,7 @@ def run(
     from vace_server.engine.loader import ModelLoadError
 
     err = console or Console(stderr=True)
-    _configure_logging(err)
+    _configure_logging(err, settings)
 
     def report(code: str, message: str, cause: BaseException | None = None) -> None:
         err.print(f"[bold red]{code}[/]: ", end="")

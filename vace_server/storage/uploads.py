@@ -175,7 +175,7 @@ def upload_files_for(settings: Settings) -> UploadFiles | None:
     `prefix/uploads/`); None for the default, the local folder `data_dir/uploads`.
 
     Side effects: S3 builds a boto3 client (no request is made)."""
-    where = parse_storage_url(settings.storage_url, settings.data_dir)
+    where = parse_storage_url(settings.storage.storage_url, settings.store.data_dir)
     if not isinstance(where, S3Location):
         return None
     from vace_server.storage.s3 import S3Storage

@@ -73,12 +73,12 @@ class EngineParams:
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineParams:
         return cls(
-            num_frames=settings.num_frames,
-            fps=settings.fps,
-            guidance_scale=settings.guidance_scale,
-            num_inference_steps=settings.num_inference_steps,
-            flow_shift=settings.flow_shift,
-            generation_area=settings.generation_area,
+            num_frames=settings.engine.num_frames,
+            fps=settings.engine.fps,
+            guidance_scale=settings.engine.guidance_scale,
+            num_inference_steps=settings.engine.num_inference_steps,
+            flow_shift=settings.engine.flow_shift,
+            generation_area=settings.engine.generation_area,
         )
 
 

@@ -83,7 +83,7 @@ class UploadStore:
         when `storage_url` is s3://bucket/prefix, under `prefix/uploads/`. Side effects:
         creates the folder (partial uploads live there)."""
         files = upload_files_for(settings)
-        return cls(engine, settings.data_dir / "uploads", clock=clock, files=files)
+        return cls(engine, settings.store.data_dir / "uploads", clock=clock, files=files)
 
     def path_for(self, key: str) -> Path:
         """The local file of `key` (folder backend only). Raises ValueError for keys escaping

@@ -83,12 +83,12 @@ class WorkerLoop:
         while not should_stop():
             try:
                 if not self.run_once():
-                    self.store.wait_for_work(self.settings.poll_seconds)
+                    self.store.wait_for_work(self.settings.queue.poll_seconds)
             except SQLAlchemyError as exc:
                 if not failing:
                     log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
                 failing = True
-                time.sleep(min(1.0, self.settings.poll_seconds * 4))
+                time.sleep(min(1.0, self.settings.queue.poll_seconds * 4))
                 continue
             if failing:
                 log.info("worker %s: database back", self.worker_id)
@@ -102,7 +102,7 @@ class WorkerLoop:
         token = task_id_var.set(claim.task.id)
         try:
             log.info("task %s claimed (attempt %d)", claim.task.id, claim.attempt)
-            with Heartbeat(self.store, claim, self.settings.heartbeat_seconds) as beat:
+            with Heartbeat(self.store, claim, self.settings.queue.heartbeat_seconds) as beat:
                 progress = Progress(self.store, claim, beat.canceled, interrupted=self.interrupted)
                 try:
                     self._process(claim, progress)
@@ -114,9 +114,9 @@ class WorkerLoop:
 
     def _settle(self, claim: Claim, what: str, operation: Callable[[], bool]) -> bool:
         """A final store call, retried across a database outage until the task's timeout."""
-        timeout_ms = self.settings.task_timeout_hours * 3_600_000
+        timeout_ms = self.settings.store.task_timeout_hours * 3_600_000
         left_s = (claim.task.created_ms + timeout_ms - wall_clock_ms()) / 1000
-        deadline = time.monotonic() + max(left_s, self.settings.lease_seconds)
+        deadline = time.monotonic() + max(left_s, self.settings.queue.lease_seconds)
         return settle(operation, what=f"{what} of task {claim.task.id}", deadline=deadline)
 
     def _process(self, claim: Claim, progress: Progress) -> None:
@@ -206,7 +206,7 @@ class WorkerLoop:
         key = self._store_video(claim, video, progress)
         return Produced(
             output_key=key,
-            output_seconds=len(video) / self.settings.output_fps,
+            output_seconds=len(video) / self.settings.engine.output_fps,
             actual_prompt=produced.prompt if spec.prompt_extend else None,
             effective=self._effective(
                 model, produced.inputs, spec.seed, len(video), progress.step_times
@@ -218,7 +218,7 @@ class WorkerLoop:
         key = f"{day}/{claim.task.id}-{secrets.token_urlsafe(24)}.mp4"
         with tempfile.TemporaryDirectory(prefix="vace-out-") as tmp:
             path = Path(tmp) / "out.mp4"
-            encode_mp4(video, self.settings.output_fps, path)
+            encode_mp4(video, self.settings.engine.output_fps, path)
             progress.stage("uploading")
             try:
                 self.storage.put_file(key, path)
@@ -245,7 +245,7 @@ class WorkerLoop:
             "generation_fps": model.profile.fps,
             "output_size": list(inputs.output_size),
             "output_frames": out_frames,
-            "output_fps": self.settings.output_fps,
+            "output_fps": self.settings.engine.output_fps,
             "seed": seed,
             "steps": model.num_inference_steps,
             "guidance_scale": model.guidance_scale,

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProducedVideo:
-    video: np.ndarray  # uint8 (N, H, W, 3): the delivered frames at settings.output_fps
+    video: np.ndarray  # uint8 (N, H, W, 3): the delivered frames at settings.engine.output_fps
     inputs: VaceInputs
     prompt: str  # the prompt generated with (after prompt extension)
 
@@ -57,7 +57,7 @@ def produce_video(
         media,
         model.profile,
         annotators=annotators,
-        edit_reference_role=ReferenceRole(settings.edit_reference_role),
+        edit_reference_role=ReferenceRole(settings.annotators.edit_reference_role),
     )
     prompt = spec.prompt
     if spec.prompt_extend:
@@ -69,7 +69,7 @@ def produce_video(
             model,
             inputs,
             prompt=prompt,
-            negative_prompt=spec.negative_prompt or settings.negative_prompt,
+            negative_prompt=spec.negative_prompt or settings.engine.negative_prompt,
             seed=spec.seed,
             on_step=progress.step,
         )
@@ -83,8 +83,8 @@ def produce_video(
         frames,
         size=inputs.output_size,
         seconds=inputs.output_seconds,
-        fps=settings.output_fps,
+        fps=settings.engine.output_fps,
         watermark=spec.watermark,
-        font_path=settings.watermark_font,
+        font_path=settings.media.watermark_font,
     )
     return ProducedVideo(video=video, inputs=inputs, prompt=prompt)
