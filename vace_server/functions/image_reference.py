@@ -13,6 +13,7 @@ from PIL import Image
 
 from vace_server import errors
 from vace_server.engine.sizes import fit_area
+from vace_server.errors import InputField
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
 
 from .base import MediaSource, ModelProfile, VaceInputs
@@ -20,7 +21,7 @@ from .base import MediaSource, ModelProfile, VaceInputs
 __all__ = ["DEFAULT_SIZE", "FIELD", "build"]
 
 DEFAULT_SIZE = (1280, 720)  # contract default `size` (api-contract.md §5.1)
-FIELD = "input.ref_images_url"
+FIELD = InputField.REFERENCES
 
 CutOut = Callable[[Image.Image], Image.Image]
 
@@ -35,7 +36,7 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile, cut_out: Cu
     """
     # 1. Check what the API guarantees: 1..n references, at most one scene.
     if not spec.references:
-        raise errors.field_required(FIELD)
+        raise errors.field_required(FIELD.mention)
     if sum(ref.role is ReferenceRole.SCENE for ref in spec.references) > 1:
         raise errors.InvalidParameter("At most one reference image may be a background (bg).")
 

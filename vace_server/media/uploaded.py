@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.storage.uploads import UploadStore
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,11 @@ def is_upload_url(url: str) -> bool:
 
 
 def read_upload(
-    store: UploadStore | None, scope: UploadScope | None, url: str, field: str, max_bytes: int
+    store: UploadStore | None,
+    scope: UploadScope | None,
+    url: str,
+    field: InputField,
+    max_bytes: int,
 ) -> bytes:
     """The bytes of an uploaded file, at most `max_bytes`.
 
@@ -54,7 +58,8 @@ def read_upload(
     if len(data) > max_bytes:
         log.warning("%s: upload %s exceeds %d bytes", field, url, max_bytes)
         raise InvalidFile(
-            f"The file of {field} exceeds the size limit of {max_bytes / (1024 * 1024):g} MB.",
+            f"The file of {field.mention} exceeds the size limit of "
+            f"{max_bytes / (1024 * 1024):g} MB.",
             code="InvalidFile.Size",
         )
     return data

@@ -1,7 +1,8 @@
 """Temporary uploads (api-contract §10): the files behind `oss://<key>` media URLs.
 
-An upload has one row in `uploads` binding it to the account and the (normalised) model of the
-policy it was uploaded with, for 48 hours, and one file kept by an `UploadFiles` backend: a
+An upload has one row in `uploads` binding it to the account and the model of the policy it was
+uploaded with (the key the API gives that model: both names of one model give one key), for
+48 hours, and one file kept by an `UploadFiles` backend: a
 local folder (`<root>/<key>`, the default) or, with `VACE_STORAGE_URL=s3://...`, an object store
 (`<prefix>/uploads/<key>`). Uploads are never overwritten: the row is inserted first (the
 primary key makes a taken key fail), then the file is placed without replacing anything (a hard
@@ -38,10 +39,6 @@ UPLOAD_TTL_MS = 48 * 3_600_000
 INCOMING_DIR = ".incoming"  # partial uploads; keys never start with "."
 STALE_INCOMING_SECONDS = 3_600.0
 
-# Both upstream names of the VACE model are one model (api-contract §1).
-VACE_MODEL_NAMES = frozenset({"wanx2.1-vace-plus", "wan2.1-vace-plus"})
-CANONICAL_MODEL = "wanx2.1-vace-plus"
-
 uploads = Table(
     "uploads",
     metadata,
@@ -53,11 +50,6 @@ uploads = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Index("ix_uploads_expires", "expires_ms"),
 )
-
-
-def normalise_model(name: str) -> str:
-    """The model an upload is bound to: both VACE names give the same value."""
-    return CANONICAL_MODEL if name in VACE_MODEL_NAMES else name
 
 
 class UploadExists(Exception):
@@ -297,7 +289,7 @@ class UploadStore:
         rec = UploadRecord(
             key=key,
             account=account,
-            model=normalise_model(model),
+            model=model,
             size_bytes=size_bytes,
             created_ms=now,
             expires_ms=now + self.ttl_ms,
@@ -317,11 +309,11 @@ class UploadStore:
     # ------------------------------------------------------------------ reading
     def is_live(self, key: str, *, account: str, model: str) -> bool:
         """True when `key` has a row that has not expired and belongs to `account` and
-        (normalised) `model`."""
+        `model` (compared as given: the API hands both sides the same model key)."""
         cond = (
             uploads.c.key == key,
             uploads.c.account == account,
-            uploads.c.model == normalise_model(model),
+            uploads.c.model == model,
             uploads.c.expires_ms > self._now(),
         )
         with self.engine.connect() as conn:

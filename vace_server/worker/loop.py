@@ -189,7 +189,7 @@ class WorkerLoop:
     def _produce(self, claim: Claim, progress: Progress) -> Produced:
         spec = claim.task.spec
         model = model_for_task(self.model, spec.engine)
-        task_media = media_for_task(self.media, claim.task.account, spec.model_name)
+        task_media = media_for_task(self.media, claim.task.account, spec.upload_model)
         produced = produce_video(
             spec,
             StagedMedia(task_media, progress),
