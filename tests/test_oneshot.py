@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from tests.support.images import png_bytes, scene, subject_on_white
 from tests.support.media_server import MediaServer, Served
 from tests.support.videos import moving_square_frames, mp4_bytes
-from vace_server.cli import app
 from vace_server.api.wire_names import wire_message
+from vace_server.cli import app
 from vace_server.errors import InputField, InvalidFile
 from vace_server.functions.base import VaceInputs
 from vace_server.media.encode import probe_mp4
