@@ -23,9 +23,9 @@ _MENTION = re.compile(f"{_OPEN}({_KEY_ONLY}?)([a-z_.]+){_CLOSE}")
 class InputField(enum.StrEnum):
     """A task input that an error message can name, by its `TaskSpec` attribute (path).
 
-    A message writes `field.mention` (shown as the full wire name, e.g. `input.video_url`) or
-    `field.key_mention` (the key alone, e.g. `control_condition`); `str(error)` shows the
-    attribute names instead, for logs."""
+    A message writes `field.mention` (shown to clients as the full wire name: object and key)
+    or `field.key_mention` (the key alone); `str(error)` shows the attribute names instead, for
+    logs."""
 
     VIDEO = "video_url"
     MASK_IMAGE = "mask_image_url"
