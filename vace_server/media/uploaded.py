@@ -1,9 +1,10 @@
 """`oss://<key>` media: files received through the temporary upload flow (api-contract §10).
 
-A key resolves only for the task's own account and (normalised) model, before it expires;
-anything else fails the task with `InvalidURL`, exactly like an unreachable download. The bytes
-then go through the same checks as a download (size cap here, never reading more than one byte
-past it, from a local file or an S3 object alike; sniffing and decoding by the caller)."""
+A key resolves only for the task's own account and upload model (`TaskSpec.upload_model`),
+before it expires; anything else fails the task with `InvalidURL`, exactly like an unreachable
+download. The bytes then go through the same checks as a download (size cap here, never reading
+more than one byte past it, from a local file or an S3 object alike; sniffing and decoding by the
+caller)."""
 
 from __future__ import annotations
 
