@@ -60,6 +60,7 @@ def _peak_mb() -> float:
 
 def _child(path: Path) -> None:
     """Prepares one input as video_repainting does; prints a JSON line."""
+    from vace_server.errors import InputField
     from vace_server.functions import common
     from vace_server.functions.base import ModelProfile
     from vace_server.media import video
@@ -69,12 +70,12 @@ def _child(path: Path) -> None:
     before = _peak_mb()
     start = time.perf_counter()
     if hasattr(video, "open_video"):  # streaming decoder
-        clip = video.open_video(data, "input.video_url", max_seconds=5)
+        clip = video.open_video(data, InputField.VIDEO, max_seconds=5)
         size = common.generation_size(*common.within_720p(clip.width, clip.height), profile)
         indices = common.sample_indices(clip.frame_count, clip.fps, NUM_FRAMES, MODEL_FPS)
         frames = clip.read(indices, lambda f: common.cover(f, size))
     else:  # the decoder before it: every frame at full size, then sampled and resized
-        old = video.decode_video(data, "input.video_url", max_seconds=5)
+        old = video.decode_video(data, InputField.VIDEO, max_seconds=5)
         size = common.generation_size(*common.within_720p(old.width, old.height), profile)
         _, picked = common.sample_frames(old, NUM_FRAMES, MODEL_FPS)
         frames = [common.cover(f, size) for f in picked]

@@ -28,6 +28,7 @@ from PIL import Image
 from tests.functions.fakes import PROFILE
 from tests.support.images import png_bytes
 from tests.support.videos import moving_square_frames, mp4_bytes, webm_bytes
+from vace_server.api.wire_names import wire_message
 from vace_server.errors import InputField, InvalidFile
 from vace_server.functions import common
 from vace_server.media.images import load_image, load_mask_image
@@ -375,7 +376,7 @@ def run(case: Case, data: bytes) -> tuple[str, str]:
         mask = load_mask_image(data, InputField.MASK_IMAGE)
         return "ok", f"{mask.mode} {mask.size}"
     except InvalidFile as exc:
-        return exc.code, exc.message
+        return exc.code, wire_message(exc.message)  # as clients see it
 
 
 def peak_rss_mb() -> float:
