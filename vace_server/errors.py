@@ -99,6 +99,19 @@ class ServiceError(Exception):
         self.retry_after = retry_after  # seconds; sent as Retry-After when set
         super().__init__(self.message)
 
+    @property
+    def fields(self) -> tuple[InputField, ...]:
+        """The task inputs the message names, in order (what a caller can test without
+        reading the text)."""
+        found: list[InputField] = []
+
+        def note(field: InputField, key_only: bool) -> str:
+            found.append(field)
+            return _attribute_name(field, key_only)
+
+        name_fields(self.message, note)
+        return tuple(found)
+
     def __str__(self) -> str:
         """The message with each field mention as its attribute name (for logs and tracebacks;
         `message` keeps the mentions for the API to name)."""

@@ -67,6 +67,8 @@ def test_an_unknown_mention_shows_its_attribute_name() -> None:
 def test_logs_see_attribute_names_and_responses_wire_names() -> None:
     err = errors.field_required(InputField.FIRST_CLIP.mention)
     assert str(err) == "Field required: first_clip_url"
+    assert err.fields == (InputField.FIRST_CLIP,)
+    assert errors.InvalidURL().fields == ()
     assert wire_message(err.message) == "Field required: input.first_clip_url"
 
 
