@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,11 @@ from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.registry import load_annotators
 from vace_server.errors import InputField
 from vace_server.functions import build_inputs
-from vace_server.functions.base import ModelProfile, VideoClip
+from vace_server.media.clip import VideoClip
 from vace_server.media.encode import encode_mp4
 from vace_server.media.images import load_image, load_mask_image
 from vace_server.media.video import open_video
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 from vace_server.tasks.spec import Control, Outpaint, TaskSpec, VaceFunction
 
@@ -68,26 +70,31 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _specs() -> dict[str, TaskSpec]:
-    base = {"prompt": "p", "seed": 1}
     return {
         "video_repainting (scribble)": TaskSpec(
-            function=VaceFunction.VIDEO_REPAINTING, video_url="v", control=Control.SCRIBBLE, **base
+            function=VaceFunction.VIDEO_REPAINTING,
+            video_url="v",
+            control=Control.SCRIBBLE,
+            prompt="p",
+            seed=1,
         ),
         "video_edit (tracking, hull)": TaskSpec(
             function=VaceFunction.VIDEO_EDIT,
             video_url="v",
             mask_image_url="m",
             size=(1280, 720),
-            **base,
+            prompt="p",
+            seed=1,
         ),
         "video_extension (first clip)": TaskSpec(
-            function=VaceFunction.VIDEO_EXTENSION, first_clip_url="v", **base
+            function=VaceFunction.VIDEO_EXTENSION, first_clip_url="v", prompt="p", seed=1
         ),
         "video_outpainting (1.5 each side)": TaskSpec(
             function=VaceFunction.VIDEO_OUTPAINTING,
             video_url="v",
             outpaint=Outpaint(1.5, 1.5, 1.5, 1.5),
-            **base,
+            prompt="p",
+            seed=1,
         ),
     }
 
@@ -120,9 +127,7 @@ def main() -> None:
     print(f"input: {WIDTH}x{HEIGHT}, {FPS} fps, {SECONDS} s; profile {PROFILE_1_3B}")
     print(f"{'decode only':36s} {decode:7.2f} s   1.00x")
     for name, spec in _specs().items():
-        seconds = _time(
-            lambda spec=spec: build_inputs(spec, media, PROFILE_1_3B, annotators=annotators)
-        )
+        seconds = _time(partial(build_inputs, spec, media, PROFILE_1_3B, annotators=annotators))
         print(f"{name:36s} {seconds:7.2f} s  {seconds / decode:5.2f}x")
 
 

@@ -16,7 +16,6 @@ from tests.support.videos import moving_square_frames, mp4_bytes
 from vace_server.api.wire_names import wire_message
 from vace_server.cli import app
 from vace_server.errors import InputField, InvalidFile
-from vace_server.functions.base import VaceInputs
 from vace_server.media.encode import probe_mp4
 from vace_server.oneshot import PLACEHOLDER_HOST, LocalFiles, LocalMediaSource, UsageError
 
@@ -159,14 +158,15 @@ def test_a_request_the_api_refuses_is_a_usage_error(
 def test_usage_errors(
     files: dict[str, Path], tmp_path: Path, args: list[str], message: str
 ) -> None:
-    args = [str(files["subject"]) if a == "subject" else a for a in args]
-    code, _stdout, stderr = invoke(*args, "--out", tmp_path / "out.mp4")
+    given: list[str | Path] = [str(files["subject"]) if a == "subject" else a for a in args]
+    code, _stdout, stderr = invoke(*given, "--out", tmp_path / "out.mp4")
     assert code == 2
     assert message in stderr
 
 
 def test_out_must_be_writable_somewhere(files: dict[str, Path], tmp_path: Path) -> None:
-    args = ["--function", "image_reference", "--prompt", "x", "--ref", files["subject"]]
+    args: list[str | Path] = ["--function", "image_reference", "--prompt", "x"]
+    args += ["--ref", files["subject"]]
     code, _stdout, stderr = invoke(*args, "--out", tmp_path / "nowhere" / "out.mp4")
     assert (code, "does not exist" in stderr) == (2, True)
     code, _stdout, stderr = invoke(*args, "--out", tmp_path)
@@ -176,23 +176,32 @@ def test_out_must_be_writable_somewhere(files: dict[str, Path], tmp_path: Path) 
 def test_an_inference_crash_is_internal_error_algo(
     files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from diffusers import WanVACETransformer3DModel
+
+    steps: list[int] = []
+
     def crash(*_args: object, **_kwargs: object) -> None:
+        steps.append(1)
         raise RuntimeError("CUDA out of memory (simulated)")
 
-    # `generate` validates its inputs first: the first thing it does, wherever it is imported
-    monkeypatch.setattr(VaceInputs, "validate", crash)
+    # The crash is in the denoising transformer's forward pass: inside inference, after the
+    # inputs were fetched, preprocessed and validated (not in any of those steps).
+    monkeypatch.setattr(WanVACETransformer3DModel, "forward", crash)
     code, _stdout, stderr = invoke(
         "--function", "image_reference", "--prompt", "x", "--ref", files["subject"],
         "--out", tmp_path / "out.mp4",
     )  # fmt: skip
+    assert steps == [1]  # the model ran, and stopped at its first step
     assert code == 1
     assert "InternalError.Algo: An internal error has occurred during algorithm execution." in (
         stderr
     )
     assert "cause: RuntimeError: CUDA out of memory (simulated)" in stderr
     assert "Traceback" not in stderr
+    assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter importing the whole CLI: ~10 s
 def test_the_installed_command_exits_2_on_a_usage_error(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("vace-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VACE_")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -9,8 +10,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from vace_server.media.addresses import parse_networks
 
 DEFAULT_NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
@@ -24,8 +23,26 @@ DEFAULT_NEGATIVE_PROMPT = (
 _PATH_LIKE = re.compile(r"^(/|~|\.{1,2}(/|$))")
 
 
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs (`"10.1.2.0/24, 127.0.0.2/32, fd00::/8"`; a bare address is its
+    /32 or /128), the format of `media_allowed_networks`; here so that settings validates it
+    at load without importing media/ (media reads it through this function).
+
+    Returns: the networks. Raises: ValueError naming a bad entry (also one with host bits
+    set, such as 10.1.2.3/24)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as exc:
+            raise ValueError(f"bad network {entry!r} in the allowed networks: {exc}") from None
+    return tuple(networks)
+
+
 class Settings(BaseSettings):
-    """Every knob of the server. Field `foo` is env `VACE_FOO` and CLI flag `--foo`."""
+    """Every knob of the server. Field `foo` is env `VACE_FOO`; a few are CLI flags too (cli.py)."""
 
     model_config = SettingsConfigDict(
         env_prefix="VACE_",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -43,7 +43,7 @@ def padded(size: int) -> bytes:
     return body + b" " * (size - len(body))
 
 
-def assert_too_large(status: int, headers: httpx.Headers | dict[str, str], body: bytes) -> None:
+def assert_too_large(status: int, headers: Mapping[str, str], body: bytes) -> None:
     assert status == 413
     assert headers["connection"] == "close"
     parsed = json.loads(body)

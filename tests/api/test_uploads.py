@@ -1,4 +1,4 @@
-"""The temporary upload flow over HTTP (api-contract §10): getPolicy and the receiver."""
+"""The temporary upload flow over HTTP (docs/contract.md §10): getPolicy and the receiver."""
 
 from __future__ import annotations
 

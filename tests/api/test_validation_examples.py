@@ -1,4 +1,4 @@
-"""Valid create bodies become the expected TaskSpec (contract §3, §5, §6, §11.2, §11.3).
+"""Valid create bodies become the expected TaskSpec (docs/contract.md §3, §5, §6, §11.2-§11.3).
 
 The rejected bodies are the `BAD_REQUESTS` table in test_validation.py.
 """

@@ -10,7 +10,8 @@ from PIL import Image, ImageOps
 
 from vace_server.api.wire_names import wire_name
 from vace_server.errors import InputField
-from vace_server.functions.base import FrameList, ModelProfile, VideoClip
+from vace_server.media.clip import FrameList, VideoClip
+from vace_server.model_inputs import ModelProfile
 
 # 64x64 px budget, 17 frames at 16 fps: small enough for the tiny pipeline on CPU.
 PROFILE = ModelProfile(generation_area=64 * 64, num_frames=17, fps=16)
@@ -119,7 +120,7 @@ def run_tiny(inputs: object) -> np.ndarray:
     """Runs the tiny random pipeline (2 steps, CPU) on built inputs; returns (T, H, W, 3)."""
     from vace_server.engine.loader import load_model
     from vace_server.engine.runner import generate
-    from vace_server.functions.base import VaceInputs
+    from vace_server.model_inputs import VaceInputs
     from vace_server.settings import Settings
 
     assert isinstance(inputs, VaceInputs)
@@ -130,3 +131,13 @@ def run_tiny(inputs: object) -> np.ndarray:
     )
     assert model.profile == PROFILE
     return generate(model, inputs, prompt="a cat dance", negative_prompt="negative", seed=3)
+
+
+def recording_cut(seen: list[Image.Image]) -> Callable[[Image.Image], Image.Image]:
+    """A cut-out (segmenter) that only records the images it was given."""
+
+    def cut(image: Image.Image) -> Image.Image:
+        seen.append(image)
+        return image
+
+    return cut

@@ -1,17 +1,27 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.functions.fakes import PROFILE, RecordingAnnotator, arr, clip, noise, same
+from tests.functions.fakes import (
+    PROFILE,
+    RecordingAnnotator,
+    arr,
+    clip,
+    noise,
+    recording_cut,
+    same,
+)
 from tests.support.fake_annotators import FakeSegmenter, fake_annotators
 from tests.support.wire import wire_message
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
-from vace_server.engine.sizes import fit_area
 from vace_server.errors import InputField
 from vace_server.functions import common
+from vace_server.model_inputs import fit_area
 from vace_server.tasks.spec import Control, ReferenceRole
 
 
@@ -267,7 +277,7 @@ def test_annotate_checks_count_and_size() -> None:
     class Dropping:
         name, backend = "drop", "classical"
 
-        def annotate(self, frames: list[Image.Image]) -> list[Image.Image]:
+        def annotate(self, frames: Sequence[Image.Image]) -> list[Image.Image]:
             return list(frames[:-1])
 
     with pytest.raises(ValueError, match="drop"):
@@ -289,10 +299,10 @@ def test_prepare_reference_obj_is_cut_out_not_resized() -> None:
 
 
 def test_prepare_reference_bg_is_kept_whole() -> None:
-    seen: list[object] = []
+    seen: list[Image.Image] = []
     image = noise((64, 48), 5)
     out = common.prepare_reference(
-        image, ReferenceRole.SCENE, FakeSegmenter(lambda i: seen.append(i) or i), (64, 48)
+        image, ReferenceRole.SCENE, FakeSegmenter(recording_cut(seen)), (64, 48)
     )
     assert seen == []
     assert same(out, image)

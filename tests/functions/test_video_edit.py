@@ -14,6 +14,7 @@ from tests.functions.fakes import (
     clip,
     invert,
     noise,
+    recording_cut,
     run_tiny,
     same,
 )
@@ -23,7 +24,7 @@ from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.masks import expand_mask
 from vace_server.functions import build_inputs, video_edit
-from vace_server.functions.base import FrameList
+from vace_server.media.clip import FrameList
 from vace_server.tasks.spec import (
     Control,
     ExpandMode,
@@ -323,14 +324,14 @@ def test_reference_obj_by_default_cut_out() -> None:
 
 def test_reference_bg_is_kept_when_configured() -> None:
     ref = noise((128, 96), 8)
-    cut_calls: list[object] = []
+    cut_calls: list[Image.Image] = []
     media = FakeMedia(videos={"v": clip(5)}, masks={"m": box_mask(SIZE, BOX)}, images={"r": ref})
     task = spec(references=(Reference("r", ReferenceRole.SUBJECT),))
     inputs = build_inputs(
         task,
         media,
         PROFILE,
-        annotators=fake_annotators(cut=lambda i: cut_calls.append(i) or i),
+        annotators=fake_annotators(cut=recording_cut(cut_calls)),
         edit_reference_role=ReferenceRole.SCENE,
     )
     assert cut_calls == []

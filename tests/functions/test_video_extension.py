@@ -11,9 +11,8 @@ from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, invert, noise, 
 from tests.support.fake_annotators import fake_annotators
 from tests.support.wire import raises_wire, wire_message
 from vace_server import errors
-from vace_server.engine.sizes import fit_area
 from vace_server.functions import build_inputs, common, video_extension
-from vace_server.functions.base import VaceInputs
+from vace_server.model_inputs import VaceInputs, fit_area
 from vace_server.tasks.spec import Control, TaskSpec, VaceFunction
 
 SIZE = (64, 48)  # the generation size of a 64x48 input at this area: no resize

@@ -75,7 +75,14 @@ def test_the_shortest_video_is_accepted(function: VaceFunction, frames: int, fps
 @pytest.mark.parametrize("field", ["first_clip_url", "last_clip_url"])
 def test_an_extension_clip_of_one_frame_is_material(field: str) -> None:
     media = FakeMedia(videos={"c": clip(1, size=SIZE)})
-    task = TaskSpec(function=VaceFunction.VIDEO_EXTENSION, prompt="p", seed=1, **{field: "c"})
+    first, last = ("c", None) if field == "first_clip_url" else (None, "c")
+    task = TaskSpec(
+        function=VaceFunction.VIDEO_EXTENSION,
+        prompt="p",
+        seed=1,
+        first_clip_url=first,
+        last_clip_url=last,
+    )
     inputs = build_inputs(task, media, PROFILE, annotators=fake_annotators())
     assert inputs.mask is not None and inputs.num_frames == 17
     kept = [k for k, m in enumerate(inputs.mask) if m.getpixel((0, 0)) == 0]

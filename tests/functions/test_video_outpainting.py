@@ -11,7 +11,8 @@ from tests.support.fake_annotators import fake_annotators
 from tests.support.wire import raises_wire
 from vace_server import errors
 from vace_server.functions import build_inputs, video_outpainting
-from vace_server.functions.base import FrameList, ModelProfile, VaceInputs
+from vace_server.media.clip import FrameList
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import Outpaint, TaskSpec, VaceFunction
 
 

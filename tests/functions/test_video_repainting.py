@@ -21,7 +21,7 @@ from tests.support.wire import raises_wire, wire_message
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.functions import build_inputs, video_repainting
-from vace_server.functions.base import FrameList
+from vace_server.media.clip import FrameList
 from vace_server.tasks.spec import Control, Reference, ReferenceRole, TaskSpec, VaceFunction
 
 

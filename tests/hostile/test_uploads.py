@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,6 +23,7 @@ from tests.support.hostile import (
     hostile_settings,
     invalid,
 )
+from tests.support.responses import HttpResponse
 from vace_server.api.routes_uploads import RECEIVE_ROUTE, UploadService
 from vace_server.api.upload_form import FIELD_MAX_BYTES, MALFORMED_FORM, MAX_FIELDS
 from vace_server.api.upload_policy import (
@@ -92,13 +92,13 @@ def multipart(
     return out
 
 
-def send(client: TestClient, body: bytes, content_type: str | None = None) -> httpx.Response:
+def send(client: TestClient, body: bytes, content_type: str | None = None) -> HttpResponse:
     ctype = content_type or f"multipart/form-data; boundary={BOUNDARY}"
     headers = {"Content-Type": ctype.encode("latin-1")}
     return client.post(RECEIVE_ROUTE, content=body, headers=headers)  # type: ignore[arg-type]
 
 
-def refused(client: TestClient, r: httpx.Response, status: int, code: str, message: str) -> None:
+def refused(client: TestClient, r: HttpResponse, status: int, code: str, message: str) -> None:
     assert_error(r, status, code, message)
     assert stored_files(client) == []  # nothing stored, no partial file left
     assert_healthy(client)

@@ -3,8 +3,10 @@ the same checks as downloads."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -16,8 +18,8 @@ from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.fetch import FetchedMedia
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher, media_for_task
 from vace_server.settings import Settings
-from vace_server.storage.uploads import UPLOAD_TTL_MS, UploadStore
 from vace_server.tasks import db
+from vace_server.tasks.uploads import UPLOAD_TTL_MS, UploadStore
 
 FIELD = InputField.FIRST_FRAME
 MODEL = "wanx2.1-vace-plus"
@@ -122,10 +124,34 @@ def test_media_for_task_binds_fetchers_and_passes_fakes_through(fetcher: MediaFe
     assert media_for_task(other, "a", MODEL) is other  # type: ignore[arg-type]
 
 
-def test_for_task_opens_the_store_from_settings(tmp_path: Path) -> None:
+class _OneAccountsUploads:
+    """An `UploadResolver` without a database: every key is `data`, for account "a" only."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[tuple[str, str, str]] = []
+
+    def open(self, key: str, *, account: str, model: str) -> BinaryIO | None:
+        self.asked.append((key, account, model))
+        return io.BytesIO(self.data) if account == "a" else None
+
+
+def test_for_task_reads_through_the_injected_resolver(fake: _FakeFetcher) -> None:
+    resolver = _OneAccountsUploads(png_bytes(scene()))
+    source = MediaFetcher(Settings(), fetcher=fake, uploads=resolver)  # type: ignore[arg-type]
+    image = source.for_task("a", MODEL).fetch_image("oss://k/x.png", FIELD)
+    assert image.mode == "RGB"
+    with pytest.raises(InvalidURL):
+        source.for_task("b", MODEL).fetch_image("oss://k/x.png", FIELD)
+    assert resolver.asked == [("k/x.png", "a", MODEL), ("k/x.png", "b", MODEL)]
+    assert fake.calls == []  # oss:// never reaches the downloader
+
+
+def test_for_task_without_a_resolver_refuses_uploads_and_opens_no_database(
+    tmp_path: Path,
+) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    db.upgrade(db.make_engine(settings.resolved_database_url()))
     source = MediaFetcher(settings).for_task("a", MODEL)
     with pytest.raises(InvalidURL):
         source.fetch_image("oss://dashscope-instant/a/b/c/d.png", FIELD)
-    assert (tmp_path / "data" / "uploads").is_dir()
+    assert not (tmp_path / "data").exists()  # no store was opened on the fly

@@ -19,7 +19,7 @@ from tests.support.fake_annotators import fake_annotators
 from tests.support.videos import SQUARE_LEVEL, moving_square_frames, mp4_bytes
 from vace_server.errors import InputField, InvalidFile
 from vace_server.functions import common, video_repainting
-from vace_server.functions.base import VideoClip
+from vace_server.media.clip import VideoClip
 from vace_server.media.video import open_video
 from vace_server.tasks.spec import Control, TaskSpec, VaceFunction
 
@@ -43,7 +43,7 @@ def _encode(
         assert isinstance(stream, VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = time_base
-        stream.options = options
+        stream.options = dict(options)
         for k, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             frame.pts, frame.time_base = pts[k], time_base
@@ -159,7 +159,7 @@ def test_variable_frame_rate_counts_by_time() -> None:
 def test_b_frames_are_counted_and_read_in_presentation_order() -> None:
     frames = moving_square_frames(17)
     data = _encode(frames, list(range(17)), Fraction(1, 16), {"preset": "medium", "bf": "3"})
-    with av.open(io.BytesIO(data)) as container:  # the file really reorders frames
+    with av.open(io.BytesIO(data), mode="r") as container:  # the file really reorders frames
         packets = [p for p in container.demux(video=0) if p.size]
         assert any(p.pts != p.dts for p in packets)
     clip = open_video(data, FIELD, max_seconds=5)
@@ -198,8 +198,10 @@ def test_an_edit_list_that_hides_frames_is_honoured(options: dict[str, str]) -> 
     data = bytearray(_encode(moving_square_frames(17), list(range(17)), Fraction(1, 16), options))
     elst = data.index(b"elst")
     media_time = int.from_bytes(data[elst + 16 : elst + 20], "big", signed=True)
-    with av.open(io.BytesIO(bytes(data))) as container:
-        frame_ticks = round(1 / (16 * container.streams.video[0].time_base))
+    with av.open(io.BytesIO(bytes(data)), mode="r") as container:
+        time_base = container.streams.video[0].time_base
+        assert time_base is not None
+        frame_ticks = round(1 / (16 * time_base))
     data[elst + 16 : elst + 20] = (media_time + 3 * frame_ticks).to_bytes(4, "big", signed=True)
     clip = open_video(bytes(data), FIELD, max_seconds=5)
     assert clip.frame_count == 14

@@ -24,9 +24,10 @@ from vace_server.errors import UploadError
 from vace_server.settings import Settings
 from vace_server.storage import local, uploads
 from vace_server.storage.local import LocalStorage
-from vace_server.storage.uploads import INCOMING_DIR, UploadStore
+from vace_server.storage.uploads import INCOMING_DIR
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
+from vace_server.tasks.uploads import UploadStore
 from vace_server.worker.loop import WorkerLoop
 from vace_server.worker.progress import Progress
 

@@ -25,13 +25,9 @@ from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher
 from vace_server.settings import Settings
 from vace_server.storage.s3 import S3Storage
-from vace_server.storage.uploads import (
-    UPLOAD_TTL_MS,
-    ObjectUploadFiles,
-    UploadExists,
-    UploadStore,
-)
+from vace_server.storage.uploads import ObjectUploadFiles
 from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.uploads import UPLOAD_TTL_MS, UploadExists, UploadStore
 
 PREFIX = "vace/test"
 FIELD = InputField.FIRST_FRAME

@@ -15,7 +15,7 @@ optional:
 Rules:
 - depth / pose: the folder exists → the model is loaded (failure raises); missing → the entry
   is None and `notes` says what to put where, so the functions that need it fail their task
-  with that message. There is no classical substitute (vace-inputs.md §5.1).
+  with that message. There is no classical substitute (docs/model-inputs.md §5.1, §5.6).
 - segmentation (`segmentation_backend`) and tracking (`tracking_backend`): `model` requires
   `sam2/` (start-up fails without it), `classical` never loads it (border-colour/GrabCut
   cut-out, DIS-flow tracking), `auto` uses SAM2 when `sam2/` exists, else classical.

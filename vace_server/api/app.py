@@ -28,8 +28,8 @@ from vace_server.api.task_view import task_body
 from vace_server.media.fetch import UrlFetcher
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings
-from vace_server.storage.uploads import UploadStore
 from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.uploads import UploadStore
 from vace_server.tasks.workers import WorkerRegistry
 from vace_server.webhooks import signing
 from vace_server.webhooks.dispatcher import Dispatcher

@@ -1,4 +1,4 @@
-"""The temporary upload flow (api-contract §10): GET /api/v1/uploads?action=getPolicy and the
+"""The temporary upload flow (docs/contract.md §10): GET /api/v1/uploads?action=getPolicy and the
 PostObject-style receiver at `upload_host`, which takes no API key: the signed policy is the
 credential."""
 
@@ -26,6 +26,7 @@ from vace_server.api.upload_policy import (
 )
 from vace_server.api.validation import MODEL_NOT_EXIST_MESSAGE
 from vace_server.api.wire_names import MODEL_NAMES
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.errors import (
     AccessDenied,
     EmptyModel,
@@ -35,8 +36,8 @@ from vace_server.errors import (
 )
 from vace_server.settings import Settings
 from vace_server.storage.local import load_or_create_secret
-from vace_server.storage.uploads import PartialUpload, UploadExists, UploadStore, UploadTooLarge
-from vace_server.tasks.store import Clock, wall_clock_ms
+from vace_server.storage.uploads import PartialUpload, UploadTooLarge
+from vace_server.tasks.uploads import UploadExists, UploadStore
 
 router = APIRouter()
 

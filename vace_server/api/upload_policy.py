@@ -1,4 +1,4 @@
-"""Upload policies (api-contract §10): what getPolicy hands out and the receiver verifies.
+"""Upload policies (docs/contract.md §10): what getPolicy hands out and the receiver verifies.
 
 The policy is the whole credential of an upload (the SDK sends no API key with it): a base64
 JSON token naming the account, the normalised model, the key prefix, the expiry and the size

@@ -1,7 +1,7 @@
 """Synchronous validation of the create request: DashScope wire body -> `TaskSpec`.
 
 Wire names (`input.*`, `parameters.*`) stop here; everything below `api/` sees only the
-`TaskSpec`. Checks run in this order, and the first failure is raised (contract §2, §3):
+`TaskSpec`. Checks run in this order, and the first failure is raised (docs/contract.md §2, §3):
 JSON body, `model`, `input`, `parameters`, `input.function`, `input.prompt`,
 `input.negative_prompt`, the chosen function's own fields (§5, inputs before parameters),
 then the common generation parameters. Fields that do not apply to the function are neither

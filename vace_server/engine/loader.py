@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from diffusers import AutoencoderKLWan, WanVACEPipeline
 
-from vace_server.functions.base import ModelProfile
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 
 from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
@@ -45,7 +45,7 @@ ModelKind = Literal["tiny", "local", "hub"]
 DEFAULT_HUB_MODEL = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 
 # Per-model defaults, used when the matching setting is None.
-AREA_1_3B = 832 * 480  # the 1.3B model's native 480p budget (vace-inputs.md §3)
+AREA_1_3B = 832 * 480  # the 1.3B model's native 480p budget (docs/model-inputs.md §3)
 AREA_14B = 1280 * 720  # the 14B model's native 720p budget
 AREA_TINY = 112 * 64  # 7168 px: an 81-frame tiny run takes about a second on CPU
 STEPS_REAL = 50  # Wan2.1 generate.py, VACE inference and diffusers all use 50

@@ -1,7 +1,7 @@
 """`video_edit`: regenerate a masked region of a video, keeping the rest.
 
-VACE inpainting (vace-inputs.md §4.3): the frames with the region mid-gray (or, with a control
-condition, the annotator's rendering of the original frame there) are the `video`, and the
+VACE inpainting (docs/model-inputs.md §4.3): the frames with the region mid-gray (or, with a
+control condition, the annotator's rendering of the original frame there) are the `video`, and the
 region is 255 in the `mask`. The mask comes from one image on one frame (tracked through the
 clip, or fixed) or from a mask video. An optional reference fills the region
 (VACE "swap anything").
@@ -14,11 +14,12 @@ from PIL import Image
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.masks import expand_mask
+from vace_server.media.clip import MediaSource, VideoClip
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.errors import InputField
 from vace_server.tasks.spec import MaskType, ReferenceRole, TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs, VideoClip
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -31,7 +32,7 @@ __all__ = [
     "mask_frame_index",
 ]
 
-DEFAULT_SIZE = (1280, 720)  # contract default `size` (§5.3); delivered exactly (§12)
+DEFAULT_SIZE = (1280, 720)  # default `size`, delivered exactly (docs/contract.md §5.3, §12)
 VIDEO_FIELD = InputField.VIDEO
 MASK_IMAGE_FIELD = InputField.MASK_IMAGE
 MASK_VIDEO_FIELD = InputField.MASK_VIDEO

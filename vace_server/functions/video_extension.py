@@ -1,7 +1,7 @@
 """`video_extension`: a 5 s video around given first/last frames and clips.
 
-VACE frame/clip reference (vace-inputs.md §4.4): the given material is placed at the start
-(first frame, first clip) and the end (last clip, last frame) of exactly `num_frames` frames
+VACE frame/clip reference (docs/model-inputs.md §4.4): the given material is placed at the
+start (first frame, first clip) and the end (last clip, last frame) of exactly `num_frames` frames
 with mask 0 (keep); the gap between is mid-gray with mask 255 (generate) -- or, with a motion
 reference video and a control condition, the control renderings of that video.
 """
@@ -15,11 +15,12 @@ from PIL import Image
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet, FrameAnnotator
+from vace_server.media.clip import MediaSource, VideoClip
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.errors import InputField
 from vace_server.tasks.spec import TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs, VideoClip
 
 __all__ = [
     "CLIP_SECONDS",
@@ -32,7 +33,7 @@ __all__ = [
     "build",
 ]
 
-CLIP_SECONDS = 3.0  # each clip cut to its first 3 s; both together at most 3 s (contract §4)
+CLIP_SECONDS = 3.0  # each clip cut to its first 3 s; both at most 3 s in all (docs/contract.md §4)
 FIRST_FRAME_FIELD = InputField.FIRST_FRAME
 LAST_FRAME_FIELD = InputField.LAST_FRAME
 FIRST_CLIP_FIELD = InputField.FIRST_CLIP

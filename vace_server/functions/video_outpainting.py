@@ -1,7 +1,7 @@
 """`video_outpainting`: extend the frame beyond its edges.
 
-VACE outpainting (vace-inputs.md §4.5, contract §12): each frame is pasted onto a larger
-mid-gray canvas (mask 0 on the frame, 255 around it). Geometry (contract decision, "half"):
+VACE outpainting (docs/model-inputs.md §4.5, docs/contract.md §12): each frame is pasted onto a
+larger mid-gray canvas (mask 0 on the frame, 255 around it). Geometry (contract decision, "half"):
 for a W x H input the canvas is W/2 * (left + right) by H/2 * (top + bottom) and the frame sits
 at ((left - 1) * W/2, (top - 1) * H/2), so scales of 1.0 leave a side unchanged and 1.5 on all
 four sides gives 1.5W x 1.5H with the frame centred.
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from vace_server import errors
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.errors import InputField
 from vace_server.tasks.spec import Outpaint, TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["SCALE_FIELDS", "VIDEO_FIELD", "Placement", "build", "place"]
 

@@ -1,7 +1,7 @@
 """`video_repainting`: a new video that follows the input's motion or structure.
 
-VACE control-to-video (vace-inputs.md §4.2): the control renderings (pose, depth, scribble) of
-the input are the `video`, with no mask (the pipeline then generates everywhere);
+VACE control-to-video (docs/model-inputs.md §4.2): the control renderings (pose, depth, scribble)
+of the input are the `video`, with no mask (the pipeline then generates everywhere);
 `strength` is the context scale. An optional reference image replaces the subject
 (VACE "animate anything").
 """
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.errors import InputField
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["CONTROL_FIELD", "REF_FIELD", "VIDEO_FIELD", "build"]
 

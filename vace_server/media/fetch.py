@@ -6,7 +6,7 @@ private networks are allowed) and connects to a vetted IP, so every redirect hop
 a DNS answer cannot change between the check and the connect (DNS rebinding). TLS still
 verifies the original host name.
 
-Error mapping follows api-contract.md §8.2; the real reason is logged at WARNING.
+Error mapping follows docs/contract.md §8.2; the real reason is logged at WARNING.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from vace_server.media.addresses import (
     address_policy,
     is_plain_host,
     is_public_address,
-    parse_networks,
     refusal_reason,
 )
-from vace_server.settings import Settings
+from vace_server.settings import Settings, parse_networks
 
 __all__ = ["FetchedMedia", "UrlFetcher", "is_public_address", "system_resolver"]
 

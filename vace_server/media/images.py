@@ -1,4 +1,4 @@
-"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (api-contract §4).
+"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (docs/contract.md §4).
 
 `MediaFetcher` (the `MediaSource` implementation) also fetches mask images and videos; video
 checks and decoding live in `vace_server.media.video`."""
@@ -13,12 +13,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vace_server.errors import InputField, InvalidFile
-from vace_server.functions.base import MediaSource, VideoClip
+from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.media.fetch import UrlFetcher
-from vace_server.media.uploaded import UploadScope, is_upload_url, read_upload
+from vace_server.media.uploaded import UploadResolver, UploadScope, is_upload_url, read_upload
 from vace_server.media.video import VIDEO_MAX_BYTES, VIDEO_MAX_PIXELS, open_video
 from vace_server.settings import Settings
-from vace_server.storage.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -185,15 +184,17 @@ class MediaFetcher:
     """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image`,
     `load_mask_image` and `video.open_video` for checks and decoding.
 
-    `oss://` URLs are refused (InvalidURL) unless the source is bound to a task by `for_task`;
-    then they are read from the upload store and go through the same checks as downloads."""
+    `oss://` URLs are refused (InvalidURL) unless the source has an upload resolver (`uploads`,
+    injected by whoever builds it: the worker runtime passes its `UploadStore`) and is bound to
+    a task by `for_task`; then they are read through it and go through the same checks as
+    downloads."""
 
     def __init__(
         self,
         settings: Settings,
         fetcher: UrlFetcher | None = None,
         *,
-        uploads: UploadStore | None = None,
+        uploads: UploadResolver | None = None,
         scope: UploadScope | None = None,
     ) -> None:
         self._settings = settings
@@ -202,11 +203,8 @@ class MediaFetcher:
         self._scope = scope
 
     def for_task(self, account: str, model: str) -> MediaFetcher:
-        """This source for one task: `oss://` keys resolve to uploads of `account` for `model`.
-
-        Side effects: the first call opens the upload store (data_dir/uploads, the database)."""
-        if self._uploads is None:
-            self._uploads = UploadStore.from_settings(self._settings)
+        """This source for one task: `oss://` keys resolve to uploads of `account` for `model`
+        (through the injected resolver; without one they stay refused)."""
         scope = UploadScope(account, model)
         return MediaFetcher(self._settings, self._fetcher, uploads=self._uploads, scope=scope)
 

@@ -1,4 +1,4 @@
-"""Video inputs: sniff, probe and decode MP4 bodies from memory (api-contract §4).
+"""Video inputs: sniff, probe and decode MP4 bodies from memory (docs/contract.md §4).
 
 Contract rules: MP4 only, ≥ 16 fps, ≤ 50 MB (enforced while downloading), only the first N
 seconds are used (the caller's `max_seconds`: 5 s for `video_url`, 3 s for clips; the frame at
@@ -34,7 +34,7 @@ from av.video.stream import VideoStream
 from PIL import Image
 
 from vace_server.errors import InputField, InvalidFile
-from vace_server.functions.base import VideoClip
+from vace_server.media.clip import VideoClip
 
 logger = logging.getLogger(__name__)
 

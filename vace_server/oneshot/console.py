@@ -21,7 +21,7 @@ from rich.text import Text
 
 from vace_server.api.wire_names import wire_name
 from vace_server.errors import InputField
-from vace_server.functions.base import MediaSource, VideoClip
+from vace_server.media.clip import MediaSource, VideoClip
 
 
 # ---------------------------------------------------------------- progress

@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from vace_server.errors import InputField, InvalidFile, InvalidURL
-from vace_server.functions.base import MediaSource, VideoClip
+from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.oneshot.request import LocalFiles
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from vace_server.api.wire_names import wire_message
 from vace_server.errors import AlgoError, ServiceError, UploadError
-from vace_server.functions.base import MediaSource
+from vace_server.media.clip import MediaSource
 from vace_server.settings import Settings
 from vace_server.tasks.spec import TaskSpec
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from vace_server.engine.loader import LoadedModel
-    from vace_server.functions.base import VaceInputs
+    from vace_server.model_inputs import VaceInputs
 
 
 from vace_server.oneshot.console import ConsoleProgress, ConsoleStagedMedia

@@ -14,8 +14,8 @@ import mimetypes
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.storage.base import S3Location, check_key
-from vace_server.tasks.store import Clock, wall_clock_ms
 
 if TYPE_CHECKING:
     from vace_server.settings import Settings

@@ -1,7 +1,8 @@
 """The worker loop: claim → fetch media → build inputs → run → encode → store → finish.
 
-The same loop runs in the embedded child process, in `vace-server worker`, and (later) in
-Ray actors. It owns no state transitions itself: every transition is a TaskStore call.
+The same loop runs in the embedded child process, in `vace-server worker`, and in the Ray actors
+of `vace-server ray-workers`. It owns no state transitions itself: every transition is a
+TaskStore call.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from vace_server.annotators.base import AnnotatorSet
+from vace_server.clock import wall_clock_ms
 from vace_server.engine.loader import LoadedModel
 from vace_server.engine.prompt_rewrite import PromptRewriter
 from vace_server.engine.runner import free_memory
 from vace_server.errors import AlgoError, ServiceError, UploadError
-from vace_server.functions.base import MediaSource, VaceInputs
 from vace_server.logging_setup import task_id_var
+from vace_server.media.clip import MediaSource
 from vace_server.media.encode import encode_mp4
 from vace_server.media.images import media_for_task
+from vace_server.model_inputs import VaceInputs
 from vace_server.settings import Settings
 from vace_server.storage.base import Storage
-from vace_server.tasks.store import Claim, TaskStore, wall_clock_ms
+from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import settle
 from vace_server.worker.heartbeat import Heartbeat
 from vace_server.worker.produce import produce_video

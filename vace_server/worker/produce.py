@@ -17,8 +17,9 @@ from vace_server.engine.prompt_rewrite import PromptRewriter, extend_prompt
 from vace_server.engine.runner import generate
 from vace_server.errors import AlgoError, ServiceError
 from vace_server.functions import build_inputs
-from vace_server.functions.base import MediaSource, VaceInputs
+from vace_server.media.clip import MediaSource
 from vace_server.media.output import render_output
+from vace_server.model_inputs import VaceInputs
 from vace_server.settings import Settings
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
 from vace_server.worker.progress import ProgressSink, TaskCanceled

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from vace_server.errors import InputField
-from vace_server.functions.base import MediaSource, VideoClip
+from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import LatestWriter
 

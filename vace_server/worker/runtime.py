@@ -117,7 +117,7 @@ class WorkerRuntime:
             from vace_server.engine.prompt_rewrite import build_rewriter
             from vace_server.media.images import MediaFetcher
             from vace_server.runtime import open_storage
-            from vace_server.storage.uploads import UploadStore
+            from vace_server.tasks.uploads import UploadStore
             from vace_server.tasks.workers import RegistryBeat, WorkerRegistry
             from vace_server.worker.loop import WorkerLoop
 

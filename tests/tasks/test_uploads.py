@@ -10,13 +10,13 @@ import pytest
 
 from tests.support.clock import FakeClock
 from vace_server.api.wire_names import canonical_model
-from vace_server.storage.uploads import (
+from vace_server.storage.uploads import UploadTooLarge
+from vace_server.tasks import db
+from vace_server.tasks.uploads import (
     UPLOAD_TTL_MS,
     UploadExists,
     UploadStore,
-    UploadTooLarge,
 )
-from vace_server.tasks import db
 
 KEY = "dashscope-instant/abc/2026-11-24/def/cat.png"
 
