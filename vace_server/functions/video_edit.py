@@ -14,9 +14,9 @@ from PIL import Image
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.masks import expand_mask
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.model_inputs import ModelProfile, VaceInputs
-from vace_server.errors import InputField
 from vace_server.tasks.spec import MaskType, ReferenceRole, TaskSpec
 
 from . import common

@@ -15,9 +15,9 @@ from PIL import Image
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet, FrameAnnotator
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.model_inputs import ModelProfile, VaceInputs
-from vace_server.errors import InputField
 from vace_server.tasks.spec import TaskSpec
 
 from . import common

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from vace_server import errors
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource
 from vace_server.model_inputs import ModelProfile, VaceInputs
-from vace_server.errors import InputField
 from vace_server.tasks.spec import Outpaint, TaskSpec
 
 from . import common

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource
 from vace_server.model_inputs import ModelProfile, VaceInputs
-from vace_server.errors import InputField
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
 
 from . import common

@@ -2,8 +2,9 @@
 which pairs each row with its file (kept by a `storage.uploads.UploadFiles` backend).
 
 An upload's row binds it to the account and the model of the policy it was uploaded with (the
-key the API gives that model: both names of one model give one key), for 48 hours. Uploads are never overwritten: the row is inserted first (the
-primary key makes a taken key fail), then the file is placed without replacing anything.
+key the API gives that model: both names of one model give one key), for 48 hours. Uploads are
+never overwritten: the row is inserted first (the primary key makes a taken key fail), then the
+file is placed without replacing anything.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vace_server.tasks.models import uploads
 log = logging.getLogger(__name__)
 
 UPLOAD_TTL_MS = 48 * 3_600_000
+
 
 class UploadExists(Exception):
     """The key is already taken (uploads never overwrite)."""
