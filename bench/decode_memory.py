@@ -61,6 +61,7 @@ def _peak_mb() -> float:
 
 def _child(path: Path) -> None:
     """Prepares one input as video_repainting does; prints a JSON line."""
+    from vace_server.errors import InputField
     from vace_server.functions import common
     from vace_server.media import video
     from vace_server.model_inputs import ModelProfile
@@ -70,7 +71,7 @@ def _child(path: Path) -> None:
     before = _peak_mb()
     start = time.perf_counter()
     if hasattr(video, "open_video"):  # streaming decoder
-        clip = video.open_video(data, "input.video_url", max_seconds=5)
+        clip = video.open_video(data, InputField.VIDEO, max_seconds=5)
         size = common.generation_size(*common.within_720p(clip.width, clip.height), profile)
         indices = common.sample_indices(clip.frame_count, clip.fps, NUM_FRAMES, MODEL_FPS)
         frames = clip.read(indices, lambda f: common.cover(f, size))
@@ -78,7 +79,7 @@ def _child(path: Path) -> None:
         # (an older checkout's API, so untyped here: this tree no longer has it)
         legacy_video: Any = video
         legacy_common: Any = common
-        old = legacy_video.decode_video(data, "input.video_url", max_seconds=5)
+        old = legacy_video.decode_video(data, InputField.VIDEO, max_seconds=5)
         size = common.generation_size(*common.within_720p(old.width, old.height), profile)
         _, picked = legacy_common.sample_frames(old, NUM_FRAMES, MODEL_FPS)
         frames = [common.cover(f, size) for f in picked]

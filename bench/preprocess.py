@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.registry import load_annotators
+from vace_server.errors import InputField
 from vace_server.functions import build_inputs
 from vace_server.media.clip import VideoClip
 from vace_server.media.encode import encode_mp4
@@ -52,13 +53,13 @@ class LocalMedia:
     def __init__(self, blobs: dict[str, bytes]) -> None:
         self.blobs = blobs
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         return load_image(self.blobs[url], field)
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         return load_mask_image(self.blobs[url], field)
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         return open_video(self.blobs[url], field, max_seconds=max_seconds)
 
 
@@ -109,7 +110,7 @@ def _time(fn: Callable[[], object], repeat: int = 2) -> float:
 
 def _decode_all(data: bytes) -> None:
     """Every frame of the first 5 s decoded to RGB (the plain decode the ratios refer to)."""
-    clip = open_video(data, "input.video_url", max_seconds=5)
+    clip = open_video(data, InputField.VIDEO, max_seconds=5)
     clip.read(range(clip.frame_count), lambda frame: frame)
 
 

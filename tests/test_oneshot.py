@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from tests.support.images import png_bytes, scene, subject_on_white
 from tests.support.media_server import MediaServer, Served
 from tests.support.videos import moving_square_frames, mp4_bytes
+from vace_server.api.wire_names import wire_message
 from vace_server.cli import app
-from vace_server.errors import InvalidFile
+from vace_server.errors import InputField, InvalidFile
 from vace_server.media.encode import probe_mp4
 from vace_server.oneshot import PLACEHOLDER_HOST, LocalFiles, LocalMediaSource, UsageError
 
@@ -234,9 +235,9 @@ def test_local_files_get_the_download_size_cap(
     local = LocalFiles()
     url = local.wire_value(str(files["subject"]), "--ref")
     media = LocalMediaSource(local, remote=None)  # type: ignore[arg-type]
-    assert media.fetch_image(url, "input.ref_images_url").size == (400, 400)
+    assert media.fetch_image(url, InputField.REFERENCES).size == (400, 400)
     monkeypatch.setattr("vace_server.media.images.IMAGE_MAX_BYTES", 1000)
     with pytest.raises(InvalidFile) as caught:
-        media.fetch_image(url, "input.ref_images_url")
+        media.fetch_image(url, InputField.REFERENCES)
     assert caught.value.code == "InvalidFile.Size"
-    assert "input.ref_images_url exceeds the size limit" in caught.value.message
+    assert "input.ref_images_url exceeds the size limit" in wire_message(caught.value.message)

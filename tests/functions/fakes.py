@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from vace_server.api.wire_names import wire_name
+from vace_server.errors import InputField
 from vace_server.media.clip import FrameList, VideoClip
 from vace_server.model_inputs import ModelProfile
 
@@ -54,7 +56,8 @@ def invert(image: Image.Image) -> Image.Image:
 
 class FakeMedia:
     """MediaSource over dicts; cuts videos to `max_seconds` like the real fetcher (the frame at
-    exactly `max_seconds` kept) and records every call as (kind, url, field, max_seconds).
+    exactly `max_seconds` kept) and records every call as (kind, url, field, max_seconds), the
+    field by the wire name a client sees.
     `reads` records the frame indices each `read` of a fetched clip asked for."""
 
     def __init__(
@@ -69,16 +72,16 @@ class FakeMedia:
         self.calls: list[tuple[str, str, str, float | None]] = []
         self.reads: list[tuple[str, list[int]]] = []
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
-        self.calls.append(("image", url, field, None))
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
+        self.calls.append(("image", url, wire_name(field), None))
         return self.images[url].copy()
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
-        self.calls.append(("mask", url, field, None))
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
+        self.calls.append(("mask", url, wire_name(field), None))
         return self.masks[url].copy()
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
-        self.calls.append(("video", url, field, max_seconds))
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
+        self.calls.append(("video", url, wire_name(field), max_seconds))
         source = self.videos[url]
         keep = min(source.frame_count, math.floor(max_seconds * source.fps + 1e-6) + 1)
         return _RecordedClip([f.copy() for f in source.frames[:keep]], source.fps, self, url)

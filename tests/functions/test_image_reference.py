@@ -9,7 +9,10 @@ import pytest
 from PIL import Image
 
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import raises_wire
 from vace_server import errors
+from vace_server.api.wire_names import wire_name
+from vace_server.errors import InputField
 from vace_server.functions import build_inputs, image_reference
 from vace_server.media.clip import VideoClip
 from vace_server.model_inputs import ModelProfile, fit_area
@@ -35,8 +38,8 @@ class FakeMedia(ImagesOnly):
         self.images = images
         self.calls: list[tuple[str, str]] = []
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
-        self.calls.append((url, field))
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
+        self.calls.append((url, wire_name(field)))
         return self.images[url].copy()
 
 
@@ -222,7 +225,7 @@ def test_first_client_reference_is_the_first_latent_frame(tiny_pipe) -> None:
 
 def test_refuses_what_the_api_should_have_refused() -> None:
     media = FakeMedia({"a": solid(RED), "b": solid(GREEN)})
-    with pytest.raises(errors.InvalidParameter, match="ref_images_url"):
+    with raises_wire(errors.InvalidParameter, match="ref_images_url"):
         image_reference.build(spec(), media, PROFILE, FakeCutOut())
     with pytest.raises(errors.InvalidParameter, match="bg"):
         image_reference.build(spec(("a", BG), ("b", BG)), media, PROFILE, FakeCutOut())
@@ -231,10 +234,10 @@ def test_refuses_what_the_api_should_have_refused() -> None:
 
 def test_media_errors_propagate() -> None:
     class Broken(ImagesOnly):
-        def fetch_image(self, url: str, field: str) -> Image.Image:
-            raise errors.InvalidURL(f"bad {field}")
+        def fetch_image(self, url: str, field: InputField) -> Image.Image:
+            raise errors.InvalidURL(f"bad {field.mention}")
 
-    with pytest.raises(errors.InvalidURL, match=r"input\.ref_images_url"):
+    with raises_wire(errors.InvalidURL, match=r"input\.ref_images_url"):
         image_reference.build(spec(("a", OBJ)), Broken(), PROFILE, FakeCutOut())
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.functions.fakes import PROFILE, FakeMedia, box_mask, clip, noise
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import wire_message
 from vace_server import errors
 from vace_server.functions import build_inputs
 from vace_server.tasks.spec import Control, MaskType, TaskSpec, VaceFunction
@@ -57,8 +58,8 @@ def test_too_short_a_video_is_refused_before_reading_a_frame(
     with pytest.raises(errors.InvalidFile) as info:
         build_inputs(_spec(function), media, PROFILE, annotators=fake_annotators())
     assert info.value.code == "InvalidFile.Duration"
-    assert "input.video_url is too short" in info.value.message
-    assert "at least 5" in info.value.message
+    assert "input.video_url is too short" in wire_message(info.value.message)
+    assert "at least 5" in wire_message(info.value.message)
     assert [url for url, _ in media.reads] == []
 
 

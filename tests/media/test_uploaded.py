@@ -13,14 +13,15 @@ import pytest
 from tests.support.clock import FakeClock
 from tests.support.images import png_bytes, scene
 from tests.support.videos import moving_square_frames, mp4_bytes
-from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.api.wire_names import canonical_model, wire_message
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.fetch import FetchedMedia
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher, media_for_task
 from vace_server.settings import Settings
 from vace_server.tasks import db
 from vace_server.tasks.uploads import UPLOAD_TTL_MS, UploadStore
 
-FIELD = "input.first_frame_url"
+FIELD = InputField.FIRST_FRAME
 MODEL = "wanx2.1-vace-plus"
 
 
@@ -28,7 +29,7 @@ class _FakeFetcher:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+    def fetch(self, url: str, *, field: InputField, max_bytes: int) -> FetchedMedia:
         self.calls.append(url)
         return FetchedMedia(png_bytes(scene()), "image/png", url)
 
@@ -56,7 +57,8 @@ def put(store: UploadStore, name: str, data: bytes, account: str = "a") -> str:
     path = store.path_for(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    store.record(key, account=account, model="wan2.1-vace-plus", size_bytes=len(data))
+    model = canonical_model("wan2.1-vace-plus")  # the key the API binds uploads to
+    store.record(key, account=account, model=model, size_bytes=len(data))
     return "oss://" + key
 
 
@@ -67,7 +69,7 @@ def test_task_source_reads_its_own_uploads(
     source = fetcher.for_task("a", MODEL)
     image = source.fetch_image(url, FIELD)
     assert (image.mode, image.size) == ("RGB", (480, 400))
-    assert source.fetch_mask_image(url, "input.mask_image_url").mode == "L"
+    assert source.fetch_mask_image(url, InputField.MASK_IMAGE).mode == "L"
     # http(s) still goes through the hostile-URL fetcher
     assert source.fetch_image("http://a.example/x.png", FIELD).size == (480, 400)
     assert fake.calls == ["http://a.example/x.png"]
@@ -75,7 +77,7 @@ def test_task_source_reads_its_own_uploads(
 
 def test_task_source_reads_uploaded_videos(fetcher: MediaFetcher, uploads: UploadStore) -> None:
     url = put(uploads, "clip.mp4", mp4_bytes(moving_square_frames(16), 16))
-    clip = fetcher.for_task("a", MODEL).fetch_video(url, "input.first_clip_url", max_seconds=3)
+    clip = fetcher.for_task("a", MODEL).fetch_video(url, InputField.FIRST_CLIP, max_seconds=3)
     assert (clip.width, clip.height, clip.frame_count) == (64, 64, 16)
 
 
@@ -105,7 +107,8 @@ def test_uploads_get_the_download_checks(fetcher: MediaFetcher, uploads: UploadS
     with pytest.raises(InvalidFile) as exc:
         source.fetch_image(put(uploads, "big.png", b"\x89PNG" + b"\0" * IMAGE_MAX_BYTES), FIELD)
     assert exc.value.code == "InvalidFile.Size"
-    assert FIELD in exc.value.message and "10 MB" in exc.value.message
+    message = wire_message(exc.value.message)
+    assert "input.first_frame_url" in message and "10 MB" in message
     with pytest.raises(InvalidFile) as exc:
         source.fetch_image(put(uploads, "text.png", b"not an image at all"), FIELD)
     assert exc.value.code == "InvalidFile.Format"

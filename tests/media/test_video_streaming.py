@@ -17,13 +17,13 @@ from PIL import Image
 from tests.functions.fakes import PROFILE
 from tests.support.fake_annotators import fake_annotators
 from tests.support.videos import SQUARE_LEVEL, moving_square_frames, mp4_bytes
-from vace_server.errors import InvalidFile
+from vace_server.errors import InputField, InvalidFile
 from vace_server.functions import common, video_repainting
 from vace_server.media.clip import VideoClip
 from vace_server.media.video import open_video
 from vace_server.tasks.spec import Control, TaskSpec, VaceFunction
 
-FIELD = "input.video_url"
+FIELD = InputField.VIDEO
 
 
 def _which_frame(image: Image.Image) -> int:
@@ -136,7 +136,7 @@ def test_five_seconds_give_81_frames(count: int, fps: int, kept: int, sampled: i
 
 def test_extension_clips_keep_the_frame_at_3s() -> None:
     data = mp4_bytes(moving_square_frames(64, size=(16, 16), square=4), 16)
-    clip = open_video(data, "input.first_clip_url", max_seconds=3)
+    clip = open_video(data, InputField.FIRST_CLIP, max_seconds=3)
     assert clip.frame_count == 49
     assert len(common.sample_indices(clip.frame_count, clip.fps, 81, 16, snap=False)) == 49
 
@@ -175,7 +175,7 @@ def test_a_4k_input_goes_to_the_generation_size_through_a_function() -> None:
     assert (clip.width, clip.height, clip.frame_count) == (3840, 2160, 5)
 
     class Source:
-        def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+        def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
             return clip
 
     spec = TaskSpec(

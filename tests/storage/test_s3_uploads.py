@@ -21,7 +21,7 @@ from tests.support.s3_server import S3Server
 from tests.tasks.test_store import SPEC
 from vace_server.api.app import create_app
 from vace_server.api.context import AppContext
-from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher
 from vace_server.settings import Settings
 from vace_server.storage.s3 import S3Storage
@@ -30,7 +30,7 @@ from vace_server.tasks.maintenance import Maintenance
 from vace_server.tasks.uploads import UPLOAD_TTL_MS, UploadExists, UploadStore
 
 PREFIX = "vace/test"
-FIELD = "input.first_frame_url"
+FIELD = InputField.FIRST_FRAME
 
 
 @pytest.fixture

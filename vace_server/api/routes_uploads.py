@@ -24,7 +24,8 @@ from vace_server.api.upload_policy import (
     check_key,
     policy_data,
 )
-from vace_server.api.validation import MODEL_NAMES, MODEL_NOT_EXIST_MESSAGE
+from vace_server.api.validation import MODEL_NOT_EXIST_MESSAGE
+from vace_server.api.wire_names import MODEL_NAMES
 from vace_server.clock import Clock, wall_clock_ms
 from vace_server.errors import (
     AccessDenied,

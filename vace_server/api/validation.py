@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from vace_server.api.wire_media import check_url, read_url, read_url_list
+from vace_server.api.wire_names import MODEL_NAMES, canonical_model
 from vace_server.api.wire_values import (
     as_int,
     check_text,
@@ -45,7 +46,6 @@ from vace_server.tasks.spec import (
     VaceFunction,
 )
 
-MODEL_NAMES = frozenset({"wanx2.1-vace-plus", "wan2.1-vace-plus"})
 BODY_INVALID_MESSAGE = "Required body invalid, please check the request body format."
 MODEL_NOT_EXIST_MESSAGE = "Model not exist."
 OBJ_OR_BG_LENGTH_MESSAGE = "ref_images_url and obj_or_bg must be the same length."
@@ -133,6 +133,7 @@ def parse_create_request(
         prompt=prompt,
         seed=draw_seed() if seed is None else seed,
         model_name=model,
+        upload_model=canonical_model(model),
         negative_prompt=negative_prompt,
         prompt_extend=prompt_extend,
         watermark=watermark,

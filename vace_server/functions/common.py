@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet, FrameAnnotator, SubjectSegmenter
+from vace_server.errors import InputField
 from vace_server.media.clip import FramePrep, MediaSource, VideoClip
 from vace_server.model_inputs import ModelProfile, fit_area
 from vace_server.tasks.spec import Control, ReferenceRole, TaskSpec
@@ -122,7 +123,7 @@ def clip_seconds(clip: VideoClip, max_seconds: float = VIDEO_SECONDS) -> float:
     return min(clip.seconds, max_seconds)
 
 
-def require_video_length(clip: VideoClip, field: str, profile: ModelProfile) -> None:
+def require_video_length(clip: VideoClip, field: InputField, profile: ModelProfile) -> None:
     """A video whose length the output follows (or whose motion it copies) must be a video:
     sampled for the model (`sample_indices`), it must give at least MIN_VIDEO_FRAMES frames,
     4n+1 with n >= 1 (one frame would be a still image). That is 5 source frames lasting at
@@ -133,7 +134,7 @@ def require_video_length(clip: VideoClip, field: str, profile: ModelProfile) -> 
     count = len(sample_indices(clip.frame_count, clip.fps, profile.num_frames, profile.fps))
     if count < needed or clip.frame_count < needed:  # the end-of-span hold invents no video
         raise errors.InvalidFile(
-            f"{field} is too short: {clip.frame_count} frame(s) at {clip.fps:.3g} fps "
+            f"{field.mention} is too short: {clip.frame_count} frame(s) at {clip.fps:.3g} fps "
             f"({clip.seconds:.3g} s) give {count} frame(s) at {profile.fps} fps; a video must "
             f"give at least {needed} (e.g. {needed} frames at 16 fps, "
             f"{MIN_VIDEO_SECONDS:g} s).",
@@ -185,11 +186,11 @@ def generation_size(width: int, height: int, profile: ModelProfile) -> tuple[int
 
 
 def size_not_match(
-    field: str, size: tuple[int, int], ref: str, ref_size: tuple[int, int]
+    field: InputField, size: tuple[int, int], ref: InputField, ref_size: tuple[int, int]
 ) -> errors.InvalidParameter:
     """The task error for a resolution mismatch (docs/contract.md §8.2: literal prefix)."""
     return errors.InvalidParameter(
-        f"The size is not match: {field} is {size[0]}x{size[1]} but {ref} is "
+        f"The size is not match: {field.mention} is {size[0]}x{size[1]} but {ref.mention} is "
         f"{ref_size[0]}x{ref_size[1]}; they must have the same resolution."
     )
 
@@ -259,8 +260,8 @@ def annotator_or_fail(annotators: AnnotatorSet, control: Control) -> FrameAnnota
         return annotator
     reason = annotators.notes.get(note_key) or "no checkpoint configured"
     raise errors.AnnotatorUnavailable(
-        f"control_condition '{control.value}' needs the {human} annotator, which this server "
-        f"has not loaded ({reason}). Put {files} and restart the worker."
+        f"{InputField.CONTROL.key_mention} '{control.value}' needs the {human} annotator, "
+        f"which this server has not loaded ({reason}). Put {files} and restart the worker."
     )
 
 
@@ -295,7 +296,7 @@ def prepare_reference(
 def single_reference(
     spec: TaskSpec,
     media: MediaSource,
-    field: str,
+    field: InputField,
     role: ReferenceRole,
     segmenter: SubjectSegmenter,
     size: tuple[int, int],

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from PIL import Image
 
 from vace_server import errors
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource
 from vace_server.model_inputs import ModelProfile, VaceInputs, fit_area
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
@@ -19,7 +20,7 @@ from vace_server.tasks.spec import ReferenceRole, TaskSpec
 __all__ = ["DEFAULT_SIZE", "FIELD", "build"]
 
 DEFAULT_SIZE = (1280, 720)  # contract default `size` (docs/contract.md §5.1)
-FIELD = "input.ref_images_url"
+FIELD = InputField.REFERENCES
 
 CutOut = Callable[[Image.Image], Image.Image]
 
@@ -34,7 +35,7 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile, cut_out: Cu
     """
     # 1. Check what the API guarantees: 1..n references, at most one scene.
     if not spec.references:
-        raise errors.field_required(FIELD)
+        raise errors.field_required(FIELD.mention)
     if sum(ref.role is ReferenceRole.SCENE for ref in spec.references) > 1:
         raise errors.InvalidParameter("At most one reference image may be a background (bg).")
 

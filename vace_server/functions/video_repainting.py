@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource
 from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
@@ -18,9 +19,9 @@ from . import common
 
 __all__ = ["CONTROL_FIELD", "REF_FIELD", "VIDEO_FIELD", "build"]
 
-VIDEO_FIELD = "input.video_url"
-REF_FIELD = "input.ref_images_url"
-CONTROL_FIELD = "parameters.control_condition"
+VIDEO_FIELD = InputField.VIDEO
+REF_FIELD = InputField.REFERENCES
+CONTROL_FIELD = InputField.CONTROL
 
 
 def build(
@@ -38,9 +39,9 @@ def build(
     """
     # 1. What the API guarantees: a video and a control condition.
     if not spec.video_url:
-        raise errors.field_required(VIDEO_FIELD)
+        raise errors.field_required(VIDEO_FIELD.mention)
     if spec.control is None:
-        raise errors.field_required(CONTROL_FIELD)
+        raise errors.field_required(CONTROL_FIELD.mention)
     # 2. The annotator first: a missing checkpoint fails before any download.
     annotator = common.annotator_or_fail(annotators, spec.control)
 

@@ -9,6 +9,8 @@ from typing import Protocol
 
 from PIL import Image
 
+from vace_server.errors import InputField
+
 __all__ = ["FrameList", "FramePrep", "MediaSource", "VideoClip"]
 
 FramePrep = Callable[[Image.Image], Image.Image]
@@ -70,22 +72,22 @@ class FrameList(VideoClip):
 
 
 class MediaSource(Protocol):
-    """Fetches and checks a task's media. `field` is the client-visible field name
-    (e.g. `input.ref_images_url`) used in error messages."""
+    """Fetches and checks a task's media. `field` is the input being read, named in error
+    messages by its mention (the API shows its wire name)."""
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         """Returns an RGB image that passed the contract's image checks.
 
         Raises: InvalidURL*, InvalidFile.* (errors.ServiceError subclasses)."""
         ...
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         """Returns an "L" image (format and size checks only; no [360, 2000] rule).
 
         Raises: InvalidURL*, InvalidFile.*."""
         ...
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         """Downloads and checks (MP4, fps >= 16, <= 50 MB, at least one frame) a video; its
         first `max_seconds` (the frame at exactly `max_seconds` included) are decoded later,
         by `VideoClip.read`.

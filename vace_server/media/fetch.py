@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.addresses import (
     AddressPolicy,
     address_policy,
@@ -255,7 +255,7 @@ class UrlFetcher:
             trusted=parse_networks(settings.media.media_allowed_networks),
         )
 
-    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+    def fetch(self, url: str, *, field: InputField, max_bytes: int) -> FetchedMedia:
         """Downloads `url` (following up to `media_max_redirects` redirects, each hop checked).
 
         Returns: the body, its Content-Type and the final URL.
@@ -378,12 +378,12 @@ def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
     return parsed
 
 
-def _read_capped(response: httpx.Response, field: str, max_bytes: int, url: str) -> bytes:
+def _read_capped(response: httpx.Response, field: InputField, max_bytes: int, url: str) -> bytes:
     """Reads the body, stopping as soon as it exceeds `max_bytes`.
 
     Returns: the body. Raises: InvalidFile (InvalidFile.Size)."""
     too_large = InvalidFile(
-        f"The file of {field} exceeds the size limit of {_format_mb(max_bytes)} MB.",
+        f"The file of {field.mention} exceeds the size limit of {_format_mb(max_bytes)} MB.",
         code="InvalidFile.Size",
     )
     declared = response.headers.get("content-length")

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from vace_server.errors import InvalidFile
+from vace_server.errors import InputField, InvalidFile
 from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.media.fetch import UrlFetcher
 from vace_server.media.uploaded import UploadResolver, UploadScope, is_upload_url, read_upload
@@ -53,15 +53,15 @@ def _open_error() -> InvalidFile:
     )
 
 
-def _resolution_error(field: str, width: int, height: int) -> InvalidFile:
+def _resolution_error(field: InputField, width: int, height: int) -> InvalidFile:
     return InvalidFile(
-        f"The resolution of {field} is {width}x{height}; width and height must each be in "
+        f"The resolution of {field.mention} is {width}x{height}; width and height must each be in "
         f"[{IMAGE_MIN_SIDE}, {IMAGE_MAX_SIDE}] px.",
         code="InvalidFile.Resolution",
     )
 
 
-def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
+def _open_sniffed(data: bytes, field: InputField, size_rule: str) -> Image.Image:
     """Sniffs the format and opens the body lazily (header only). `size_rule` ends the
     decompression-bomb message.
 
@@ -69,7 +69,8 @@ def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
     fmt = sniff_image_format(data)
     if fmt is None:
         raise InvalidFile(
-            f"The format of {field} is not supported; allowed formats: {ALLOWED_FORMATS_TEXT}.",
+            f"The format of {field.mention} is not supported; allowed formats: "
+            f"{ALLOWED_FORMATS_TEXT}.",
             code="InvalidFile.Format",
         )
     try:
@@ -81,14 +82,15 @@ def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         logger.warning("%s: decompression bomb refused: %s", field, exc)
         raise InvalidFile(
-            f"The resolution of {field} is too large; {size_rule}", code="InvalidFile.Resolution"
+            f"The resolution of {field.mention} is too large; {size_rule}",
+            code="InvalidFile.Resolution",
         ) from exc
     except Exception as exc:  # Pillow raises many types for a bad header
         logger.warning("%s: cannot open %s image: %r", field, fmt, exc)
         raise _open_error() from exc
 
 
-def load_image(data: bytes, field: str) -> Image.Image:
+def load_image(data: bytes, field: InputField) -> Image.Image:
     """Checks and decodes an image body. `field` names the request field in error messages.
 
     Order: sniff the format, read only the header and check the size (so a decompression
@@ -116,7 +118,7 @@ def load_image(data: bytes, field: str) -> Image.Image:
             raise _open_error() from exc
 
 
-def load_mask_image(data: bytes, field: str) -> Image.Image:
+def load_mask_image(data: bytes, field: InputField) -> Image.Image:
     """Checks and decodes a mask image body: the image formats, no [360, 2000] rule (a mask must
     match its video instead, checked by the caller).
 
@@ -135,8 +137,8 @@ def load_mask_image(data: bytes, field: str) -> Image.Image:
         width, height = image.size
         if width * height > MASK_MAX_PIXELS:
             raise InvalidFile(
-                f"The resolution of {field} is {width}x{height}; a mask must match its video, "
-                f"and this server decodes videos of at most 3840x2160 ({MASK_MAX_PIXELS} "
+                f"The resolution of {field.mention} is {width}x{height}; a mask must match its "
+                f"video, and this server decodes videos of at most 3840x2160 ({MASK_MAX_PIXELS} "
                 "pixels).",
                 code="InvalidFile.Resolution",
             )
@@ -206,26 +208,26 @@ class MediaFetcher:
         scope = UploadScope(account, model)
         return MediaFetcher(self._settings, self._fetcher, uploads=self._uploads, scope=scope)
 
-    def _read(self, url: str, field: str, max_bytes: int) -> bytes:
+    def _read(self, url: str, field: InputField, max_bytes: int) -> bytes:
         if is_upload_url(url):
             return read_upload(self._uploads, self._scope, url, field, max_bytes)
         return self._fetcher.fetch(url, field=field, max_bytes=max_bytes).data
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one image.
 
         Returns: an RGB image with sides in [360, 2000].
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
         return load_image(self._read(url, field, IMAGE_MAX_BYTES), field)
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one mask image.
 
         Returns: an "L" image, pixel values as stored (see `load_mask_image`).
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
         return load_mask_image(self._read(url, field, IMAGE_MAX_BYTES), field)
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         """Downloads (≤ 50 MB) and checks (MP4, ≥ 16 fps, at least one frame) a video.
 
         Returns: a VideoClip of its first `max_seconds`, decoded by `read` (see

@@ -19,6 +19,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from vace_server.api.wire_names import wire_name
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource, VideoClip
 
 
@@ -127,21 +129,21 @@ class ConsoleStagedMedia:
         self.progress = progress
 
     @contextmanager
-    def _fetching(self, field: str) -> Iterator[None]:
-        self.progress.stage("fetching", f"reading {field}")
+    def _fetching(self, field: InputField) -> Iterator[None]:
+        self.progress.stage("fetching", f"reading {wire_name(field)}")
         try:
             yield
         finally:
             self.progress.stage("preprocessing")
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         with self._fetching(field):
             return self.inner.fetch_image(url, field)
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         with self._fetching(field):
             return self.inner.fetch_mask_image(url, field)
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         with self._fetching(field):
             return self.inner.fetch_video(url, field, max_seconds=max_seconds)

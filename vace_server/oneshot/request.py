@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from vace_server.api.validation import SEED_MAX, parse_create_request
+from vace_server.api.wire_names import CANONICAL_MODEL
 from vace_server.errors import ServiceError
 from vace_server.tasks.spec import TaskSpec
 
@@ -18,7 +19,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-WIRE_MODEL = "wanx2.1-vace-plus"
+WIRE_MODEL = CANONICAL_MODEL
 PLACEHOLDER_HOST = "vace-oneshot.invalid"
 _REMOTE_SCHEMES = ("http://", "https://")
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from vace_server.api.wire_names import wire_message
 from vace_server.errors import AlgoError, ServiceError, UploadError
 from vace_server.media.clip import MediaSource
 from vace_server.settings import Settings
@@ -188,11 +189,11 @@ def run(
     try:
         result = generate_one(options, settings, err, remote=remote)
     except UsageError as exc:
-        report(exc.code, exc.message)
+        report(exc.code, wire_message(exc.message))
         return EXIT_USAGE
     except ServiceError as exc:
         cause = exc.__cause__ if isinstance(exc, AlgoError | UploadError) else None
-        report(exc.code, exc.message, cause)
+        report(exc.code, wire_message(exc.message), cause)
         return EXIT_FAILED
     except (ModelLoadError, AnnotatorLoadError) as exc:
         report(type(exc).__name__, str(exc))

@@ -1,9 +1,10 @@
 """Temporary uploads on the store side: the rows of the `uploads` table, and `UploadStore`,
 which pairs each row with its file (kept by a `storage.uploads.UploadFiles` backend).
 
-An upload's row binds it to the account and the (normalised) model of the policy it was
-uploaded with, for 48 hours. Uploads are never overwritten: the row is inserted first (the
-primary key makes a taken key fail), then the file is placed without replacing anything.
+An upload's row binds it to the account and the model of the policy it was uploaded with (the
+key the API gives that model: both names of one model give one key), for 48 hours. Uploads are
+never overwritten: the row is inserted first (the primary key makes a taken key fail), then the
+file is placed without replacing anything.
 """
 
 from __future__ import annotations
@@ -30,15 +31,6 @@ from vace_server.tasks.models import uploads
 log = logging.getLogger(__name__)
 
 UPLOAD_TTL_MS = 48 * 3_600_000
-
-# Both upstream names of the VACE model are one model (docs/contract.md).
-VACE_MODEL_NAMES = frozenset({"wanx2.1-vace-plus", "wan2.1-vace-plus"})
-CANONICAL_MODEL = "wanx2.1-vace-plus"
-
-
-def normalise_model(name: str) -> str:
-    """The model an upload is bound to: both VACE names give the same value."""
-    return CANONICAL_MODEL if name in VACE_MODEL_NAMES else name
 
 
 class UploadExists(Exception):
@@ -128,7 +120,7 @@ class UploadStore:
         rec = UploadRecord(
             key=key,
             account=account,
-            model=normalise_model(model),
+            model=model,
             size_bytes=size_bytes,
             created_ms=now,
             expires_ms=now + self.ttl_ms,
@@ -148,11 +140,11 @@ class UploadStore:
     # ------------------------------------------------------------------ reading
     def is_live(self, key: str, *, account: str, model: str) -> bool:
         """True when `key` has a row that has not expired and belongs to `account` and
-        (normalised) `model`."""
+        `model` (compared as given: the API hands both sides the same model key)."""
         cond = (
             uploads.c.key == key,
             uploads.c.account == account,
-            uploads.c.model == normalise_model(model),
+            uploads.c.model == model,
             uploads.c.expires_ms > self._now(),
         )
         with self.engine.connect() as conn:

@@ -130,8 +130,8 @@ class WorkerLoop:
             self._stop_canceled(claim)
             return
         except ServiceError as err:
-            code, message = err.code, err.message
-            log.warning("task %s failed: %s %s", claim.task.id, code, message)
+            code, message = err.code, err.message  # stored with its field mentions, for the API
+            log.warning("task %s failed: %s %s", claim.task.id, code, err)
             self._settle(claim, "fail", lambda: self.store.fail(claim, code=code, message=message))
             return
         except Exception:
@@ -192,7 +192,7 @@ class WorkerLoop:
     def _produce(self, claim: Claim, progress: Progress) -> Produced:
         spec = claim.task.spec
         model = model_for_task(self.model, spec.engine)
-        task_media = media_for_task(self.media, claim.task.account, spec.model_name)
+        task_media = media_for_task(self.media, claim.task.account, spec.upload_model)
         produced = produce_video(
             spec,
             StagedMedia(task_media, progress),

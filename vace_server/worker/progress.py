@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import LatestWriter
@@ -136,21 +137,21 @@ class StagedMedia:
         self.inner = inner
         self.progress = progress
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         self.progress.stage("fetching")
         try:
             return self.inner.fetch_image(url, field)
         finally:
             self.progress.stage("preprocessing")
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         self.progress.stage("fetching")
         try:
             return self.inner.fetch_mask_image(url, field)
         finally:
             self.progress.stage("preprocessing")
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         self.progress.stage("fetching")
         try:
             return self.inner.fetch_video(url, field, max_seconds=max_seconds)
