@@ -17,12 +17,13 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 def test_backoff_resets_after_a_stable_run(store: TaskStore) -> None:
     settings = Settings(model="tiny", restart_stable_seconds=60)
     supervisor = WorkerSupervisor(settings, store, 1)
-    slot = supervisor._slots[0]
+    pool = supervisor.pool
+    slot = pool.slots[0]
     slot.worker_id = "w-0"
 
     def dies_after(seconds: float) -> float:
         slot.started = time.monotonic() - seconds
-        supervisor._on_death(slot, 1)
+        pool._on_exit(slot, 1)
         return restart_backoff(slot.failures)
 
     assert [dies_after(1) for _ in range(4)] == [0.5, 1.0, 2.0, 4.0]  # a crash loop

@@ -20,11 +20,11 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from vace_server.settings import Settings
+from vace_server.worker.core import child_settings_payload, new_worker_id, settings_from_payload
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,14 @@ FORWARDED_ENV_PREFIXES = ("VACE_LOG_", "HF_", "HUGGINGFACE_")
 
 
 def incarnation_id(name: str) -> str:
-    """A worker id unique to this actor process: host, actor name, random suffix."""
-    return f"{socket.gethostname()[:40]}:ray:{name[:32]}:{uuid.uuid4().hex[:12]}"
+    """A worker id unique to this actor process (see `core.new_worker_id`)."""
+    return new_worker_id("ray", name[:32])
 
 
 class VaceWorkerActor:
     """The actor body (wrapped by `ray.remote` in `actor_class`). Plain Python, no Ray import."""
 
-    def __init__(self, settings_json: str, name: str) -> None:
+    def __init__(self, payload: str, name: str) -> None:
         from vace_server.logging_setup import configure_logging
         from vace_server.worker.runtime import WorkerRuntime
 
@@ -50,7 +50,7 @@ class VaceWorkerActor:
         self.name = name
         self.worker_id = incarnation_id(name)
         self.started = time.time()
-        settings = Settings.model_validate_json(settings_json)
+        settings = settings_from_payload(payload)
         info = {"launcher": "ray", "actor": name}
         self.runtime = WorkerRuntime(settings, self.worker_id, info=info).setup()
         self._stop = threading.Event()
@@ -77,7 +77,7 @@ class VaceWorkerActor:
         except Exception:  # outside Ray (tests of the plain class)
             pass
         return {
-            **self.runtime.describe(),
+            **self.runtime.ready_event().as_dict(),
             "name": self.name,
             "pid": os.getpid(),
             "hostname": socket.gethostname(),
@@ -215,6 +215,7 @@ def start_workers(
             log.warning("removing surplus actors %s", ", ".join(sorted(extra)))
             _stop_actors(extra, timeout=60.0)
         cls = actor_class(placement.max_restarts)
+        payload = child_settings_payload(settings)
         handles = []
         for i in range(placement.replicas):
             name = f"{placement.prefix}-{i}"
@@ -228,7 +229,7 @@ def start_workers(
             }
             if env:
                 options["runtime_env"] = {"env_vars": env}
-            handles.append((name, cls.options(**options).remote(settings.model_dump_json(), name)))
+            handles.append((name, cls.options(**options).remote(payload, name)))
         if not handles:
             return []
         refs: dict[Any, str] = {h.ready.remote(): name for name, h in handles}
