@@ -7,7 +7,8 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
-from vace_server.settings import Settings, from_worker_payload
+from vace_server.settings import Settings
+from vace_server.worker.events import EventSink, Failed
 
 if TYPE_CHECKING:
     from vace_server.worker.runtime import WorkerRuntime
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 def run_worker(
     settings: Settings,
     worker_id: str,
-    report: Any | None = None,
+    report: EventSink | None = None,
     *,
     migrate: bool = False,
     info: dict[str, Any] | None = None,
@@ -30,8 +31,8 @@ def run_worker(
 
     With `second_signal_kills`, a second signal kills at once (an operator at a terminal);
     without, repeats are ignored (a launcher that sends one itself and kills after the grace).
-    `report` (a multiprocessing queue) receives one dict describing the loaded model; `info`
-    is added to the worker's registry entry.
+    `report` (a multiprocessing queue) receives a `Ready` event once the model is loaded;
+    `info` is added to the worker's registry entry.
     Raises: WorkerStartupError (schema missing/outdated), model or annotator load errors."""
     from vace_server.worker.runtime import WorkerRuntime
 
@@ -67,21 +68,22 @@ def run_worker(
     runtime.setup()
     try:
         if report is not None:
-            report.put(runtime.describe())
+            report.put(runtime.ready_event())
         runtime.run(stop)
         log.info("worker %s stopped", worker_id)
     finally:
         runtime.close()
 
 
-def child_main(settings_json: str, worker_id: str, report: Any, parent_pid: int) -> None:
-    """multiprocessing target (spawned): settings travel as JSON. The child dies with its
-    parent (see `lifeline`)."""
+def child_main(payload: str, worker_id: str, report: EventSink, parent_pid: int) -> None:
+    """multiprocessing target (spawned): settings travel as `core.child_settings_payload`.
+    The child dies with its parent (see `lifeline`)."""
     from vace_server.logging_setup import configure_logging
+    from vace_server.worker.core import settings_from_payload
     from vace_server.worker.lifeline import die_with_parent
 
     die_with_parent(parent_pid)
-    settings = from_worker_payload(settings_json)
+    settings = settings_from_payload(payload)
     configure_logging(settings.logging.log_level, settings.logging.log_format)
     try:
         run_worker(settings, worker_id, report, second_signal_kills=False)
@@ -90,5 +92,5 @@ def child_main(settings_json: str, worker_id: str, report: Any, parent_pid: int)
         # worker registry, in the query of waiting tasks), then exit so the supervisor
         # retries with backoff.
         log.exception("worker %s could not run", worker_id)
-        report.put({"worker_id": worker_id, "event": "error", "error": str(exc)})
+        report.put(Failed(worker_id, str(exc)))
         raise SystemExit(1) from exc

@@ -20,11 +20,11 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from vace_server.settings import Settings, from_worker_payload, worker_payload
+from vace_server.settings import Settings
+from vace_server.worker.core import child_settings_payload, new_worker_id, settings_from_payload
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +35,18 @@ FORWARDED_ENV_PREFIXES = ("VACE_LOG_", "HF_", "HUGGINGFACE_")
 
 
 def incarnation_id(name: str) -> str:
-    """A worker id unique to this actor process: host, actor name, random suffix."""
-    return f"{socket.gethostname()[:40]}:ray:{name[:32]}:{uuid.uuid4().hex[:12]}"
+    """A worker id unique to this actor process (see `core.new_worker_id`)."""
+    return new_worker_id("ray", name[:32])
 
 
 class VaceWorkerActor:
     """The actor body (wrapped by `ray.remote` in `actor_class`). Plain Python, no Ray import."""
 
-    def __init__(self, settings_json: str, name: str) -> None:
+    def __init__(self, payload: str, name: str) -> None:
         from vace_server.logging_setup import configure_logging
         from vace_server.worker.runtime import WorkerRuntime
 
-        settings = from_worker_payload(settings_json)
+        settings = settings_from_payload(payload)
         configure_logging(settings.logging.log_level, settings.logging.log_format)
         self.name = name
         self.worker_id = incarnation_id(name)
@@ -77,7 +77,7 @@ class VaceWorkerActor:
         except Exception:  # outside Ray (tests of the plain class)
             pass
         return {
-            **self.runtime.describe(),
+            **self.runtime.ready_event().as_dict(),
             "name": self.name,
             "pid": os.getpid(),
             "hostname": socket.gethostname(),
@@ -204,9 +204,9 @@ def start_workers(
     RuntimeError when an actor could not start (its error, e.g. a missing database schema)."""
     import ray
 
-    # Paths are resolved where the command runs; the settings a worker needs (its secrets
-    # only: `worker_payload`) reach the actors as their constructor argument.
-    settings = settings.replace(data_dir=settings.store.data_dir.resolve())
+    # Paths are resolved where the command runs; settings (secrets included) reach the
+    # actors as their constructor argument.
+    settings = settings.replace(**{"data_dir": settings.store.data_dir.resolve()})
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
     _connect(address, placement.namespace)
     try:
@@ -215,6 +215,7 @@ def start_workers(
             log.warning("removing surplus actors %s", ", ".join(sorted(extra)))
             _stop_actors(extra, timeout=60.0)
         cls = actor_class(placement.max_restarts)
+        payload = child_settings_payload(settings)
         handles = []
         for i in range(placement.replicas):
             name = f"{placement.prefix}-{i}"
@@ -228,7 +229,7 @@ def start_workers(
             }
             if env:
                 options["runtime_env"] = {"env_vars": env}
-            handles.append((name, cls.options(**options).remote(worker_payload(settings), name)))
+            handles.append((name, cls.options(**options).remote(payload, name)))
         if not handles:
             return []
         refs: dict[Any, str] = {h.ready.remote(): name for name, h in handles}

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from vace_server.settings import Settings
+from vace_server.worker.events import Ready
 
 if TYPE_CHECKING:
     from vace_server.engine.loader import LoadedModel
@@ -153,17 +154,16 @@ class WorkerRuntime:
         log.info("worker %s ready (model %s on %s)", self.worker_id, model.name, model.device)
         return self
 
-    def describe(self) -> dict[str, Any]:
+    def ready_event(self) -> Ready:
         """What the launcher reports once the worker is ready (the /health worker entry)."""
         model = self.model
-        return {
-            "worker_id": self.worker_id,
-            "event": "ready",
-            "model": model.name if model else None,
-            "model_warning": model.warning if model else None,
-            "device": str(model.device) if model else None,
-            "annotators": self.annotators_info,
-        }
+        return Ready(
+            worker_id=self.worker_id,
+            model=model.name if model else None,
+            model_warning=model.warning if model else None,
+            device=str(model.device) if model else None,
+            annotators=self.annotators_info,
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Runs the worker loop until `stop` is set (see `shutdown` for the task in hand)."""

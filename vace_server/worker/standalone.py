@@ -14,22 +14,20 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from vace_server.settings import Settings
+from vace_server.worker.core import Releases, Slot, WorkerPool, new_worker_id
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_STARTUP = 2  # the operator must fix something (schema, database, bad --gpus)
-MAX_BACKOFF_SECONDS = 30.0
+PASS_SECONDS = 0.2
 
 
 def parse_gpus(text: str | None) -> list[str]:
@@ -42,9 +40,11 @@ def parse_gpus(text: str | None) -> list[str]:
     return gpus
 
 
-def new_worker_id(gpu: str | None = None) -> str:
+def worker_role(gpu: str | None = None) -> tuple[str, str]:
+    """The middle of this launcher's worker ids (see `core.new_worker_id`): the device and
+    the pid of the process that chose the id."""
     tag = f"gpu{gpu[:12]}" if gpu is not None else "worker"
-    return f"{socket.gethostname()[:48]}:{tag}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    return (tag, str(os.getpid()))
 
 
 def run_one(
@@ -74,7 +74,8 @@ def run_one(
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
         info = {"launcher": "worker", "gpu": gpu}
-        run_worker(settings, worker_id or new_worker_id(gpu), migrate=migrate, info=info)
+        worker_id = worker_id or new_worker_id(*worker_role(gpu))
+        run_worker(settings, worker_id, migrate=migrate, info=info)
     except WorkerStartupError as exc:
         print(f"vace-server worker: {exc}", file=sys.stderr, flush=True)
         return EXIT_STARTUP
@@ -84,14 +85,24 @@ def run_one(
     return EXIT_OK
 
 
-@dataclass
-class _Child:
-    gpu: str
-    worker_id: str = ""
-    proc: subprocess.Popen[bytes] | None = None
-    started: float = 0.0
-    restarts: int = 0
-    next_start: float = 0.0
+class _Subprocess:
+    """A `vace-server worker --gpus <g>` child as the pool's `ChildHandle`."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
 
 
 class PerGpuWorkers:
@@ -99,111 +110,60 @@ class PerGpuWorkers:
 
     def __init__(self, settings: Settings, gpus: list[str], env: dict[str, str]) -> None:
         self.settings = settings
-        self.children = [_Child(gpu=g) for g in gpus]
         self.env = env  # VACE_* for the flags the parent was given
-        self._stopping = 0
-        self._signaled: set[int] = set()  # pids already sent SIGTERM
+        self.pool = WorkerPool(
+            [Slot(i, role=worker_role(g), where=f" on GPU {g}") for i, g in enumerate(gpus)],
+            spawn=self._spawn,
+            releases=self._open_store,
+            stable_seconds=settings.queue.restart_stable_seconds,
+            fatal_exit_codes=frozenset({EXIT_STARTUP}),
+        )
+        self.gpus = gpus
+        self._signals = 0  # SIGTERM/SIGINT received (acted on by the main loop)
+        self._killed = False
         self._store: Any = None
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        for child in self.children:
-            self._spawn(child)
-        code = EXIT_OK
-        while not (self._stopping and all(c.proc is None for c in self.children)):
-            time.sleep(0.2)
-            if self._stopping:
-                self._signal_all(signal.SIGTERM)  # any child started while the signal came
-            for child in self.children:
-                if child.proc is None:
-                    if not self._stopping and time.monotonic() >= child.next_start:
-                        self._spawn(child)
-                    continue
-                rc = child.proc.poll()
-                if rc is None:
-                    continue
-                child.proc = None
-                if self._stopping:
-                    self._release(child, stopped=True)
-                    continue
-                if rc == EXIT_STARTUP:
-                    log.error("worker on GPU %s cannot start; stopping the others", child.gpu)
-                    code = EXIT_STARTUP
-                    self._stopping = max(self._stopping, 1)
-                    continue
-                self._on_death(child, rc)
+        self.pool.start()
+        while not self.pool.done:
+            time.sleep(PASS_SECONDS)
+            # The handler only counts: the pool is changed here, never mid-pass.
+            if self._signals and not self.pool.stopping:
+                self.pool.stop()
+            # A fatal exit counts as the first stop: one signal after it kills, as two would.
+            if self._signals + (self.pool.fatal_exit is not None) > 1 and not self._killed:
+                self._killed = True
+                self.pool.kill_remaining()
+            self.pool.poll()
         if self._store is not None:
             self._store.close()
-        return code
+        return EXIT_STARTUP if self.pool.fatal_exit is not None else EXIT_OK
 
-    def _spawn(self, child: _Child) -> None:
-        child.worker_id = new_worker_id(child.gpu)
-        cmd = [sys.executable, "-m", "vace_server", "worker", "--gpus", child.gpu]
-        cmd += ["--worker-id", child.worker_id, "--parent-pid", str(os.getpid())]
-        env = {**os.environ, **self.env, "CUDA_VISIBLE_DEVICES": child.gpu}
+    def _spawn(self, slot: Slot) -> _Subprocess:
+        gpu = self.gpus[slot.index]
+        cmd = [sys.executable, "-m", "vace_server", "worker", "--gpus", gpu]
+        cmd += ["--worker-id", slot.worker_id, "--parent-pid", str(os.getpid())]
+        env = {**os.environ, **self.env, "CUDA_VISIBLE_DEVICES": gpu}
         # Its own process group: a terminal's Ctrl-C reaches only this process, which passes
         # one SIGTERM on (two signals would mean "stop now" to the child).
-        child.proc = subprocess.Popen(cmd, env=env, process_group=0)
-        child.started = time.monotonic()
-        log.info("started worker %s on GPU %s (pid %d)", child.worker_id, child.gpu, child.proc.pid)
+        proc = subprocess.Popen(cmd, env=env, process_group=0)
+        log.info("started worker %s on GPU %s (pid %d)", slot.worker_id, gpu, proc.pid)
+        return _Subprocess(proc)
 
-    def _release(self, child: _Child, *, stopped: bool = False) -> int:
-        """Requeues the tasks a gone child held; `stopped` (by a shutdown): the interrupted
-        attempt is not counted. Returns how many moved (0 when the database is away)."""
-        try:
-            if self._store is None:
-                from vace_server.runtime import open_store
+    def _open_store(self) -> Releases:
+        """The store, opened at the first death (a parent that never sees one never needs it)."""
+        if self._store is None:
+            from vace_server.runtime import open_store
 
-                self._store = open_store(self.settings)
-            if stopped:
-                moved = int(self._store.release_stopped_worker(child.worker_id))
-                if moved:
-                    log.warning(
-                        "worker %s stopped by the shutdown: %d task(s) back in the queue, the "
-                        "interrupted attempt not counted",
-                        child.worker_id,
-                        moved,
-                    )
-                return moved
-            return int(self._store.release_worker(child.worker_id))
-        except Exception:
-            log.exception("could not release the tasks of worker %s", child.worker_id)
-            return 0
-
-    def _on_death(self, child: _Child, rc: int) -> None:
-        moved = self._release(child)
-        if time.monotonic() - child.started >= self.settings.queue.restart_stable_seconds:
-            child.restarts = 0
-        backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** min(child.restarts, 6))
-        child.restarts += 1
-        child.next_start = time.monotonic() + backoff
-        log.error(
-            "worker %s on GPU %s died (exit code %s); %d task(s) recovered; restart in %.1fs",
-            child.worker_id,
-            child.gpu,
-            rc,
-            moved,
-            backoff,
-        )
+            self._store = open_store(self.settings)
+        store: Releases = self._store
+        return store
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        self._stopping += 1
-        if self._stopping == 1:
+        self._signals += 1
+        if self._signals == 1:
             log.info("signal %d: workers stop after their current task", signum)
-            self._signal_all(signal.SIGTERM)
         else:
             log.info("signal %d again: killing the workers now", signum)
-            self._signal_all(signal.SIGKILL)
-
-    def _signal_all(self, signum: int) -> None:
-        """SIGTERM goes once to each child (a second one would mean "now"); SIGKILL to all."""
-        for child in self.children:
-            proc = child.proc
-            if proc is None or proc.poll() is not None:
-                continue
-            if signum == signal.SIGTERM:
-                if proc.pid in self._signaled:
-                    continue
-                self._signaled.add(proc.pid)
-            proc.send_signal(signum)

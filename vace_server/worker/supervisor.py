@@ -11,55 +11,76 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import socket
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
-from vace_server.settings import Settings, worker_payload
+from vace_server.settings import Settings
 from vace_server.tasks.store import TaskStore
 from vace_server.worker.child import child_main
+from vace_server.worker.core import (
+    MAX_BACKOFF_SECONDS,
+    Slot,
+    Spawn,
+    WorkerPool,
+    child_settings_payload,
+    restart_backoff,
+)
+from vace_server.worker.events import Failed, Ready
+
+__all__ = ["MAX_BACKOFF_SECONDS", "STOP_MARGIN_SECONDS", "WorkerSupervisor", "restart_backoff"]
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 30.0
 STOP_MARGIN_SECONDS = 10.0  # after the grace period: time to reach a checkpoint and requeue
+KILL_WAIT_SECONDS = 5.0
+PASS_SECONDS = 0.5
 
 
-def restart_backoff(failures: int) -> float:
-    """Seconds before restarting a child after `failures` deaths in a row (0.5 s doubling,
-    at most MAX_BACKOFF_SECONDS)."""
-    return min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** min(max(failures - 1, 0), 6))
+class _ProcessChild:
+    """A multiprocessing child as the pool's `ChildHandle`."""
 
+    def __init__(self, process: Any) -> None:
+        self.process = process
 
-@dataclass
-class _Slot:
-    index: int
-    worker_id: str = ""
-    process: Any = None
-    restarts: int = 0  # in all (shown by /health)
-    failures: int = 0  # deaths in a row without a stable run (drives the backoff)
-    started: float = 0.0
-    next_start: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-    last_error: str | None = None
+    @property
+    def pid(self) -> int | None:
+        pid: int | None = self.process.pid
+        return pid
+
+    def exit_code(self) -> int | None:
+        if self.process.is_alive():
+            return None
+        code: int | None = self.process.exitcode
+        return code
+
+    def terminate(self) -> None:
+        self.process.terminate()
+
+    def kill(self) -> None:
+        self.process.kill()
 
 
 class WorkerSupervisor:
-    """Keeps `count` worker processes alive. A dead child's tasks are requeued at once (or
-    FAILED when out of attempts) and the child is restarted with exponential backoff, reset
-    once a child has run `settings.queue.restart_stable_seconds`. On stop, each child gets
-    `settings.queue.stop_grace_seconds` for its task, then the task is requeued without using up an
-    attempt (by the child itself, or here after killing a child that did not stop)."""
+    """Keeps `count` worker processes alive (a `WorkerPool`: a dead child's tasks are
+    requeued at once, or FAILED when out of attempts, and the child is restarted with the
+    pool's back-off). On stop, each child gets `settings.queue.stop_grace_seconds` for its
+    task, then the task is requeued without using up an attempt (by the child itself, or here
+    after killing a child that did not stop). `spawn` replaces the real processes in tests."""
 
-    def __init__(self, settings: Settings, store: TaskStore, count: int) -> None:
+    def __init__(
+        self, settings: Settings, store: TaskStore, count: int, *, spawn: Spawn | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self._ctx = mp.get_context("spawn")
         self._reports: Any = self._ctx.Queue()
-        self._slots = [_Slot(i) for i in range(count)]
+        self.pool = WorkerPool(
+            [Slot(i, role=(str(i),)) for i in range(count)],
+            spawn=spawn or self._spawn,
+            releases=lambda: store,
+            stable_seconds=settings.queue.restart_stable_seconds,
+        )
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
@@ -71,28 +92,30 @@ class WorkerSupervisor:
     def stop(self) -> None:
         """Stops every child (see the class docstring); returns once they have exited."""
         self._stop.set()
-        limit = self.settings.queue.stop_grace_seconds + STOP_MARGIN_SECONDS + 10
+        limit = self.settings.queue.stop_grace_seconds + STOP_MARGIN_SECONDS + KILL_WAIT_SECONDS + 5
         self._thread.join(timeout=limit)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """What /health shows about each worker (in-process state only)."""
         self._drain_reports()
         with self._lock:
-            return [
-                {
-                    "worker_id": s.worker_id,
-                    "pid": s.process.pid if s.process else None,
-                    "alive": bool(s.process and s.process.is_alive()),
-                    "ready": s.info.get("event") == "ready",
-                    "restarts": s.restarts,
-                    "model": s.info.get("model"),
-                    "model_warning": s.info.get("model_warning"),
-                    "device": s.info.get("device"),
-                    "annotators": s.info.get("annotators"),
-                    "error": s.last_error,
-                }
-                for s in self._slots
-            ]
+            return [self._entry(slot) for slot in self.pool.slots]
+
+    @staticmethod
+    def _entry(slot: Slot) -> dict[str, Any]:
+        ready = slot.ready
+        return {
+            "worker_id": slot.worker_id,
+            "pid": slot.child.pid if slot.child else None,
+            "alive": bool(slot.child and slot.child.exit_code() is None),
+            "ready": ready is not None,
+            "restarts": slot.restarts,
+            "model": ready.model if ready else None,
+            "model_warning": ready.model_warning if ready else None,
+            "device": ready.device if ready else None,
+            "annotators": ready.annotators if ready else None,
+            "error": slot.last_error,
+        }
 
     def _reap_stale(self) -> None:
         """Workers of this host that died with an earlier `serve` (killed): their registry
@@ -108,117 +131,73 @@ class WorkerSupervisor:
         except Exception as exc:
             log.warning("could not check the registry for dead local workers: %s", exc)
 
-    def _spawn(self, slot: _Slot) -> None:
-        slot.worker_id = f"{socket.gethostname()}:{slot.index}:{uuid.uuid4().hex[:12]}"
-        slot.info = {}
-        slot.process = self._ctx.Process(
+    def _spawn(self, slot: Slot) -> _ProcessChild:
+        process = self._ctx.Process(
             target=child_main,
-            args=(worker_payload(self.settings), slot.worker_id, self._reports, os.getpid()),
+            args=(
+                child_settings_payload(self.settings),
+                slot.worker_id,
+                self._reports,
+                os.getpid(),
+            ),
             name=f"vace-worker-{slot.index}",
             daemon=True,
         )
-        slot.process.start()
-        slot.started = time.monotonic()
-        log.info("started worker %s (pid %s)", slot.worker_id, slot.process.pid)
+        process.start()
+        log.info("started worker %s (pid %s)", slot.worker_id, process.pid)
+        return _ProcessChild(process)
 
     def _watch(self) -> None:
+        """The one thread that starts, watches and stops the children (see the module
+        docstring for why it must be one)."""
         with self._lock:
-            for slot in self._slots:
-                self._spawn(slot)
-        while not self._stop.wait(0.5):
+            self.pool.start()
+        while not self._stop.wait(PASS_SECONDS):
+            self._drain_reports()
             try:
-                self._check_children()
+                with self._lock:
+                    self.pool.poll()
             except Exception:
                 log.exception("supervisor pass failed")
         self._stop_children()
 
-    def _check_children(self) -> None:
-        self._drain_reports()
-        with self._lock:
-            for slot in self._slots:
-                if self._stop.is_set():
-                    return
-                proc = slot.process
-                if proc is not None and proc.is_alive():
-                    continue
-                if proc is not None:
-                    self._on_death(slot, proc.exitcode)
-                    slot.process = None
-                if time.monotonic() >= slot.next_start:
-                    slot.restarts += 1
-                    self._spawn(slot)
-
-    def _on_death(self, slot: _Slot, exitcode: int | None) -> None:
-        try:
-            moved = self.store.release_worker(slot.worker_id)
-        except Exception as exc:  # the database is away: the lease expiry recovers them
-            log.warning("could not release the tasks of worker %s: %s", slot.worker_id, exc)
-            moved = 0
-        ran = time.monotonic() - slot.started
-        if ran >= self.settings.queue.restart_stable_seconds:
-            slot.failures = 0  # it had run stably: this death starts a new series
-        slot.failures += 1
-        backoff = restart_backoff(slot.failures)
-        slot.next_start = time.monotonic() + backoff
-        log.error(
-            "worker %s died (exit code %s) after %.0fs; %d task(s) recovered; restart in %.1fs",
-            slot.worker_id,
-            exitcode,
-            ran,
-            moved,
-            backoff,
-        )
-
     def _stop_children(self) -> None:
         grace = self.settings.queue.stop_grace_seconds
         with self._lock:
-            live = [s for s in self._slots if s.process is not None and s.process.is_alive()]
-            for slot in live:
-                slot.process.terminate()
-            if live:
-                log.info(
-                    "stopping %d worker(s); a task in hand has %gs to finish", len(live), grace
-                )
-            deadline = time.monotonic() + grace + STOP_MARGIN_SECONDS
-            for slot in self._slots:
-                if slot.process is None:
-                    continue
-                slot.process.join(timeout=max(0.1, deadline - time.monotonic()))
-                if slot.process.is_alive():
-                    slot.process.kill()
-                    slot.process.join(timeout=5)
+            if count := self.pool.stop():
+                log.info("stopping %d worker(s); a task in hand has %gs to finish", count, grace)
+        if not self._wait_done(grace + STOP_MARGIN_SECONDS):
+            with self._lock:
+                for slot in self.pool.kill_remaining():
                     log.warning(
                         "worker %s did not stop within %gs of its grace period; killed",
                         slot.worker_id,
                         STOP_MARGIN_SECONDS,
                     )
-                self._release_stopped(slot)
+            self._wait_done(KILL_WAIT_SECONDS)
+        with self._lock:
+            self.pool.abandon()
 
-    def _release_stopped(self, slot: _Slot) -> None:
-        try:
-            moved = self.store.release_stopped_worker(slot.worker_id)
-        except Exception as exc:
-            log.warning("could not requeue the task of worker %s: %s", slot.worker_id, exc)
-            return
-        if moved:
-            log.warning(
-                "worker %s stopped by the shutdown: %d task(s) back in the queue, the "
-                "interrupted attempt not counted",
-                slot.worker_id,
-                moved,
-            )
+    def _wait_done(self, seconds: float) -> bool:
+        """Reaps exited children (their tasks requeued) until none is left or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while True:
+            with self._lock:
+                self.pool.poll()
+                if self.pool.done:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
     def _drain_reports(self) -> None:
         while True:
             try:
-                msg = self._reports.get_nowait()
+                event = self._reports.get_nowait()
             except (queue.Empty, OSError, ValueError):
                 return
+            if not isinstance(event, Ready | Failed):  # the vocabulary is closed
+                log.warning("ignoring an unknown report from a worker child: %r", event)
+                continue
             with self._lock:
-                for slot in self._slots:
-                    if slot.worker_id != msg.get("worker_id"):
-                        continue
-                    if msg.get("event") == "error":
-                        slot.last_error = msg.get("error")
-                    else:
-                        slot.info, slot.last_error = msg, None
+                self.pool.deliver(event)
