@@ -1,12 +1,21 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ApiError, errorFromBody, policyDeadline, uploadFields } from "../../vace_server/api/static/js/api.js";
+import {
+  ApiError,
+  errorFromBody,
+  policyDeadline,
+  uploadFields,
+} from "../../vace_server/api/static/js/api.js";
 
 test("errorFromBody: a DashScope JSON error keeps code, message and request id", () => {
-  const err = errorFromBody(401, JSON.stringify({ code: "InvalidApiKey", message: "Invalid API-key provided.", request_id: "r1" }));
+  const body = { code: "InvalidApiKey", message: "Invalid API-key provided.", request_id: "r1" };
+  const err = errorFromBody(401, JSON.stringify(body));
   assert.ok(err instanceof ApiError);
-  assert.deepEqual([err.code, err.message, err.status, err.requestId], ["InvalidApiKey", "Invalid API-key provided.", 401, "r1"]);
+  assert.deepEqual(
+    [err.code, err.message, err.status, err.requestId],
+    ["InvalidApiKey", "Invalid API-key provided.", 401, "r1"],
+  );
 });
 
 test("errorFromBody: OSS-style XML, plain text, nothing", () => {

@@ -20,7 +20,11 @@ test("image_reference sends its references with their roles, size and the common
   });
   assert.deepEqual(body, {
     model: "wanx2.1-vace-plus",
-    input: { function: "image_reference", prompt: "a red ball", ref_images_url: ["http://m/1.png", "http://m/2.png"] },
+    input: {
+      function: "image_reference",
+      prompt: "a red ball",
+      ref_images_url: ["http://m/1.png", "http://m/2.png"],
+    },
     parameters: { obj_or_bg: ["obj", "bg"], size: "960*960", ...common, seed: 7 },
   });
 });
@@ -39,7 +43,14 @@ test("repainting sends only its own fields: no size, no roles, one reference at 
     refs: [{ url: "http://m/1.png", role: "bg" }],
     media: { video_url: "http://m/car.mp4" },
     // values of controls the function does not read are ignored even when present
-    values: { control_condition: "depth", strength: 0.6, size: "960*960", mask_type: "fixed", prompt_extend: false, watermark: false },
+    values: {
+      control_condition: "depth",
+      strength: 0.6,
+      size: "960*960",
+      mask_type: "fixed",
+      prompt_extend: false,
+      watermark: false,
+    },
   });
   assert.deepEqual(body.input, {
     function: "video_repainting",
@@ -47,7 +58,12 @@ test("repainting sends only its own fields: no size, no roles, one reference at 
     video_url: "http://m/car.mp4",
     ref_images_url: ["http://m/1.png"],
   });
-  assert.deepEqual(body.parameters, { control_condition: "depth", strength: 0.6, prompt_extend: false, watermark: false });
+  assert.deepEqual(body.parameters, {
+    control_condition: "depth",
+    strength: 0.6,
+    prompt_extend: false,
+    watermark: false,
+  });
 });
 
 test("an optional empty reference list, an empty control and an empty seed are not sent", () => {
@@ -56,7 +72,16 @@ test("an optional empty reference list, an empty control and an empty seed are n
     prompt: "p",
     refs: [{ url: null, role: "obj" }],
     media: { video_url: "http://m/v.mp4", mask_image_url: "http://m/m.png" },
-    values: { mask_frame_id: 1, control_condition: "", mask_type: "tracking", expand_ratio: 0.05, expand_mode: "hull", size: "1280*720", seed: undefined, ...common },
+    values: {
+      mask_frame_id: 1,
+      control_condition: "",
+      mask_type: "tracking",
+      expand_ratio: 0.05,
+      expand_mode: "hull",
+      size: "1280*720",
+      seed: undefined,
+      ...common,
+    },
   });
   assert.deepEqual(body.input, {
     function: "video_edit",
@@ -65,23 +90,41 @@ test("an optional empty reference list, an empty control and an empty seed are n
     mask_image_url: "http://m/m.png",
     mask_frame_id: 1,
   });
-  assert.deepEqual(body.parameters, { mask_type: "tracking", expand_ratio: 0.05, expand_mode: "hull", size: "1280*720", ...common });
+  assert.deepEqual(body.parameters, {
+    mask_type: "tracking",
+    expand_ratio: 0.05,
+    expand_mode: "hull",
+    size: "1280*720",
+    ...common,
+  });
 });
 
 test("extension sends the given frames and clips and the optional motion video", () => {
   const body = buildBody(schema, {
     function: "video_extension",
     prompt: "p",
-    media: { first_frame_url: "http://m/f.png", last_frame_url: null, first_clip_url: null, last_clip_url: "http://m/l.mp4", video_url: null },
+    media: {
+      first_frame_url: "http://m/f.png",
+      last_frame_url: null,
+      first_clip_url: null,
+      last_clip_url: "http://m/l.mp4",
+      video_url: null,
+    },
     values: { control_condition: "", ...common },
   });
-  assert.deepEqual(body.input, { function: "video_extension", prompt: "p", first_frame_url: "http://m/f.png", last_clip_url: "http://m/l.mp4" });
+  assert.deepEqual(body.input, {
+    function: "video_extension",
+    prompt: "p",
+    first_frame_url: "http://m/f.png",
+    last_clip_url: "http://m/l.mp4",
+  });
   assert.deepEqual(body.parameters, common);
 });
 
 test("outpainting sends its four scales", () => {
   const values = { top_scale: 1.5, bottom_scale: 1, left_scale: 1, right_scale: 2, ...common };
-  const body = buildBody(schema, { function: "video_outpainting", prompt: "p", media: { video_url: "http://m/v.mp4" }, values });
+  const media = { video_url: "http://m/v.mp4" };
+  const body = buildBody(schema, { function: "video_outpainting", prompt: "p", media, values });
   assert.deepEqual(body.parameters, values);
 });
 
@@ -98,14 +141,17 @@ test("formProblem: prompt, extension's at-least-one, at most one background", ()
     message: "The prompt is required.",
   });
   const empty = { first_frame_url: null, last_frame_url: null, first_clip_url: null, last_clip_url: null };
-  assert.equal(formProblem(schema, { function: "video_extension", prompt: "p", media: empty }).field, "first_frame_url");
-  assert.equal(formProblem(schema, { function: "video_extension", prompt: "p", media: { ...empty, last_clip_url: "http://c" } }), null);
+  const extension = (media) => formProblem(schema, { function: "video_extension", prompt: "p", media });
+  assert.equal(extension(empty).field, "first_frame_url");
+  assert.equal(extension({ ...empty, last_clip_url: "http://c" }), null);
   // video_edit shows one mask at a time (the browser requires the shown one): no check here
-  assert.equal(formProblem(schema, { function: "video_edit", prompt: "p", media: { mask_image_url: null } }), null);
+  const edit = { function: "video_edit", prompt: "p", media: { mask_image_url: null } };
+  assert.equal(formProblem(schema, edit), null);
   const refs = [{ url: "http://a", role: "bg" }, { url: "http://b", role: "bg" }];
   assert.deepEqual(formProblem(schema, { function: "image_reference", prompt: "p", refs }), {
     field: "obj_or_bg",
     message: "At most 1 reference image can be the background (bg).",
   });
-  assert.equal(formProblem(schema, { function: "image_reference", prompt: "p", refs: [refs[0], { url: null, role: "bg" }] }), null);
+  const oneScene = [refs[0], { url: null, role: "bg" }];
+  assert.equal(formProblem(schema, { function: "image_reference", prompt: "p", refs: oneScene }), null);
 });

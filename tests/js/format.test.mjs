@@ -40,12 +40,13 @@ test("badgeClass keeps letters only", () => {
   assert.equal(badgeClass("…"), "badge status-");
 });
 
-test("every progress stage the server has a label for the page", () => {
+test("every progress stage the server reports has a label on the page", () => {
   for (const stage of schema.stages) assert.ok(STAGE_TEXT[stage.name], `no label for stage ${stage.name}`);
 });
 
 test("progressView: a queued task shows its place and why it waits, no percent", () => {
-  const view = progressView("PENDING", { stage: "queued", queue_position: 2, message: "no worker can run this model: x" }, { active });
+  const progress = { stage: "queued", queue_position: 2, message: "no worker can run this model: x" };
+  const view = progressView("PENDING", progress, { active });
   assert.deepEqual(view, {
     hidden: false,
     stage: "Queued",
@@ -70,7 +71,9 @@ test("progressView: a running task shows stage, percent, steps, ETA and a cancel
 });
 
 test("progressView: hidden once the task is over", () => {
-  for (const status of schema.statuses.final) assert.deepEqual(progressView(status, {}, { active }), { hidden: true });
+  for (const status of schema.statuses.final) {
+    assert.deepEqual(progressView(status, {}, { active }), { hidden: true });
+  }
 });
 
 test("healthSummary: version, models, ready workers and warnings", () => {
@@ -91,11 +94,13 @@ test("healthSummary: version, models, ready workers and warnings", () => {
     bad: true,
     warnings: [],
   });
-  assert.equal(healthSummary({ workers: [{ ready: true, alive: true }] }).text, "vace-server · 1 / 1 worker ready");
+  const one = healthSummary({ workers: [{ ready: true, alive: true }] });
+  assert.equal(one.text, "vace-server · 1 / 1 worker ready");
 });
 
 test("usageText and recentTimes", () => {
-  assert.equal(usageText({ video_duration: 5, video_ratio: "16:9", video_count: 1 }), "5 s · 16:9 · 1 video");
+  const usage = { video_duration: 5, video_ratio: "16:9", video_count: 1 };
+  assert.equal(usageText(usage), "5 s · 16:9 · 1 video");
   assert.equal(usageText(null), "");
   const now = new Date(2026, 0, 15, 12, 0, 0);
   const created = new Date(2026, 0, 15, 11, 0, 0).getTime();

@@ -35,6 +35,7 @@ export function currentFunction() {
 /** Fills the form from the schema; call once, before wiring events. */
 export function buildForm() {
   const { schema } = state;
+  $("#model-name").textContent = schema.model;
   buildFunctionCards(schema);
   for (const name of ["size", "mask_type", "expand_mode"]) {
     const options = schema.choices[name].map((v) => [v, choiceText(name, v)]);
@@ -61,7 +62,8 @@ export function buildForm() {
   $("#extension-hint").textContent = hints.extension;
   state.hints = hints;
   for (const [field, kind, where, hint] of SLOT_PLACES) {
-    state.slots.byField[field] = new MediaSlot($(where), { field, kind, title: SLOT_TITLE[field], hint: hints[hint] });
+    const title = SLOT_TITLE[field];
+    state.slots.byField[field] = new MediaSlot($(where), { field, kind, title, hint: hints[hint] });
   }
   addRef();
 }
@@ -161,7 +163,8 @@ function applyReferences(fn, spec) {
   $("#refs-legend").textContent = multi ? "Reference images" : "Reference image (optional)";
   const scenes = state.schema.limits.scene_references;
   $("#refs-hint").textContent = multi
-    ? `1–${max} images: one subject per image on a plain background (obj), at most ${scenes === 1 ? "one" : scenes} background scene without subjects (bg).`
+    ? `1–${max} images: one subject per image on a plain background (obj), ` +
+      `at most ${scenes === 1 ? "one" : scenes} background scene without subjects (bg).`
     : SINGLE_REFERENCE_HINT[fn] || "";
 }
 
@@ -207,7 +210,9 @@ export function readForm(uploaded = null) {
   for (const [field, slot] of Object.entries(state.slots.byField)) {
     if (slot.isActive) media[field] = slot.value(uploaded);
   }
-  const refs = state.slots.refs.filter((s) => s.isActive).map((s) => ({ url: s.value(uploaded), role: s.role }));
+  const refs = state.slots.refs
+    .filter((s) => s.isActive)
+    .map((s) => ({ url: s.value(uploaded), role: s.role }));
   const values = {};
   for (const el of form().elements) {
     if (!el.name || NOT_VALUES.has(el.name) || el.type === "radio" || !isShown(el)) continue;

@@ -48,9 +48,12 @@ function megabytes(bytes) {
 /** The hints under the media slots, from the server's media limits. */
 export function mediaHints(schema) {
   const { image, video, clip } = schema.media;
+  const sides = `${image.min_side}–${image.max_side} px`;
   return {
-    image: `${image.formats}; each side ${image.min_side}–${image.max_side} px; ≤ ${megabytes(image.max_bytes)}`,
-    video: `MP4, ≥ ${video.min_fps} fps, ≤ ${megabytes(video.max_bytes)}; only the first ${video.seconds} s are used`,
+    image: `${image.formats}; each side ${sides}; ≤ ${megabytes(image.max_bytes)}`,
+    video:
+      `MP4, ≥ ${video.min_fps} fps, ≤ ${megabytes(video.max_bytes)}; ` +
+      `only the first ${video.seconds} s are used`,
     clip: `MP4, ≥ ${video.min_fps} fps; ≤ ${clip.seconds} s`,
     maskImage: `Image format, ≤ ${megabytes(image.max_bytes)}, same resolution as the input video`,
     maskVideo: "Same format, fps, resolution and length as the input video",
