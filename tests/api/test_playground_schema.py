@@ -5,6 +5,7 @@ Node tests' fixture is exactly what is served, and the per-function field lists 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +28,7 @@ from vace_server.tasks.spec import TaskSpec, VaceFunction
 from vace_server.worker.progress import STAGE_END_PERCENT, STAGE_START_PERCENT
 
 FIXTURE = Path(__file__).resolve().parents[1] / "js" / "fixtures" / "schema.json"
+STATIC_JS = Path(validation.__file__).resolve().parent / "static" / "js"
 SCHEMA = build_schema()
 FUNCTIONS = {f["name"]: f for f in SCHEMA["functions"]}
 URL = "http://media.example/a"
@@ -236,6 +238,22 @@ def test_the_page_its_modules_and_its_schema_need_no_key(client: TestClient) -> 
     module = client.get("/playground/static/js/main.js")
     assert module.status_code == 200
     assert module.headers["content-type"] == "text/javascript; charset=utf-8"
+
+
+def test_every_module_the_page_imports_is_served(client: TestClient) -> None:
+    """From main.js, every relative `import ... from "./x.js"` resolves to a served module."""
+    seen: set[str] = set()
+    todo = ["main.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        response = client.get(f"/playground/static/js/{name}")
+        assert response.status_code == 200, name
+        todo.extend(re.findall(r'from "\./([a-z_]+\.js)"', response.text))
+    on_disk = {p.name for p in STATIC_JS.glob("*.js")}
+    assert seen == on_disk  # and no module lies unused
 
 
 @pytest.mark.parametrize(
