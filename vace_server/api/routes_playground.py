@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -43,8 +44,12 @@ HEADERS = {
 }
 
 
-def _read(*parts: str) -> bytes:
-    return resources.files("vace_server.api").joinpath("static", *parts).read_bytes()
+def _static(*parts: str) -> Traversable:
+    return resources.files("vace_server.api").joinpath("static", *parts)
+
+
+def _read(name: str) -> bytes:
+    return _static(name).read_bytes()
 
 
 @router.get("/playground", include_in_schema=False)
@@ -62,10 +67,9 @@ def playground_asset(name: str) -> Response:
 
 @router.get("/playground/static/js/{name}", include_in_schema=False)
 def playground_module(name: str) -> Response:
-    module = resources.files("vace_server.api").joinpath("static", "js", name)
-    if _MODULE_NAME.fullmatch(name) is None or not module.is_file():
+    if _MODULE_NAME.fullmatch(name) is None or not _static("js", name).is_file():
         raise NotFound()
-    return Response(module.read_bytes(), media_type=JS_TYPE, headers=HEADERS)
+    return Response(_static("js", name).read_bytes(), media_type=JS_TYPE, headers=HEADERS)
 
 
 @router.get("/playground/schema.json", include_in_schema=False)
