@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit clean
+.PHONY: serve test lint typecheck unit jstest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ unit: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/pytest
 
-test: lint typecheck unit
+# The playground's pure JavaScript (vace_server/api/static/js/) under Node's own test runner.
+jstest:
+	bash scripts/ensure-node.sh
+	@if command -v node >/dev/null 2>&1; then node --test tests/js/*.test.mjs; \
+	elif [ -n "$$CI" ]; then echo "jstest: node is not installed (scripts/ensure-node.sh)" >&2; exit 1; \
+	else echo "jstest: skipped, node is not installed (scripts/ensure-node.sh)"; fi
+
+test: lint typecheck jstest unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

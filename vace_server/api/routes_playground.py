@@ -1,25 +1,32 @@
-"""The browser playground: one static page (HTML + a vanilla JS module + CSS), no build step.
+"""The browser playground: one static page (HTML + native ES modules + CSS), no build step.
 
-The files are package data under `vace_server/api/static/`; the page talks to the public API
-with the key the user types in, exactly like any other client.
+The files are package data under `vace_server/api/static/` (the modules in `static/js/`); the
+page builds its form from `/playground/schema.json` (see `playground_schema.py`) and talks to
+the public API with the key the user types in, exactly like any other client. Neither the page
+nor its schema needs a key: both are the same for everyone.
 """
 
 from __future__ import annotations
 
+import re
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from vace_server.api.playground_schema import schema_json
 from vace_server.errors import NotFound
 
 router = APIRouter()
 
 # The only files served, with their media types: nothing else under static/ is reachable.
 ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
+JS_TYPE = "text/javascript; charset=utf-8"
+# Module names in static/js/ (checked before any file is opened: no dots, no slashes).
+_MODULE_NAME = re.compile(r"[a-z][a-z_]*\.js")
 
 # Same-origin scripts and styles only; media and API calls may go to the server's public base
 # URL (VACE_PUBLIC_BASE_URL), which need not be the origin the page was opened on.
@@ -37,8 +44,12 @@ HEADERS = {
 }
 
 
+def _static(*parts: str) -> Traversable:
+    return resources.files("vace_server.api").joinpath("static", *parts)
+
+
 def _read(name: str) -> bytes:
-    return resources.files("vace_server.api").joinpath("static", name).read_bytes()
+    return _static(name).read_bytes()
 
 
 @router.get("/playground", include_in_schema=False)
@@ -52,3 +63,17 @@ def playground_asset(name: str) -> Response:
     if media_type is None:
         raise NotFound()
     return Response(_read(name), media_type=media_type, headers=HEADERS)
+
+
+@router.get("/playground/static/js/{name}", include_in_schema=False)
+def playground_module(name: str) -> Response:
+    if _MODULE_NAME.fullmatch(name) is None or not _static("js", name).is_file():
+        raise NotFound()
+    return Response(_static("js", name).read_bytes(), media_type=JS_TYPE, headers=HEADERS)
+
+
+@router.get("/playground/schema.json", include_in_schema=False)
+def playground_schema() -> Response:
+    """Functions, their fields, choices, defaults, limits and progress stages (the form's
+    source of truth, built from the validator's tables)."""
+    return Response(schema_json(), media_type="application/json", headers=HEADERS)

@@ -15,6 +15,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from vace_server.api.wire_fields import (
+    EXTENSION_FIELDS,
+    FUNCTION_FIELDS,
+    MAX_REFERENCES,
+    MAX_SCENE_REFERENCES,
+    OUTPAINT_SIDES,
+    ControlRule,
+)
+from vace_server.api.wire_fields import (  # re-exported: tests read them from here
+    OTHER_CONTROLS as OTHER_CONTROLS,
+)
+from vace_server.api.wire_fields import (
+    REPAINTING_CONTROLS as REPAINTING_CONTROLS,
+)
 from vace_server.api.wire_media import check_url, read_url, read_url_list
 from vace_server.api.wire_names import MODEL_NAMES, canonical_model
 from vace_server.api.wire_values import (
@@ -66,12 +80,9 @@ PARAMETER_FALLBACK_FIELDS = frozenset(
         "last_clip_url",
     }
 )
-EXTENSION_FIELDS = ("first_frame_url", "last_frame_url", "first_clip_url", "last_clip_url")
-OUTPAINT_SIDES = ("top", "bottom", "left", "right")
 
 MAX_PROMPT_CHARS = 800
 MAX_NEGATIVE_PROMPT_CHARS = 800  # cut like the prompt, never refused for its length
-MAX_REFERENCES = 3
 SEED_MAX = 2147483647
 FIXED_DURATION = 5  # seconds; "fixed at 5, cannot be modified" (§5)
 
@@ -94,12 +105,12 @@ NUMBER_FIELDS: Mapping[str, NumberRange] = {
 
 FUNCTIONS: Mapping[str, VaceFunction] = {f.value: f for f in VaceFunction}
 ROLES: Mapping[str, ReferenceRole] = {r.value: r for r in ReferenceRole}
-REPAINTING_CONTROLS: Mapping[str, Control] = {c.value: c for c in Control}
-OTHER_CONTROLS: Mapping[str, Control] = {
-    c.value: c for c in (Control.POSE_BODY_FACE, Control.DEPTH)
-}
 MASK_TYPES: Mapping[str, MaskType] = {m.value: m for m in MaskType}
 EXPAND_MODES: Mapping[str, ExpandMode] = {m.value: m for m in ExpandMode}
+DEFAULT_MASK_TYPE = MaskType.TRACKING
+DEFAULT_EXPAND_MODE = ExpandMode.HULL
+DEFAULT_MASK_FRAME_ID = 1  # also the lowest one: frames are numbered from 1
+BOOL_DEFAULTS: Mapping[str, bool] = {"prompt_extend": True, "watermark": False}
 
 
 def parse_create_request(
@@ -126,7 +137,7 @@ def parse_create_request(
         "input.negative_prompt",
         max_chars=MAX_NEGATIVE_PROMPT_CHARS,
     )
-    fields = _FUNCTION_FIELDS[function](wire)
+    fields = _READERS[function](wire)
     prompt_extend, watermark, seed = _common_parameters(wire, function)
     return TaskSpec(
         function=function,
@@ -249,11 +260,18 @@ def _prompt(wire: _Wire) -> str:
 
 def _common_parameters(wire: _Wire, function: VaceFunction) -> tuple[bool, bool, int | None]:
     """(prompt_extend, watermark, seed or None); also checks `duration` where it applies."""
-    prompt_extend = read_bool(wire.param("prompt_extend"), "parameters.prompt_extend", default=True)
-    watermark = read_bool(wire.param("watermark"), "parameters.watermark", default=False)
+    prompt_extend = read_bool(
+        wire.param("prompt_extend"),
+        "parameters.prompt_extend",
+        default=BOOL_DEFAULTS["prompt_extend"],
+    )
+    watermark = read_bool(
+        wire.param("watermark"), "parameters.watermark", default=BOOL_DEFAULTS["watermark"]
+    )
     seed = read_int(wire.param("seed"), "parameters.seed", low=0, high=SEED_MAX)
     duration = wire.param("duration")
-    applies = function is not VaceFunction.VIDEO_REPAINTING  # output follows the input (§6)
+    # Not read where the output follows the input video (repainting).
+    applies = "duration" in FUNCTION_FIELDS[function].parameters
     if applies and duration is not None:
         _check_duration(duration)
     return prompt_extend, watermark, seed
@@ -265,22 +283,26 @@ def _check_duration(value: Any) -> None:
 
 
 # ---------------------------------------------------------------- shared pieces
-def _control(wire: _Wire, choices: Mapping[str, Control], *, required: bool) -> Control | None:
+def _control(wire: _Wire, function: VaceFunction, *, video_given: bool = False) -> Control | None:
     """`control_condition`; an empty string means "no extraction", like an absent one."""
+    fields = FUNCTION_FIELDS[function]
+    rule = fields.control_rule
+    required = rule is ControlRule.ALWAYS or (rule is ControlRule.WITH_VIDEO and video_given)
     value = wire.param("control_condition")
     if value is None or value == "":
         if required:
             raise field_required("parameters.control_condition")
         return None
-    return read_choice(value, "parameters.control_condition", choices)
+    return read_choice(value, "parameters.control_condition", fields.controls)
 
 
-def _single_reference(wire: _Wire) -> tuple[Reference, ...]:
+def _single_reference(wire: _Wire, function: VaceFunction) -> tuple[Reference, ...]:
     """repainting / edit: an optional `ref_images_url` of which only the first image is kept."""
     value = wire.inp("ref_images_url")
     if value is None or value == []:
         return ()
-    urls = read_url_list(value, "input.ref_images_url", oss_resolve=wire.oss_resolve, keep=1)
+    keep = FUNCTION_FIELDS[function].max_references
+    urls = read_url_list(value, "input.ref_images_url", oss_resolve=wire.oss_resolve, keep=keep)
     return (Reference(url=urls[0], role=ReferenceRole.SUBJECT),)
 
 
@@ -301,7 +323,7 @@ def _roles(value: Any, count: int) -> list[ReferenceRole]:
         roles.append(role)
     if len(roles) != count:
         raise InvalidParameter(OBJ_OR_BG_LENGTH_MESSAGE)
-    if roles.count(ReferenceRole.SCENE) > 1:
+    if roles.count(ReferenceRole.SCENE) > MAX_SCENE_REFERENCES:
         raise field_invalid(field)
     return roles
 
@@ -312,7 +334,10 @@ def _image_reference(wire: _Wire) -> dict[str, Any]:
     if value is None:
         raise field_required("input.ref_images_url")
     urls = read_url_list(
-        value, "input.ref_images_url", oss_resolve=wire.oss_resolve, keep=MAX_REFERENCES
+        value,
+        "input.ref_images_url",
+        oss_resolve=wire.oss_resolve,
+        keep=FUNCTION_FIELDS[VaceFunction.IMAGE_REFERENCE].max_references,
     )
     roles = _roles(wire.param("obj_or_bg"), len(urls))
     return {
@@ -326,22 +351,24 @@ def _image_reference(wire: _Wire) -> dict[str, Any]:
 def _video_repainting(wire: _Wire) -> dict[str, Any]:
     return {
         "video_url": wire.required_url("video_url"),
-        "references": _single_reference(wire),
-        "control": _control(wire, REPAINTING_CONTROLS, required=True),
+        "references": _single_reference(wire, VaceFunction.VIDEO_REPAINTING),
+        "control": _control(wire, VaceFunction.VIDEO_REPAINTING),
         "strength": wire.number("strength"),
     }
 
 
 def _video_edit(wire: _Wire) -> dict[str, Any]:
     video_url = wire.required_url("video_url")
-    references = _single_reference(wire)
+    references = _single_reference(wire, VaceFunction.VIDEO_EDIT)
     mask_image_url = wire.url("mask_image_url")
     # With both masks given, the mask image wins and the mask video is not even read (§5.3).
     mask_video_url = wire.url("mask_video_url") if mask_image_url is None else None
     if mask_image_url is None and mask_video_url is None:
         raise field_required("input.mask_image_url")
-    mask_frame_id = read_int(wire.inp("mask_frame_id"), "input.mask_frame_id", low=1)
-    control = _control(wire, OTHER_CONTROLS, required=False)
+    mask_frame_id = read_int(
+        wire.inp("mask_frame_id"), "input.mask_frame_id", low=DEFAULT_MASK_FRAME_ID
+    )
+    control = _control(wire, VaceFunction.VIDEO_EDIT)
     mask_type = read_choice(wire.param("mask_type"), "parameters.mask_type", MASK_TYPES)
     expand_ratio = wire.number("expand_ratio")
     expand_mode = read_choice(wire.param("expand_mode"), "parameters.expand_mode", EXPAND_MODES)
@@ -350,11 +377,11 @@ def _video_edit(wire: _Wire) -> dict[str, Any]:
         "references": references,
         "mask_image_url": mask_image_url,
         "mask_video_url": mask_video_url,
-        "mask_frame_id": 1 if mask_frame_id is None else mask_frame_id,
+        "mask_frame_id": DEFAULT_MASK_FRAME_ID if mask_frame_id is None else mask_frame_id,
         "control": control,
-        "mask_type": mask_type or MaskType.TRACKING,
+        "mask_type": mask_type or DEFAULT_MASK_TYPE,
         "expand_ratio": expand_ratio,
-        "expand_mode": expand_mode or ExpandMode.HULL,
+        "expand_mode": expand_mode or DEFAULT_EXPAND_MODE,
         "size": read_size(wire.param("size"), "parameters.size"),
     }
 
@@ -364,7 +391,7 @@ def _video_extension(wire: _Wire) -> dict[str, Any]:
     if all(url is None for url in frames.values()):
         raise field_required("input.first_clip_url")
     video_url = wire.url("video_url")
-    control = _control(wire, OTHER_CONTROLS, required=video_url is not None)
+    control = _control(wire, VaceFunction.VIDEO_EXTENSION, video_given=video_url is not None)
     return {"video_url": video_url, "control": control, **frames}
 
 
@@ -374,7 +401,7 @@ def _video_outpainting(wire: _Wire) -> dict[str, Any]:
     return {"video_url": video_url, "outpaint": Outpaint(**scales)}
 
 
-_FUNCTION_FIELDS: Mapping[VaceFunction, Callable[[_Wire], dict[str, Any]]] = {
+_READERS: Mapping[VaceFunction, Callable[[_Wire], dict[str, Any]]] = {
     VaceFunction.IMAGE_REFERENCE: _image_reference,
     VaceFunction.VIDEO_REPAINTING: _video_repainting,
     VaceFunction.VIDEO_EDIT: _video_edit,
