@@ -17,7 +17,7 @@ from vace_server.cli import app
 from vace_server.errors import InvalidFile
 from vace_server.functions.base import VaceInputs
 from vace_server.media.encode import probe_mp4
-from vace_server.oneshot import PLACEHOLDER_HOST, LocalFiles, LocalMediaSource, UsageError
+from vace_server.oneshot import LocalMediaSource, UsageError, local_path, media_url
 
 NUM_FRAMES = 17  # generated frames (4n+1) at 16 fps: small, so each run takes about a second
 OUTPUT_FPS = 30
@@ -205,26 +205,23 @@ def test_the_installed_command_exits_2_on_a_usage_error(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- local files
-def test_placeholders_map_back_to_files_only(files: dict[str, Path]) -> None:
-    local = LocalFiles()
-    url = local.wire_value(str(files["subject"]), "--ref")
-    assert url.startswith(f"http://{PLACEHOLDER_HOST}/")
-    assert local.path(url) == files["subject"].resolve()
-    assert local.wire_value(files["scene"].as_uri(), "--ref") != url
+def test_local_paths_become_file_urls_of_the_files_only(files: dict[str, Path]) -> None:
+    url = media_url(str(files["subject"]), "--ref")
+    assert url == files["subject"].resolve().as_uri()
+    assert local_path(url) == files["subject"].resolve()
+    assert media_url(files["scene"].as_uri(), "--ref") != url
     for remote in ("https://example.com/a.png", "HTTP://example.com/a.png", "oss://b/a.png"):
-        assert local.wire_value(remote, "--ref") == remote
-        assert local.path(remote) is None
-    assert LocalFiles().path(url) is None  # another run's token never matches
+        assert media_url(remote, "--ref") == remote
+        assert local_path(remote) is None
     with pytest.raises(UsageError, match="only local file://"):
-        local.wire_value("file://server/share/a.png", "--ref")
+        media_url("file://server/share/a.png", "--ref")
 
 
 def test_local_files_get_the_download_size_cap(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    local = LocalFiles()
-    url = local.wire_value(str(files["subject"]), "--ref")
-    media = LocalMediaSource(local, remote=None)  # type: ignore[arg-type]
+    url = media_url(str(files["subject"]), "--ref")
+    media = LocalMediaSource(remote=None)  # type: ignore[arg-type]
     assert media.fetch_image(url, "input.ref_images_url").size == (400, 400)
     monkeypatch.setattr("vace_server.media.images.IMAGE_MAX_BYTES", 1000)
     with pytest.raises(InvalidFile) as caught:
