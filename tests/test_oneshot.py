@@ -165,7 +165,14 @@ def test_usage_errors(
 
 
 def test_out_must_be_writable_somewhere(files: dict[str, Path], tmp_path: Path) -> None:
-    args = ["--function", "image_reference", "--prompt", "x", "--ref", files["subject"]]
+    args: list[str | Path] = [
+        "--function",
+        "image_reference",
+        "--prompt",
+        "x",
+        "--ref",
+        files["subject"],
+    ]
     code, _stdout, stderr = invoke(*args, "--out", tmp_path / "nowhere" / "out.mp4")
     assert (code, "does not exist" in stderr) == (2, True)
     code, _stdout, stderr = invoke(*args, "--out", tmp_path)
