@@ -145,10 +145,12 @@ class WorkerLoop:
                 effective=result.effective.to_json(),
             ),
         )
-        if not succeeded:
+        if not succeeded:  # refused by the fence: the result is never shown, so it goes
             self.storage.delete(stored.key)
+            # A cancel request arrived during the upload (then the task ends CANCELED), or the
+            # claim was lost (the read says so too; `_stop_canceled` then only logs it).
             if self._settle(claim, "read", lambda: self.store.cancel_requested(claim)):
-                self._stop_canceled(claim)  # the cancel request arrived during the upload
+                self._stop_canceled(claim)
             else:
                 log.warning(
                     "task %s finished after losing its claim; result dropped", claim.task.id

@@ -72,7 +72,7 @@ class Effective:
 class PipelineResult:
     """The MP4 one run wrote, and how it was made."""
 
-    out: Path
+    out: Path  # the MP4 (the worker's is a temporary file, removed once stored)
     frames: int  # delivered frames
     width: int
     height: int
