@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.support.images import png_bytes, scene, subject_on_white
 from tests.support.media_server import MediaServer, Served
 from tests.support.videos import moving_square_frames, mp4_bytes
+from vace_server.api.validation import parse_create_request
 from vace_server.cli import app
 from vace_server.errors import InvalidFile
 from vace_server.functions.base import VaceInputs
 from vace_server.media.encode import probe_mp4
-from vace_server.oneshot import LocalMediaSource, UsageError, local_path, media_url
+from vace_server.oneshot import (
+    LocalMediaSource,
+    OneShotOptions,
+    OptionValues,
+    UsageError,
+    build_spec,
+    local_path,
+    media_url,
+)
+from vace_server.oneshot.console import ConsoleProgress
+from vace_server.tasks.progress import Stage, TaskProgress
 
 NUM_FRAMES = 17  # generated frames (4n+1) at 16 fps: small, so each run takes about a second
 OUTPUT_FPS = 30
@@ -235,3 +250,81 @@ def test_local_files_get_the_download_size_cap(
         media.fetch_image(url, "input.ref_images_url")
     assert caught.value.code == "InvalidFile.Size"
     assert "input.ref_images_url exceeds the size limit" in caught.value.message
+
+
+# ---------------------------------------------------------------- the API's rules
+@pytest.mark.parametrize(
+    ("options", "body"),
+    [
+        (
+            OneShotOptions(
+                out=Path("o.mp4"), function="image_reference", prompt="p",
+                refs=("https://h/a.png", "https://h/b.png"), obj_or_bg=("obj", "bg"),
+                size="960*960", seed=3, watermark=True, prompt_extend=False,
+            ),
+            {
+                "input": {"function": "image_reference", "prompt": "p",
+                          "ref_images_url": ["https://h/a.png", "https://h/b.png"]},
+                "parameters": {"obj_or_bg": ["obj", "bg"], "size": "960*960", "seed": 3,
+                               "watermark": True, "prompt_extend": False},
+            },
+        ),
+        (
+            OneShotOptions(
+                out=Path("o.mp4"), function="video_edit", prompt="p", negative_prompt="n",
+                video="https://h/v.mp4", mask_video="https://h/m.mp4", mask_frame_id=2,
+                mask_type="fixed", expand_mode="bbox", expand_ratio=0.5, control="depth",
+                seed=5,
+            ),
+            {
+                "input": {"function": "video_edit", "prompt": "p", "negative_prompt": "n",
+                          "video_url": "https://h/v.mp4", "mask_video_url": "https://h/m.mp4",
+                          "mask_frame_id": 2},
+                "parameters": {"mask_type": "fixed", "expand_mode": "bbox", "expand_ratio": 0.5,
+                               "control_condition": "depth", "seed": 5},
+            },
+        ),
+        (
+            OneShotOptions(
+                out=Path("o.mp4"), function="video_outpainting", prompt="p",
+                video="https://h/v.mp4", top_scale=1.5, left_scale=2.0, seed=1,
+            ),
+            {
+                "input": {"function": "video_outpainting", "prompt": "p",
+                          "video_url": "https://h/v.mp4"},
+                "parameters": {"top_scale": 1.5, "left_scale": 2.0, "seed": 1},
+            },
+        ),
+    ],
+)  # fmt: skip
+def test_options_make_the_task_the_api_makes_of_the_same_request(
+    options: OneShotOptions, body: dict[str, Any]
+) -> None:
+    wire = json.dumps({"model": "wanx2.1-vace-plus", **body}).encode()
+    expected = parse_create_request(wire, oss_resolve=False, draw_seed=lambda: 0)
+    assert build_spec(OptionValues.of(options)) == expected
+
+
+def test_local_files_go_into_the_task_as_file_urls(files: dict[str, Path]) -> None:
+    options = OneShotOptions(
+        out=Path("o.mp4"), function="video_repainting", prompt="p", video=str(files["video"]),
+        refs=(files["subject"].as_uri(),), control="depth", seed=1,
+    )  # fmt: skip
+    spec = build_spec(OptionValues.of(options))
+    assert spec.video_url == files["video"].resolve().as_uri()
+    assert [r.url for r in spec.references] == [files["subject"].resolve().as_uri()]
+
+
+def test_the_console_shows_the_pipeline_s_reports() -> None:
+    text = io.StringIO()
+    with ConsoleProgress(Console(file=text, width=120)) as progress:
+        progress.loading("tiny")
+        progress(TaskProgress.starting(Stage.FETCHING), "reading input.video_url")
+        progress(TaskProgress.starting(Stage.DENOISING))
+        progress(TaskProgress.denoising(3, 10, mean_step=2.0))
+        progress(TaskProgress.starting(Stage.DECODING))
+    shown = text.getvalue()
+    assert "loading model: tiny" in shown
+    assert "inputs: reading input.video_url" in shown
+    assert "step 3/10  2.00 s/step  ETA 0:00:14" in shown
+    assert "decoding" in shown
