@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.engine.loader import LoadedModel
 from vace_server.engine.prompt_rewrite import PromptRewriter, extend_prompt
@@ -186,12 +188,7 @@ class TaskPipeline:
         )
 
         # 6. Encode the video
-        try:
-            encode_mp4(video, settings.output_fps, out)
-        except Exception as exc:
-            if self.write_failure is None:
-                raise
-            raise self.write_failure(out, exc) from exc
+        self._encode(video, out)
 
         return PipelineResult(
             out=out,
@@ -203,6 +200,14 @@ class TaskPipeline:
             actual_prompt=prompt if spec.prompt_extend else None,
             effective=self._effective(model, inputs, spec.seed, len(video), tracker),
         )
+
+    def _encode(self, video: np.ndarray, out: Path) -> None:
+        try:
+            encode_mp4(video, self.settings.output_fps, out)
+        except Exception as exc:
+            if self.write_failure is None:
+                raise
+            raise self.write_failure(out, exc) from exc
 
     def _effective(
         self,
