@@ -25,6 +25,7 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -60,23 +61,27 @@ def _peak_mb() -> float:
 
 def _child(path: Path) -> None:
     """Prepares one input as video_repainting does; prints a JSON line."""
+    from vace_server.errors import InputField
     from vace_server.functions import common
-    from vace_server.functions.base import ModelProfile
     from vace_server.media import video
+    from vace_server.model_inputs import ModelProfile
 
     profile = ModelProfile(generation_area=AREA, num_frames=NUM_FRAMES, fps=MODEL_FPS)
     data = path.read_bytes()
     before = _peak_mb()
     start = time.perf_counter()
     if hasattr(video, "open_video"):  # streaming decoder
-        clip = video.open_video(data, "input.video_url", max_seconds=5)
+        clip = video.open_video(data, InputField.VIDEO, max_seconds=5)
         size = common.generation_size(*common.within_720p(clip.width, clip.height), profile)
         indices = common.sample_indices(clip.frame_count, clip.fps, NUM_FRAMES, MODEL_FPS)
         frames = clip.read(indices, lambda f: common.cover(f, size))
     else:  # the decoder before it: every frame at full size, then sampled and resized
-        old = video.decode_video(data, "input.video_url", max_seconds=5)
+        # (an older checkout's API, so untyped here: this tree no longer has it)
+        legacy_video: Any = video
+        legacy_common: Any = common
+        old = legacy_video.decode_video(data, InputField.VIDEO, max_seconds=5)
         size = common.generation_size(*common.within_720p(old.width, old.height), profile)
-        _, picked = common.sample_frames(old, NUM_FRAMES, MODEL_FPS)
+        _, picked = legacy_common.sample_frames(old, NUM_FRAMES, MODEL_FPS)
         frames = [common.cover(f, size) for f in picked]
     seconds = time.perf_counter() - start
     print(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,13 @@ from PIL import Image, ImageDraw
 
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.registry import load_annotators
+from vace_server.errors import InputField
 from vace_server.functions import build_inputs
-from vace_server.functions.base import ModelProfile, VideoClip
+from vace_server.media.clip import VideoClip
 from vace_server.media.encode import encode_mp4
 from vace_server.media.images import load_image, load_mask_image
 from vace_server.media.video import open_video
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 from vace_server.tasks.spec import Control, Outpaint, TaskSpec, VaceFunction
 
@@ -50,13 +53,13 @@ class LocalMedia:
     def __init__(self, blobs: dict[str, bytes]) -> None:
         self.blobs = blobs
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         return load_image(self.blobs[url], field)
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         return load_mask_image(self.blobs[url], field)
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         return open_video(self.blobs[url], field, max_seconds=max_seconds)
 
 
@@ -67,26 +70,31 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _specs() -> dict[str, TaskSpec]:
-    base = {"prompt": "p", "seed": 1}
     return {
         "video_repainting (scribble)": TaskSpec(
-            function=VaceFunction.VIDEO_REPAINTING, video_url="v", control=Control.SCRIBBLE, **base
+            function=VaceFunction.VIDEO_REPAINTING,
+            video_url="v",
+            control=Control.SCRIBBLE,
+            prompt="p",
+            seed=1,
         ),
         "video_edit (tracking, hull)": TaskSpec(
             function=VaceFunction.VIDEO_EDIT,
             video_url="v",
             mask_image_url="m",
             size=(1280, 720),
-            **base,
+            prompt="p",
+            seed=1,
         ),
         "video_extension (first clip)": TaskSpec(
-            function=VaceFunction.VIDEO_EXTENSION, first_clip_url="v", **base
+            function=VaceFunction.VIDEO_EXTENSION, first_clip_url="v", prompt="p", seed=1
         ),
         "video_outpainting (1.5 each side)": TaskSpec(
             function=VaceFunction.VIDEO_OUTPAINTING,
             video_url="v",
             outpaint=Outpaint(1.5, 1.5, 1.5, 1.5),
-            **base,
+            prompt="p",
+            seed=1,
         ),
     }
 
@@ -102,7 +110,7 @@ def _time(fn: Callable[[], object], repeat: int = 2) -> float:
 
 def _decode_all(data: bytes) -> None:
     """Every frame of the first 5 s decoded to RGB (the plain decode the ratios refer to)."""
-    clip = open_video(data, "input.video_url", max_seconds=5)
+    clip = open_video(data, InputField.VIDEO, max_seconds=5)
     clip.read(range(clip.frame_count), lambda frame: frame)
 
 
@@ -119,9 +127,7 @@ def main() -> None:
     print(f"input: {WIDTH}x{HEIGHT}, {FPS} fps, {SECONDS} s; profile {PROFILE_1_3B}")
     print(f"{'decode only':36s} {decode:7.2f} s   1.00x")
     for name, spec in _specs().items():
-        seconds = _time(
-            lambda spec=spec: build_inputs(spec, media, PROFILE_1_3B, annotators=annotators)
-        )
+        seconds = _time(partial(build_inputs, spec, media, PROFILE_1_3B, annotators=annotators))
         print(f"{name:36s} {seconds:7.2f} s  {seconds / decode:5.2f}x")
 
 

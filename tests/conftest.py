@@ -13,6 +13,16 @@ from tests.support.clock import FakeClock
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
 
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e/ is `e2e`, by its path: a new e2e file needs no marker of its
+    own to stay out of the fast run (`pytest -m "not e2e and not slow"`)."""
+    for item in items:
+        if E2E_DIR in item.path.resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:

@@ -18,9 +18,9 @@ from tests.support.images import png_bytes, scene, subject_on_white
 from tests.support.media_server import MediaServer, Served
 from tests.support.videos import moving_square_frames, mp4_bytes
 from vace_server.api.validation import parse_create_request
+from vace_server.api.wire_names import wire_message
 from vace_server.cli import app
-from vace_server.errors import InvalidFile
-from vace_server.functions.base import VaceInputs
+from vace_server.errors import InputField, InvalidFile
 from vace_server.media.encode import probe_mp4
 from vace_server.oneshot import (
     LocalMediaSource,
@@ -173,21 +173,15 @@ def test_a_request_the_api_refuses_is_a_usage_error(
 def test_usage_errors(
     files: dict[str, Path], tmp_path: Path, args: list[str], message: str
 ) -> None:
-    args = [str(files["subject"]) if a == "subject" else a for a in args]
-    code, _stdout, stderr = invoke(*args, "--out", tmp_path / "out.mp4")
+    given: list[str | Path] = [str(files["subject"]) if a == "subject" else a for a in args]
+    code, _stdout, stderr = invoke(*given, "--out", tmp_path / "out.mp4")
     assert code == 2
     assert message in stderr
 
 
 def test_out_must_be_writable_somewhere(files: dict[str, Path], tmp_path: Path) -> None:
-    args: list[str | Path] = [
-        "--function",
-        "image_reference",
-        "--prompt",
-        "x",
-        "--ref",
-        files["subject"],
-    ]
+    args: list[str | Path] = ["--function", "image_reference", "--prompt", "x"]
+    args += ["--ref", files["subject"]]
     code, _stdout, stderr = invoke(*args, "--out", tmp_path / "nowhere" / "out.mp4")
     assert (code, "does not exist" in stderr) == (2, True)
     code, _stdout, stderr = invoke(*args, "--out", tmp_path)
@@ -197,23 +191,32 @@ def test_out_must_be_writable_somewhere(files: dict[str, Path], tmp_path: Path) 
 def test_an_inference_crash_is_internal_error_algo(
     files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from diffusers import WanVACETransformer3DModel
+
+    steps: list[int] = []
+
     def crash(*_args: object, **_kwargs: object) -> None:
+        steps.append(1)
         raise RuntimeError("CUDA out of memory (simulated)")
 
-    # `generate` validates its inputs first: the first thing it does, wherever it is imported
-    monkeypatch.setattr(VaceInputs, "validate", crash)
+    # The crash is in the denoising transformer's forward pass: inside inference, after the
+    # inputs were fetched, preprocessed and validated (not in any of those steps).
+    monkeypatch.setattr(WanVACETransformer3DModel, "forward", crash)
     code, _stdout, stderr = invoke(
         "--function", "image_reference", "--prompt", "x", "--ref", files["subject"],
         "--out", tmp_path / "out.mp4",
     )  # fmt: skip
+    assert steps == [1]  # the model ran, and stopped at its first step
     assert code == 1
     assert "InternalError.Algo: An internal error has occurred during algorithm execution." in (
         stderr
     )
     assert "cause: RuntimeError: CUDA out of memory (simulated)" in stderr
     assert "Traceback" not in stderr
+    assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter importing the whole CLI: ~10 s
 def test_the_installed_command_exits_2_on_a_usage_error(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("vace-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VACE_")}
@@ -244,12 +247,12 @@ def test_local_files_get_the_download_size_cap(
 ) -> None:
     url = media_url(str(files["subject"]), "--ref")
     media = LocalMediaSource(remote=None)  # type: ignore[arg-type]
-    assert media.fetch_image(url, "input.ref_images_url").size == (400, 400)
+    assert media.fetch_image(url, InputField.REFERENCES).size == (400, 400)
     monkeypatch.setattr("vace_server.media.images.IMAGE_MAX_BYTES", 1000)
     with pytest.raises(InvalidFile) as caught:
-        media.fetch_image(url, "input.ref_images_url")
+        media.fetch_image(url, InputField.REFERENCES)
     assert caught.value.code == "InvalidFile.Size"
-    assert "input.ref_images_url exceeds the size limit" in caught.value.message
+    assert "input.ref_images_url exceeds the size limit" in wire_message(caught.value.message)
 
 
 # ---------------------------------------------------------------- the API's rules
@@ -319,7 +322,7 @@ def test_the_console_shows_the_pipeline_s_reports() -> None:
     text = io.StringIO()
     with ConsoleProgress(Console(file=text, width=120)) as progress:
         progress.loading("tiny")
-        progress(TaskProgress.starting(Stage.FETCHING), "reading input.video_url")
+        progress(TaskProgress.starting(Stage.FETCHING), f"reading {InputField.VIDEO.mention}")
         progress(TaskProgress.starting(Stage.DENOISING))
         progress(TaskProgress.denoising(3, 10, mean_step=2.0))
         progress(TaskProgress.starting(Stage.DECODING))

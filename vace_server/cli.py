@@ -3,7 +3,6 @@ db upgrade."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -20,8 +19,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
-def _settings(*, loads_model: bool = False, **overrides: Any) -> Settings:
-    """Environment (VACE_*) first, then the flags that were actually given.
+def _settings(*, loads_model: bool = False, logs: bool = True, **overrides: Any) -> Settings:
+    """Environment (VACE_*) first, then the flags that were actually given; logging is
+    configured from them (VACE_LOG_LEVEL, VACE_LOG_FORMAT) unless `logs` is false.
 
     A setting that can never work stops the command here, with one line on stderr (exit 2),
     before any server or worker process starts; with `loads_model` (the model is loaded on
@@ -33,6 +33,8 @@ def _settings(*, loads_model: bool = False, **overrides: Any) -> Settings:
         _refuse(describe_invalid(exc))
     if loads_model:
         _check_model_folder(settings)
+    if logs:  # `generate` has its own display (oneshot.run)
+        configure_logging(settings.logging.log_level, settings.logging.log_format)
     return settings
 
 
@@ -77,7 +79,6 @@ def serve(
     from vace_server.api.app import create_app
     from vace_server.api.http_protocol import uvicorn_options
 
-    configure_logging()
     settings = _settings(
         host=host,
         port=port,
@@ -88,13 +89,13 @@ def serve(
         workers=workers,
         public_base_url=public_base_url,
     )
-    if settings.workers > 0:  # worker children load the model on this machine
+    if settings.queue.workers > 0:  # worker children load the model on this machine
         _check_model_folder(settings)
     uvicorn.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=os.environ.get("VACE_LOG_LEVEL", "info").lower(),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level=settings.logging.log_level.lower(),
         timeout_graceful_shutdown=15,
         **uvicorn_options(),  # JSON log lines and JSON 400s from uvicorn itself
     )
@@ -132,12 +133,16 @@ def worker(
     Exit 2 when the database schema is missing or outdated, or the database is unreachable."""
     from vace_server.worker import standalone
 
-    configure_logging()
     try:
         devices = standalone.parse_gpus(gpus)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--gpus") from exc
-    flags = {"model": model, "data_dir": data_dir, "database_url": database_url, "device": device}
+    flags: dict[str, Any] = {
+        "model": model,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "device": device,
+    }
     settings = _settings(loads_model=True, **flags)
     if migrate:
         from vace_server.tasks import db
@@ -201,7 +206,7 @@ def ray_workers(
     dies. `--stop` stops them after their current task and removes them."""
     import json
 
-    configure_logging()
+    settings = _settings(model=model, data_dir=data_dir, database_url=database_url, device=device)
     if not address:
         raise typer.BadParameter("give --address or set RAY_ADDRESS", param_hint="--address")
     from vace_server.worker import ray_actors
@@ -220,7 +225,6 @@ def ray_workers(
         for entry in ray_actors.list_workers(address, **where):
             typer.echo(json.dumps(entry))
         return
-    settings = _settings(model=model, data_dir=data_dir, database_url=database_url, device=device)
     placement = ray_actors.Placement(
         replicas=replicas,
         gpus_per_worker=gpus_per_worker,
@@ -330,7 +334,9 @@ def generate(
         left_scale=left_scale, right_scale=right_scale, seed=seed, watermark=watermark,
         prompt_extend=prompt_extend,
     )  # fmt: skip
-    raise typer.Exit(run(options, _settings(loads_model=True, model=model, device=device)))
+    raise typer.Exit(
+        run(options, _settings(loads_model=True, logs=False, model=model, device=device))
+    )
 
 
 @db_app.command("upgrade")
@@ -338,7 +344,6 @@ def db_upgrade(database_url: DbOpt = None, data_dir: DataOpt = None) -> None:
     """Apply database migrations up to the latest revision."""
     from vace_server.tasks import db
 
-    configure_logging()
     settings = _settings(database_url=database_url, data_dir=data_dir)
     db.upgrade(db.make_engine(settings.resolved_database_url()))
     typer.echo("database is up to date")

@@ -2,9 +2,79 @@
 
 Raised anywhere (API, media, functions, engine); rendered once by the API's exception handler
 as `{"code","message","request_id"}`, or stored on a FAILED task as `output.code/message`.
+
+Below `api/` a message names a task input by its `InputField` mention, never by its DashScope
+wire name: the API writes the wire name in (`api/wire_names.py`) whenever it shows a message.
 """
 
 from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+
+# A mention is the field's value between two control characters. No client text that reaches a
+# message can hold one (the API refuses control characters in every URL), so a mention can be
+# neither forged nor mistaken; `=` after the opening mark asks for the key alone.
+_OPEN, _CLOSE, _KEY_ONLY = "\x1e", "\x1f", "="
+_MENTION = re.compile(f"{_OPEN}({_KEY_ONLY}?)([a-z_.]+){_CLOSE}")
+
+
+class InputField(enum.StrEnum):
+    """A task input that an error message can name, by its `TaskSpec` attribute (path).
+
+    A message writes `field.mention` (shown to clients as the full wire name: object and key)
+    or `field.key_mention` (the key alone); `str(error)` shows the attribute names instead, for
+    logs."""
+
+    VIDEO = "video_url"
+    MASK_IMAGE = "mask_image_url"
+    MASK_VIDEO = "mask_video_url"
+    MASK_FRAME_ID = "mask_frame_id"
+    REFERENCES = "references"
+    FIRST_FRAME = "first_frame_url"
+    LAST_FRAME = "last_frame_url"
+    FIRST_CLIP = "first_clip_url"
+    LAST_CLIP = "last_clip_url"
+    CONTROL = "control"
+    OUTPAINT_TOP = "outpaint.top"
+    OUTPAINT_BOTTOM = "outpaint.bottom"
+    OUTPAINT_LEFT = "outpaint.left"
+    OUTPAINT_RIGHT = "outpaint.right"
+
+    @property
+    def mention(self) -> str:
+        """This field in a message, shown to clients as its full wire name."""
+        return f"{_OPEN}{self.value}{_CLOSE}"
+
+    @property
+    def key_mention(self) -> str:
+        """This field in a message, shown to clients as its wire key alone."""
+        return f"{_OPEN}{_KEY_ONLY}{self.value}{_CLOSE}"
+
+
+FieldNamer = Callable[[InputField, bool], str]
+"""(field, key_only) -> how a message shows that field."""
+
+
+def name_fields(text: str, name: FieldNamer) -> str:
+    """`text` with every field mention replaced by `name(field, key_only)`. A mention of a field
+    this version does not know (a row written by a newer one) shows its attribute name."""
+
+    def replace(match: re.Match[str]) -> str:
+        key_only, value = bool(match.group(1)), match.group(2)
+        try:
+            field = InputField(value)
+        except ValueError:
+            return value
+        return name(field, key_only)
+
+    return _MENTION.sub(replace, text)
+
+
+def _attribute_name(field: InputField, key_only: bool) -> str:
+    del key_only
+    return field.value
 
 
 class ServiceError(Exception):
@@ -29,6 +99,24 @@ class ServiceError(Exception):
         self.retry_after = retry_after  # seconds; sent as Retry-After when set
         super().__init__(self.message)
 
+    @property
+    def fields(self) -> tuple[InputField, ...]:
+        """The task inputs the message names, in order (what a caller can test without
+        reading the text)."""
+        found: list[InputField] = []
+
+        def note(field: InputField, key_only: bool) -> str:
+            found.append(field)
+            return _attribute_name(field, key_only)
+
+        name_fields(self.message, note)
+        return tuple(found)
+
+    def __str__(self) -> str:
+        """The message with each field mention as its attribute name (for logs and tracebacks;
+        `message` keeps the mentions for the API to name)."""
+        return name_fields(self.message, _attribute_name)
+
 
 # ---------------------------------------------------------------- synchronous (HTTP) errors
 class InvalidParameter(ServiceError):
@@ -38,6 +126,7 @@ class InvalidParameter(ServiceError):
 
 
 def field_required(field: str) -> InvalidParameter:
+    """`field`: a wire name (the API's validator) or an `InputField.mention`."""
     return InvalidParameter(f"Field required: {field}")
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 from datetime import UTC, datetime
 from typing import TextIO
+
+from vace_server.settings import DEFAULT_LOG_LEVEL
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -55,12 +56,12 @@ def make_handler(fmt: str = "json", stream: TextIO | None = None) -> logging.Han
     return handler
 
 
-def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
-    """Installs one stderr handler on the root logger. `fmt`: "json" (default) or "text".
+def configure_logging(level: str = DEFAULT_LOG_LEVEL, fmt: str = "json") -> None:
+    """Installs one stderr handler on the root logger. `level` and `fmt` ("json" or "text")
+    come from the settings (`settings.logging`: VACE_LOG_LEVEL, VACE_LOG_FORMAT).
 
     uvicorn's own loggers are left unconfigured (`serve` passes `log_config=None`), so its
     records reach this handler too: one format for the whole log."""
-    chosen = (fmt or os.environ.get("VACE_LOG_FORMAT", "json")).lower()
     root = logging.getLogger()
-    root.handlers[:] = [make_handler(chosen)]
-    root.setLevel((level or os.environ.get("VACE_LOG_LEVEL", "INFO")).upper())
+    root.handlers[:] = [make_handler(fmt.lower())]
+    root.setLevel(level.upper())

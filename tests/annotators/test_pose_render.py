@@ -104,7 +104,7 @@ def _vace_reference(height: int, width: int, people: list[dict[int, tuple[float,
             polygon = cv2.ellipse2Poly(
                 (int(np.mean(xs)), int(np.mean(ys))), (int(length / 2), 4), int(angle), 0, 360, 1
             )
-            cv2.fillConvexPoly(canvas, polygon, VACE_PALETTE[i])
+            cv2.fillConvexPoly(canvas, np.asarray(polygon), VACE_PALETTE[i])
     canvas = (canvas * 0.6).astype(np.uint8)
     for j in range(18):
         for person in people:

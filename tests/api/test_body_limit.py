@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -43,7 +43,7 @@ def padded(size: int) -> bytes:
     return body + b" " * (size - len(body))
 
 
-def assert_too_large(status: int, headers: httpx.Headers | dict[str, str], body: bytes) -> None:
+def assert_too_large(status: int, headers: Mapping[str, str], body: bytes) -> None:
     assert status == 413
     assert headers["connection"] == "close"
     parsed = json.loads(body)
@@ -65,7 +65,7 @@ def test_the_cap_applies_to_every_route_and_before_auth(client: TestClient) -> N
 
 
 def test_the_default_cap_is_one_mebibyte(tmp_path: Path) -> None:
-    assert Settings(data_dir=tmp_path).max_request_bytes == MiB
+    assert Settings(data_dir=tmp_path).http.max_request_bytes == MiB
 
 
 class CountingBody:
@@ -154,4 +154,4 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(server: Uvicor
 
 
 def test_the_default_body_timeout_is_a_minute(tmp_path: Path) -> None:
-    assert Settings(data_dir=tmp_path).request_body_timeout_seconds == 60
+    assert Settings(data_dir=tmp_path).http.request_body_timeout_seconds == 60

@@ -20,6 +20,7 @@ from tests.api.conftest import KEY_A, auth
 from tests.api.test_http import BODY, CREATE
 from tests.support import raw_http
 from tests.support.json_log import JsonLog, json_log
+from tests.support.responses import HttpResponse
 from tests.support.uvicorn_thread import UvicornThread
 from vace_server.api.app import create_app
 from vace_server.api.context import AppContext
@@ -43,7 +44,7 @@ def database_down(engine: Engine) -> Iterator[None]:
         event.remove(engine, "before_cursor_execute", refuse)
 
 
-def body_of(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+def body_of(r: HttpResponse, status: int, code: str) -> dict[str, Any]:
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/json"
     body: dict[str, Any] = r.json()
@@ -69,7 +70,8 @@ def server(settings: Settings) -> Iterator[UvicornThread]:
 
 
 def app_context(server: UvicornThread) -> AppContext:
-    context: AppContext = server.server.config.app.state.ctx
+    app: Any = server.server.config.app  # uvicorn types it as any ASGI app
+    context: AppContext = app.state.ctx
     return context
 
 

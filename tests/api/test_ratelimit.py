@@ -49,7 +49,8 @@ def test_in_flight_limit_and_per_account_override() -> None:
 
 def test_off_by_default() -> None:
     limiter = RateLimiter.from_settings(Settings())
-    for _ in range(100):
+    assert limiter.limits("a") == Limits()  # no limit of any kind
+    for _ in range(100):  # and nothing is refused, however many
         limiter.check_submit("a", lambda: 1000)
         limiter.check_query("a")
 

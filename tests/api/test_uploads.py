@@ -1,4 +1,4 @@
-"""The temporary upload flow over HTTP (api-contract §10): getPolicy and the receiver."""
+"""The temporary upload flow over HTTP (docs/contract.md §10): getPolicy and the receiver."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def service(client: TestClient) -> UploadService:
 
 
 def stored(settings: Settings, key: str) -> Path:
-    return settings.data_dir / "uploads" / key
+    return settings.store.data_dir / "uploads" / key
 
 
 def assert_error(r: Any, status: int, code: str, message: str | None = None) -> None:
@@ -171,7 +171,7 @@ def test_tampered_signature_or_policy_is_refused(client: TestClient, settings: S
     assert_error(upload(client, form(policy, policy="!!", Signature="??")), 403, "AccessDenied")
     r = upload(client, form(policy, OSSAccessKeyId="LTAIsomeoneelse"))
     assert_error(r, 403, "AccessDenied")
-    assert not (settings.data_dir / "uploads" / "dashscope-instant").exists()
+    assert not (settings.store.data_dir / "uploads" / "dashscope-instant").exists()
 
 
 def test_expired_policy_is_refused(client: TestClient) -> None:
@@ -193,7 +193,7 @@ def test_key_must_be_one_safe_name_under_upload_dir(
 ) -> None:
     policy = get_policy(client)
     assert_error(upload(client, form(policy, name=name)), 403, "AccessDenied")
-    assert not (settings.data_dir / "uploads" / "dashscope-instant").exists()
+    assert not (settings.store.data_dir / "uploads" / "dashscope-instant").exists()
 
 
 @pytest.mark.parametrize(
@@ -220,7 +220,7 @@ def test_existing_key_is_never_overwritten(client: TestClient, settings: Setting
     r = upload(client, fields, b"second")
     assert_error(r, 409, "FileAlreadyExists")
     assert stored(settings, fields["key"]).read_bytes() == b"first"
-    assert not list((settings.data_dir / "uploads" / ".incoming").iterdir())
+    assert not list((settings.store.data_dir / "uploads" / ".incoming").iterdir())
 
 
 def signed(client: TestClient, policy: UploadPolicy) -> dict[str, Any]:
@@ -244,7 +244,7 @@ def test_oversized_file_is_refused_while_streaming(client: TestClient, settings:
     r = upload(client, form(data, name="big.png"), b"x" * 1001)
     assert_error(r, 400, "EntityTooLarge")
     assert not stored(settings, small.upload_dir + "/big.png").exists()
-    assert not list((settings.data_dir / "uploads" / ".incoming").iterdir())
+    assert not list((settings.store.data_dir / "uploads" / ".incoming").iterdir())
 
 
 def test_declared_body_over_the_limit_is_refused_before_reading(

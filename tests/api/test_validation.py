@@ -1,4 +1,4 @@
-"""Synchronous create-request validation (contract §3-§6, §8.1, §11.2, §11.3).
+"""Synchronous create-request validation (docs/contract.md §3-§6, §8.1, §11.2, §11.3).
 
 `BAD_REQUESTS` is a plain, importable table: every row carries everything needed to replay it
 (through `parse_create_request` here, or through the HTTP app elsewhere).

@@ -1,4 +1,4 @@
-"""Valid create bodies become the expected TaskSpec (contract §3, §5, §6, §11.2, §11.3).
+"""Valid create bodies become the expected TaskSpec (docs/contract.md §3, §5, §6, §11.2-§11.3).
 
 The rejected bodies are the `BAD_REQUESTS` table in test_validation.py.
 """
@@ -57,6 +57,8 @@ OFFICIAL: list[tuple[str, dict[str, Any], TaskSpec]] = [
             "parameters": {"prompt_extend": True, "obj_or_bg": ["obj", "bg"], "size": "1280*720"},
         },
         TaskSpec(
+            model_name=MODEL,
+            upload_model=MODEL,
             function=VaceFunction.IMAGE_REFERENCE,
             prompt="A girl walks slowly out of an ancient forest shrouded in morning mist.",
             seed=7,
@@ -79,6 +81,8 @@ OFFICIAL: list[tuple[str, dict[str, Any], TaskSpec]] = [
             "parameters": {"prompt_extend": False, "control_condition": "depth"},
         },
         TaskSpec(
+            model_name=MODEL,
+            upload_model=MODEL,
             function=VaceFunction.VIDEO_REPAINTING,
             prompt="A black steampunk-style car drives along the street.",
             seed=7,
@@ -101,6 +105,8 @@ OFFICIAL: list[tuple[str, dict[str, Any], TaskSpec]] = [
             "parameters": {"prompt_extend": False, "mask_type": "tracking", "expand_ratio": 0.05},
         },
         TaskSpec(
+            model_name=MODEL,
+            upload_model=MODEL,
             function=VaceFunction.VIDEO_EDIT,
             prompt="A lion in a suit elegantly sips coffee in a Parisian-style French cafe.",
             seed=7,
@@ -125,6 +131,8 @@ OFFICIAL: list[tuple[str, dict[str, Any], TaskSpec]] = [
             "parameters": {"prompt_extend": False},
         },
         TaskSpec(
+            model_name=MODEL,
+            upload_model=MODEL,
             function=VaceFunction.VIDEO_EXTENSION,
             prompt="A dog wearing sunglasses skateboards down the street, 3D cartoon.",
             seed=7,
@@ -151,6 +159,8 @@ OFFICIAL: list[tuple[str, dict[str, Any], TaskSpec]] = [
             },
         },
         TaskSpec(
+            model_name=MODEL,
+            upload_model=MODEL,
             function=VaceFunction.VIDEO_OUTPAINTING,
             prompt="An elegant woman plays the violin passionately, "
             "a full symphony orchestra behind her.",
@@ -187,6 +197,8 @@ def test_sdk1_body_b_extra_input() -> None:
     assert parse_create_request(
         json.dumps(wire).encode(), oss_resolve=False, draw_seed=no_draw
     ) == TaskSpec(
+        model_name=MODEL,
+        upload_model=MODEL,
         function=VaceFunction.IMAGE_REFERENCE,
         prompt="hello",
         seed=42,
@@ -209,6 +221,8 @@ def test_sdk1_body_c_oss_with_resolve_header() -> None:
         },
     }
     assert parse(wire, oss=True) == TaskSpec(
+        model_name=MODEL,
+        upload_model=MODEL,
         function=VaceFunction.VIDEO_EDIT,
         prompt="p",
         seed=7,
@@ -229,6 +243,8 @@ def test_sdk2_body() -> None:
         "parameters": {"control_condition": "depth", "prompt_extend": False},
     }
     assert parse(wire, oss=True) == TaskSpec(
+        model_name=MODEL,
+        upload_model=MODEL,
         function=VaceFunction.VIDEO_EXTENSION,
         prompt="dog skating",
         seed=7,
@@ -271,7 +287,12 @@ def test_both_model_names_accepted_and_kept() -> None:
         **body({"function": "video_outpainting", "video_url": VIDEO}),
         "model": "wan2.1-vace-plus",
     }
-    assert parse(wire).model_name == "wan2.1-vace-plus"
+    spec = parse(wire)
+    assert spec.model_name == "wan2.1-vace-plus"
+    assert (
+        spec.upload_model
+        == parse(body({"function": "video_outpainting", "video_url": VIDEO})).upload_model
+    )
 
 
 def test_optional_common_fields() -> None:

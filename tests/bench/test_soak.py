@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.soak import Config, run_soak
 
 
+@pytest.mark.slow  # a live server, a worker killed and restarted: about a minute
 def test_a_short_soak_with_a_worker_kill_loses_nothing(tmp_path: Path) -> None:
     config = Config(minutes=0.1, kill_every=3.0, in_flight=2, bad_every=3, drain=240.0)
     report = run_soak(config, tmp_path)

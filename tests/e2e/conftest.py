@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.images import png_bytes, scene, subject_on_white
-from tests.support.live_server import LiveServer
+from tests.support.live_server import API_KEY, LiveServer
 from tests.support.media_server import MediaServer, Served
 
 
@@ -31,3 +31,17 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def point_sdk(monkeypatch: pytest.MonkeyPatch) -> Callable[[LiveServer], None]:
+    """`point_sdk(server)`: the dashscope SDK's module-global settings (base URL, API key)
+    aimed at `server` for this test only. monkeypatch puts the previous values back at
+    teardown, so no test leaks its (by then stopped) server into the next one's SDK calls."""
+    import dashscope
+
+    def point(server: LiveServer) -> None:
+        monkeypatch.setattr(dashscope, "base_http_api_url", server.api)
+        monkeypatch.setattr(dashscope, "api_key", API_KEY)
+
+    return point

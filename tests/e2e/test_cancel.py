@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from tests.support.images import png_bytes, subject_on_white
 from tests.support.live_server import LiveServer
-from tests.support.media_server import MediaServer
+from tests.support.media_server import MediaServer, Served
+from tests.support.waiting import wait_until
 
 UNSUPPORTED = "Failed to cancel the task, please confirm if the task is in PENDING status."
 
@@ -59,13 +62,27 @@ def test_queue_position_and_cancel_after_success(
     live_server: Callable[..., LiveServer], media: MediaServer
 ) -> None:
     server = live_server()
-    first = server.submit(_body(media.url("/subject.png")))
-    second = server.submit(_body(media.url("/subject.png")))
-    out = server.query(second)["output"]
-    if out["task_status"] == "PENDING":
+    # The one worker is kept busy on `first` (its reference image downloads only when the
+    # test says so), so the tasks behind it are certainly still queued when queried.
+    release = threading.Event()
+    held = media.add("/held.png", Served(png_bytes(subject_on_white()), "image/png", hold=release))
+    try:
+        first = server.submit(_body(held))
+        server.wait_status(first, "RUNNING")
+        wait_until(lambda: media.hits.get("/held.png"), what="the held download to start")
+        second = server.submit(_body(media.url("/subject.png")))
+        third = server.submit(_body(media.url("/subject.png")))
+        out = server.query(second)["output"]
+        assert out["task_status"] == "PENDING"
         assert out["progress"]["stage"] == "queued"
-        assert out["progress"]["queue_position"] in (1, 2)
+        assert out["progress"]["queue_position"] == 1  # `first` is running, not queued
+        assert server.query(third)["output"]["progress"]["queue_position"] == 2
+        assert _cancel(server, third).status_code == 200  # a queued task cancels at once
+        assert server.query(third)["output"]["task_status"] == "CANCELED"
+    finally:
+        release.set()
     assert server.wait(first)["output"]["task_status"] == "SUCCEEDED"
     assert server.wait(second)["output"]["task_status"] == "SUCCEEDED"
+    assert server.query(third)["output"]["task_status"] == "CANCELED"  # never run
     r = _cancel(server, first)
     assert r.status_code == 400 and r.json()["code"] == "UnsupportedOperation"

@@ -16,7 +16,7 @@ def _frames(url: str) -> np.ndarray:
     data = httpx.get(url, timeout=30).content
     import io
 
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 

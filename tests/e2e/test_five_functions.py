@@ -44,23 +44,28 @@ def media() -> Iterator[MediaServer]:
 
 
 @pytest.fixture
-def server(live_server: Callable[..., LiveServer], tmp_path: Path) -> LiveServer:
+def server(
+    live_server: Callable[..., LiveServer],
+    tmp_path: Path,
+    point_sdk: Callable[[LiveServer], None],
+) -> LiveServer:
     annotators = tmp_path / "annotators"
     save_tiny_depth(annotators / "depth")
     write_tiny_pose_models(annotators / "pose")
     save_tiny_sam2(annotators / "sam2")
-    return live_server(VACE_ANNOTATOR_DIR=str(annotators))
+    started = live_server(VACE_ANNOTATOR_DIR=str(annotators))
+    point_sdk(started)  # the 1.x calls (`_sdk1`) read the SDK's module-global base URL
+    return started
 
 
 def _probe(url: str) -> tuple[int, int, int]:
     data = httpx.get(url, timeout=30).content
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         frames = list(container.decode(video=0))
         return len(frames), frames[0].width, frames[0].height
 
 
 def _sdk1(server: LiveServer, prompt: str, extra_input: dict[str, Any], **params: Any) -> Any:
-    dashscope.base_http_api_url = server.api
     result = VideoSynthesis.call(
         model=MODEL, prompt=prompt, extra_input=extra_input, api_key=API_KEY, **params
     )
@@ -85,8 +90,9 @@ def test_health_lists_model_backed_annotators(server: LiveServer) -> None:
     assert annotators["scribble"]["backend"] == "classical"
 
 
+@pytest.mark.slow  # five full runs with the tiny model and annotators: about a minute
 def test_all_five_official_examples(server: LiveServer, media: MediaServer) -> None:
-    # image_reference (§5.1 example)
+    # image_reference (docs/contract.md §5.1 example)
     out = _sdk1(
         server,
         "A girl walks slowly out of an ancient forest shrouded in morning mist.",

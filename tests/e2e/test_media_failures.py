@@ -189,6 +189,9 @@ def test_each_media_failure_ends_failed_with_its_code(
         assert out["message"], name
     mismatch = server.wait(submitted[-1][1])["output"]["message"]
     assert mismatch.startswith("The size is not match")
+    # the worker stored the fields by InputField mention; the API shows their wire names
+    assert "input.mask_image_url is " in mismatch and " but input.video_url is " in mismatch
+    assert "\x1e" not in mismatch and "\x1f" not in mismatch
     # and the server still does real work afterwards
     ok = {
         "model": MODEL,

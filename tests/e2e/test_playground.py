@@ -333,6 +333,7 @@ def test_local_file_goes_through_the_upload_flow(
     pw.expect(page.locator("#result-video")).to_have_attribute("src", re.compile(r"^https?://"))
 
 
+@pytest.mark.slow  # half a minute of denoising, then the cancel: about a minute
 def test_cancel_a_running_task(
     live_server: Callable[..., LiveServer], media: MediaServer, page: Any
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import dashscope
@@ -36,10 +37,13 @@ def _download_and_probe(url: str, tmp_path: Path) -> tuple[int, int, int, str, i
 
 
 def test_sdk_1x_video_synthesis_with_extra_input(
-    live_server: Callable[..., LiveServer], media: MediaServer, tmp_path: Path
+    live_server: Callable[..., LiveServer],
+    media: MediaServer,
+    tmp_path: Path,
+    point_sdk: Callable[[LiveServer], None],
 ) -> None:
     server = live_server()
-    dashscope.base_http_api_url = server.api
+    point_sdk(server)
     task = VideoSynthesis.async_call(
         model=MODEL,
         prompt="a red ball on a white table",
@@ -97,7 +101,7 @@ def test_media_failure_ends_failed_and_server_keeps_serving(
     live_server: Callable[..., LiveServer], media: MediaServer
 ) -> None:
     server = live_server()
-    body = {
+    body: dict[str, Any] = {
         "model": MODEL,
         "input": {
             "function": "image_reference",

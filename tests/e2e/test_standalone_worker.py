@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tests.support.images import png_bytes, subject_on_white
 from tests.support.live_server import LiveServer
@@ -157,7 +158,7 @@ def test_one_process_per_gpu_with_migrate_then_clean_stop(
     def both() -> dict[str, dict[str, Any]] | None:
         try:
             found = db.workers()
-        except Exception:  # the schema is not there yet
+        except OperationalError:  # the schema is not there yet (no such table)
             return None
         return found if len(found) == 2 else None
 

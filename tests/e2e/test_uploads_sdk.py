@@ -4,7 +4,7 @@ a live server: the SDK fetches a policy, posts the file to our receiver and send
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dashscope
@@ -58,11 +58,11 @@ def test_2x_jobs_create_uploads_file_uris_in_extra_input(
 
 
 def test_1x_named_url_argument_is_uploaded(
-    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: LiveServer, tmp_path: Path, point_sdk: Callable[[LiveServer], None]
 ) -> None:
     frame = tmp_path / "frame.png"
     frame.write_bytes(png_bytes(scene(640, 400)))
-    monkeypatch.setattr(dashscope, "base_http_api_url", server.api)
+    point_sdk(server)
     task = VideoSynthesis.async_call(
         model=MODEL,
         prompt="the meadow in the wind",
@@ -79,11 +79,11 @@ def test_1x_named_url_argument_is_uploaded(
 
 
 def test_an_upload_of_one_account_fails_for_another(
-    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: LiveServer, tmp_path: Path, point_sdk: Callable[[LiveServer], None]
 ) -> None:
     frame = tmp_path / "mine.png"
     frame.write_bytes(png_bytes(subject_on_white()))
-    monkeypatch.setattr(dashscope, "base_http_api_url", server.api)
+    point_sdk(server)
     url, _cert = OssUtils.upload(model=MODEL, file_path=str(frame), api_key=API_KEY)
     assert url.startswith("oss://dashscope-instant/") and url.endswith("/mine.png")
     body = {

@@ -23,11 +23,13 @@ CREATE = "/services/aigc/video-generation/video-synthesis"
 
 
 class Receiver:
-    """Loopback webhook receiver: /ok answers 200, /flaky 500 once then 200, /slow hangs."""
+    """Loopback webhook receiver: /ok answers 200, /flaky 500 once then 200, /slow hangs
+    until `release` is set (by the test, or at teardown)."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.release = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +41,7 @@ class Receiver:
                     )
                     seen = sum(c["path"] == self.path for c in outer.calls)
                 if self.path == "/slow":
-                    time.sleep(5)
+                    outer.release.wait(60)
                 status = 500 if self.path == "/flaky" and seen == 1 else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -70,6 +72,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
+    r.release.set()
     r.httpd.shutdown()
     r.httpd.server_close()
 
@@ -125,14 +128,15 @@ def test_signed_delivery_retry_and_slow_receiver(
     assert _verify(second)["output"]["task_id"] == flaky
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
 
-    # a receiver that hangs blocks neither health, nor new work, nor cancel
+    # a receiver that hangs blocks neither health nor new work: both are answered while the
+    # hung receiver still holds its request (it answers only once released)
     receiver.wait_for("/slow", 1)
-    started = time.monotonic()
-    assert httpx.get(f"{server.base_url}/health", timeout=5).status_code == 200
-    assert time.monotonic() - started < 2
+    assert httpx.get(f"{server.base_url}/health", timeout=30).status_code == 200
     later = _submit(server, image, None).json()["output"]["task_id"]
     assert server.wait(later)["output"]["task_status"] == "SUCCEEDED"
     assert server.query(slow)["output"]["task_status"] == "SUCCEEDED"
+    assert not receiver.release.is_set()  # all of the above happened with /slow hanging
+    receiver.release.set()
 
 
 def test_callback_header_is_validated(live_server: Callable[..., LiveServer]) -> None:

@@ -17,6 +17,7 @@ from vace_server.settings import Settings
 def chat() -> Iterator[FakeChat]:
     server = FakeChat()
     yield server
+    server.release.set()
     server.httpd.shutdown()
     server.httpd.server_close()
 
@@ -36,8 +37,11 @@ def test_rewrites_through_chat_completions(chat: FakeChat) -> None:
 @pytest.mark.parametrize("mode", ["error", "garbage", "empty", "slow"])
 def test_failures_fall_back_to_the_prompt(chat: FakeChat, mode: str) -> None:
     chat.mode = mode
-    rewriter = ChatCompletionsRewriter(chat.url, "m", timeout=0.5)
+    # A bad answer gets all the time it needs (so the fallback is for the answer, not a
+    # timeout on a busy machine); "slow" never answers, so only the short timeout ends it.
+    rewriter = ChatCompletionsRewriter(chat.url, "m", timeout=0.5 if mode == "slow" else 30)
     assert extend_prompt(rewriter, "a red ball", function="video_edit") == "a red ball"
+    assert len(chat.requests) == 1  # it did ask, once
 
 
 def test_unreachable_endpoint_falls_back() -> None:

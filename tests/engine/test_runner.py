@@ -10,7 +10,7 @@ from PIL import Image
 
 from vace_server.engine.loader import LoadedModel, load_model
 from vace_server.engine.runner import generate
-from vace_server.functions.base import VaceInputs
+from vace_server.model_inputs import VaceInputs
 from vace_server.settings import Settings
 
 W, H, N = 32, 16, 17

@@ -8,7 +8,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from vace_server.functions.base import FrameList, ModelProfile, VideoClip
+from vace_server.api.wire_names import wire_name
+from vace_server.errors import InputField
+from vace_server.media.clip import FrameList, VideoClip
+from vace_server.model_inputs import ModelProfile
 
 # 64x64 px budget, 17 frames at 16 fps: small enough for the tiny pipeline on CPU.
 PROFILE = ModelProfile(generation_area=64 * 64, num_frames=17, fps=16)
@@ -53,7 +56,8 @@ def invert(image: Image.Image) -> Image.Image:
 
 class FakeMedia:
     """MediaSource over dicts; cuts videos to `max_seconds` like the real fetcher (the frame at
-    exactly `max_seconds` kept) and records every call as (kind, url, field, max_seconds).
+    exactly `max_seconds` kept) and records every call as (kind, url, field, max_seconds), the
+    field by the wire name a client sees.
     `reads` records the frame indices each `read` of a fetched clip asked for."""
 
     def __init__(
@@ -68,16 +72,16 @@ class FakeMedia:
         self.calls: list[tuple[str, str, str, float | None]] = []
         self.reads: list[tuple[str, list[int]]] = []
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
-        self.calls.append(("image", url, field, None))
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
+        self.calls.append(("image", url, wire_name(field), None))
         return self.images[url].copy()
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
-        self.calls.append(("mask", url, field, None))
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
+        self.calls.append(("mask", url, wire_name(field), None))
         return self.masks[url].copy()
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
-        self.calls.append(("video", url, field, max_seconds))
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
+        self.calls.append(("video", url, wire_name(field), max_seconds))
         source = self.videos[url]
         keep = min(source.frame_count, math.floor(max_seconds * source.fps + 1e-6) + 1)
         return _RecordedClip([f.copy() for f in source.frames[:keep]], source.fps, self, url)
@@ -116,7 +120,7 @@ def run_tiny(inputs: object) -> np.ndarray:
     """Runs the tiny random pipeline (2 steps, CPU) on built inputs; returns (T, H, W, 3)."""
     from vace_server.engine.loader import load_model
     from vace_server.engine.runner import generate
-    from vace_server.functions.base import VaceInputs
+    from vace_server.model_inputs import VaceInputs
     from vace_server.settings import Settings
 
     assert isinstance(inputs, VaceInputs)
@@ -127,3 +131,13 @@ def run_tiny(inputs: object) -> np.ndarray:
     )
     assert model.profile == PROFILE
     return generate(model, inputs, prompt="a cat dance", negative_prompt="negative", seed=3)
+
+
+def recording_cut(seen: list[Image.Image]) -> Callable[[Image.Image], Image.Image]:
+    """A cut-out (segmenter) that only records the images it was given."""
+
+    def cut(image: Image.Image) -> Image.Image:
+        seen.append(image)
+        return image
+
+    return cut

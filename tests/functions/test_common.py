@@ -1,15 +1,27 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.functions.fakes import PROFILE, RecordingAnnotator, arr, clip, noise, same
+from tests.functions.fakes import (
+    PROFILE,
+    RecordingAnnotator,
+    arr,
+    clip,
+    noise,
+    recording_cut,
+    same,
+)
 from tests.support.fake_annotators import FakeSegmenter, fake_annotators
+from tests.support.wire import wire_message
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
-from vace_server.engine.sizes import fit_area
+from vace_server.errors import InputField
 from vace_server.functions import common
+from vace_server.model_inputs import fit_area
 from vace_server.tasks.spec import Control, ReferenceRole
 
 
@@ -73,12 +85,13 @@ def test_require_video_length(count: int, fps: float, ok: bool) -> None:
     sampled = len(common.sample_indices(count, fps, PROFILE.num_frames, 16))
     assert (min(sampled, count) >= common.MIN_VIDEO_FRAMES) is ok
     if ok:
-        common.require_video_length(c, "input.video_url", PROFILE)
+        common.require_video_length(c, InputField.VIDEO, PROFILE)
         return
     with pytest.raises(errors.InvalidFile) as info:
-        common.require_video_length(c, "input.video_url", PROFILE)
+        common.require_video_length(c, InputField.VIDEO, PROFILE)
     assert info.value.code == "InvalidFile.Duration"
-    assert "input.video_url" in info.value.message and "at least 5" in info.value.message
+    message = wire_message(info.value.message)
+    assert "input.video_url" in message and "at least 5" in message
 
 
 def test_sample_indices_rejects_empty() -> None:
@@ -150,15 +163,15 @@ def test_generation_size_is_fit_area_and_refuses_tiny_frames() -> None:
     with pytest.raises(errors.InvalidFile) as info:
         common.generation_size(8, 64, PROFILE)
     assert info.value.code == "InvalidFile.Resolution"
-    assert "8x64" in info.value.message
+    assert "8x64" in wire_message(info.value.message)
 
 
 def test_size_not_match_message() -> None:
-    err = common.size_not_match("input.mask_image_url", (10, 20), "input.video_url", (30, 40))
+    err = common.size_not_match(InputField.MASK_IMAGE, (10, 20), InputField.VIDEO, (30, 40))
     assert isinstance(err, errors.InvalidParameter) and err.code == "InvalidParameter"
-    assert err.message.startswith("The size is not match")
-    assert "input.mask_image_url is 10x20" in err.message
-    assert "input.video_url is 30x40" in err.message
+    assert wire_message(err.message).startswith("The size is not match")
+    assert "input.mask_image_url is 10x20" in wire_message(err.message)
+    assert "input.video_url is 30x40" in wire_message(err.message)
 
 
 # ------------------------------------------------------------------ images and masks
@@ -243,7 +256,7 @@ def test_annotator_or_fail_says_what_to_install(
     )
     with pytest.raises(errors.AnnotatorUnavailable) as info:
         common.annotator_or_fail(annotators, control)
-    msg = info.value.message
+    msg = wire_message(info.value.message)
     assert (info.value.code, info.value.status) == ("InvalidParameter", 400)
     assert f"control_condition '{control.value}'" in msg
     assert checkpoint in msg and "<VACE_ANNOTATOR_DIR>/" in msg
@@ -264,7 +277,7 @@ def test_annotate_checks_count_and_size() -> None:
     class Dropping:
         name, backend = "drop", "classical"
 
-        def annotate(self, frames: list[Image.Image]) -> list[Image.Image]:
+        def annotate(self, frames: Sequence[Image.Image]) -> list[Image.Image]:
             return list(frames[:-1])
 
     with pytest.raises(ValueError, match="drop"):
@@ -286,10 +299,10 @@ def test_prepare_reference_obj_is_cut_out_not_resized() -> None:
 
 
 def test_prepare_reference_bg_is_kept_whole() -> None:
-    seen: list[object] = []
+    seen: list[Image.Image] = []
     image = noise((64, 48), 5)
     out = common.prepare_reference(
-        image, ReferenceRole.SCENE, FakeSegmenter(lambda i: seen.append(i) or i), (64, 48)
+        image, ReferenceRole.SCENE, FakeSegmenter(recording_cut(seen)), (64, 48)
     )
     assert seen == []
     assert same(out, image)
@@ -304,5 +317,5 @@ def test_annotator_or_fail_with_the_real_registry_notes() -> None:
     annotators = load_annotators(Settings(annotator_dir=None, device="cpu"))
     with pytest.raises(errors.AnnotatorUnavailable) as info:
         common.annotator_or_fail(annotators, Control.DEPTH)
-    assert annotators.notes["depth"] in info.value.message
+    assert annotators.notes["depth"] in wire_message(info.value.message)
     assert common.annotator_or_fail(annotators, Control.SCRIBBLE) is annotators.scribble

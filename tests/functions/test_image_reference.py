@@ -9,10 +9,13 @@ import pytest
 from PIL import Image
 
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import raises_wire
 from vace_server import errors
-from vace_server.engine.sizes import fit_area
+from vace_server.api.wire_names import wire_name
+from vace_server.errors import InputField
 from vace_server.functions import build_inputs, image_reference
-from vace_server.functions.base import ModelProfile
+from vace_server.media.clip import VideoClip
+from vace_server.model_inputs import ModelProfile, fit_area
 from vace_server.tasks.spec import Reference, ReferenceRole, TaskSpec, VaceFunction
 
 OBJ, BG = ReferenceRole.SUBJECT, ReferenceRole.SCENE
@@ -20,13 +23,23 @@ PROFILE = ModelProfile(generation_area=112 * 64, num_frames=81, fps=16)
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 
-class FakeMedia:
+class ImagesOnly:
+    """The MediaSource parts image_reference must never use: it fetches images only."""
+
+    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+        raise AssertionError(f"image_reference fetched a mask: {field}")
+
+    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+        raise AssertionError(f"image_reference fetched a video: {field}")
+
+
+class FakeMedia(ImagesOnly):
     def __init__(self, images: dict[str, Image.Image]) -> None:
         self.images = images
         self.calls: list[tuple[str, str]] = []
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
-        self.calls.append((url, field))
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
+        self.calls.append((url, wire_name(field)))
         return self.images[url].copy()
 
 
@@ -212,7 +225,7 @@ def test_first_client_reference_is_the_first_latent_frame(tiny_pipe) -> None:
 
 def test_refuses_what_the_api_should_have_refused() -> None:
     media = FakeMedia({"a": solid(RED), "b": solid(GREEN)})
-    with pytest.raises(errors.InvalidParameter, match="ref_images_url"):
+    with raises_wire(errors.InvalidParameter, match="ref_images_url"):
         image_reference.build(spec(), media, PROFILE, FakeCutOut())
     with pytest.raises(errors.InvalidParameter, match="bg"):
         image_reference.build(spec(("a", BG), ("b", BG)), media, PROFILE, FakeCutOut())
@@ -220,11 +233,11 @@ def test_refuses_what_the_api_should_have_refused() -> None:
 
 
 def test_media_errors_propagate() -> None:
-    class Broken:
-        def fetch_image(self, url: str, field: str) -> Image.Image:
-            raise errors.InvalidURL(f"bad {field}")
+    class Broken(ImagesOnly):
+        def fetch_image(self, url: str, field: InputField) -> Image.Image:
+            raise errors.InvalidURL(f"bad {field.mention}")
 
-    with pytest.raises(errors.InvalidURL, match=r"input\.ref_images_url"):
+    with raises_wire(errors.InvalidURL, match=r"input\.ref_images_url"):
         image_reference.build(spec(("a", OBJ)), Broken(), PROFILE, FakeCutOut())
 
 
@@ -240,7 +253,7 @@ def test_build_inputs_dispatches_image_reference() -> None:
 def test_functions_package_does_not_import_torch() -> None:
     code = (
         "import sys, vace_server.functions, vace_server.functions.image_reference, "
-        "vace_server.engine.sizes, vace_server.tasks.spec; "
+        "vace_server.model_inputs, vace_server.media.clip, vace_server.tasks.spec; "
         "heavy = {'torch', 'diffusers', 'transformers'} & set(sys.modules); "
         "assert not heavy, heavy"
     )

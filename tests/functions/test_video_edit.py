@@ -14,15 +14,17 @@ from tests.functions.fakes import (
     clip,
     invert,
     noise,
+    recording_cut,
     run_tiny,
     same,
 )
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import raises_wire, wire_message
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.masks import expand_mask
 from vace_server.functions import build_inputs, video_edit
-from vace_server.functions.base import FrameList
+from vace_server.media.clip import FrameList
 from vace_server.tasks.spec import (
     Control,
     ExpandMode,
@@ -154,9 +156,9 @@ def test_mask_image_resolution_must_match_the_video() -> None:
     with pytest.raises(errors.InvalidParameter) as info:
         video_edit.build(spec(mask_type=MaskType.TRACKING), media, PROFILE, with_tracker(tracker))
     assert info.value.code == "InvalidParameter"
-    assert info.value.message.startswith("The size is not match")
-    assert "input.mask_image_url is 48x64" in info.value.message
-    assert "input.video_url is 64x48" in info.value.message
+    assert wire_message(info.value.message).startswith("The size is not match")
+    assert "input.mask_image_url is 48x64" in wire_message(info.value.message)
+    assert "input.video_url is 64x48" in wire_message(info.value.message)
     assert tracker.calls == []
 
 
@@ -183,7 +185,9 @@ def test_mask_frame_id_past_the_video_fails_before_fetching_the_mask() -> None:
     with pytest.raises(errors.InvalidParameter) as info:
         video_edit.build(spec(mask_frame_id=18), media, PROFILE, fake_annotators())
     assert info.value.code == "InvalidParameter"
-    assert "input.mask_frame_id 18" in info.value.message and "17" in info.value.message
+    assert "input.mask_frame_id 18" in wire_message(info.value.message) and "17" in wire_message(
+        info.value.message
+    )
     assert [kind for kind, *_ in media.calls] == ["video"]
 
 
@@ -193,7 +197,7 @@ def test_mask_frame_id_counts_only_the_first_5_seconds() -> None:
     # max = fps x duration + 1), 82 is past it
     inputs = video_edit.build(spec(mask_frame_id=81), media, PROFILE, fake_annotators())
     assert inputs.num_frames == 17
-    with pytest.raises(errors.InvalidParameter, match=r"input\.mask_frame_id 82"):
+    with raises_wire(errors.InvalidParameter, match=r"input\.mask_frame_id 82"):
         video_edit.build(spec(mask_frame_id=82), media, PROFILE, fake_annotators())
 
 
@@ -291,16 +295,18 @@ def test_mask_video_must_match_the_video(
     with pytest.raises(errors.ServiceError) as info:
         video_edit.build(task, media, PROFILE, fake_annotators())
     assert info.value.code == code
-    assert info.value.message.startswith(start)
-    assert "input.mask_video_url" in info.value.message and "input.video_url" in info.value.message
-    assert names in info.value.message
+    assert wire_message(info.value.message).startswith(start)
+    assert "input.mask_video_url" in wire_message(
+        info.value.message
+    ) and "input.video_url" in wire_message(info.value.message)
+    assert names in wire_message(info.value.message)
 
 
 def test_refuses_what_the_api_should_have_refused() -> None:
     media = FakeMedia(videos={"v": clip(5)})
-    with pytest.raises(errors.InvalidParameter, match=r"Field required: input\.mask_image_url"):
+    with raises_wire(errors.InvalidParameter, match=r"Field required: input\.mask_image_url"):
         video_edit.build(spec(mask_image_url=None), media, PROFILE, fake_annotators())
-    with pytest.raises(errors.InvalidParameter, match=r"Field required: input\.video_url"):
+    with raises_wire(errors.InvalidParameter, match=r"Field required: input\.video_url"):
         video_edit.build(spec(video_url=None), media, PROFILE, fake_annotators())
 
 
@@ -318,14 +324,14 @@ def test_reference_obj_by_default_cut_out() -> None:
 
 def test_reference_bg_is_kept_when_configured() -> None:
     ref = noise((128, 96), 8)
-    cut_calls: list[object] = []
+    cut_calls: list[Image.Image] = []
     media = FakeMedia(videos={"v": clip(5)}, masks={"m": box_mask(SIZE, BOX)}, images={"r": ref})
     task = spec(references=(Reference("r", ReferenceRole.SUBJECT),))
     inputs = build_inputs(
         task,
         media,
         PROFILE,
-        annotators=fake_annotators(cut=lambda i: cut_calls.append(i) or i),
+        annotators=fake_annotators(cut=recording_cut(cut_calls)),
         edit_reference_role=ReferenceRole.SCENE,
     )
     assert cut_calls == []

@@ -15,7 +15,8 @@ from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, noise
 from tests.functions.test_video_edit import SIZE, RecordingTracker, spec, with_tracker
 from tests.support.fake_annotators import fake_annotators
 from vace_server.functions import video_edit
-from vace_server.functions.base import FrameList, VaceInputs, VideoClip
+from vace_server.media.clip import FrameList
+from vace_server.model_inputs import VaceInputs
 from vace_server.tasks.spec import ExpandMode, MaskType
 
 
@@ -36,7 +37,7 @@ def test_mask_image_every_nonzero_pixel_is_edit() -> None:
 OBJECT = (20, 12, 44, 36)  # x0, y0, x1, y1 (exclusive) of the object to remove
 
 
-def object_clip(count: int = 5) -> VideoClip:
+def object_clip(count: int = 5) -> FrameList:
     """Noise background with a solid red object at OBJECT on every frame."""
     frames = []
     for k in range(count):

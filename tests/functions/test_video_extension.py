@@ -9,10 +9,10 @@ from PIL import Image, ImageOps
 
 from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, invert, noise, run_tiny, same
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import raises_wire, wire_message
 from vace_server import errors
-from vace_server.engine.sizes import fit_area
 from vace_server.functions import build_inputs, common, video_extension
-from vace_server.functions.base import VaceInputs
+from vace_server.model_inputs import VaceInputs, fit_area
 from vace_server.tasks.spec import Control, TaskSpec, VaceFunction
 
 SIZE = (64, 48)  # the generation size of a 64x48 input at this area: no resize
@@ -183,7 +183,7 @@ def test_clips_must_share_a_frame_rate() -> None:
             spec(first_clip_url="a", last_clip_url="b"), media, PROFILE, fake_annotators()
         )
     assert info.value.code == "InvalidFile.FPS"
-    msg = info.value.message
+    msg = wire_message(info.value.message)
     assert "input.first_clip_url (16 fps)" in msg and "input.last_clip_url (24 fps)" in msg
 
 
@@ -195,7 +195,9 @@ def test_clips_together_at_most_3_seconds() -> None:
             spec(first_clip_url="a", last_clip_url="b"), media, PROFILE, fake_annotators()
         )
     assert info.value.code == "InvalidFile.Duration"
-    assert "input.first_clip_url and input.last_clip_url last 3.06 s" in info.value.message
+    assert "input.first_clip_url and input.last_clip_url last 3.06 s" in wire_message(
+        info.value.message
+    )
     # exactly 3 s together is fine (on the 81-frame model, where it leaves room to generate)
     media = FakeMedia(videos={"a": clip(32, size=small), "b": clip(16, size=small)})
     profile81 = dataclasses.replace(PROFILE, num_frames=81)
@@ -229,15 +231,15 @@ def test_material_must_leave_a_frame_to_generate() -> None:
             spec(first_frame_url="f", first_clip_url="c16"), media, PROFILE, fake_annotators()
         )
     assert info.value.code == "InvalidFile.Duration"
-    assert "input.first_clip_url, input.first_frame_url" in info.value.message
-    assert "17 frames" in info.value.message
+    assert "input.first_clip_url, input.first_frame_url" in wire_message(info.value.message)
+    assert "17 frames" in wire_message(info.value.message)
 
 
 def test_refuses_what_the_api_should_have_refused() -> None:
     media = FakeMedia(videos={"mv": clip(5)}, images={"f": noise(SIZE, 1)})
-    with pytest.raises(errors.InvalidParameter, match=r"Field required: input\.first_clip_url"):
+    with raises_wire(errors.InvalidParameter, match=r"Field required: input\.first_clip_url"):
         video_extension.build(spec(), media, PROFILE, fake_annotators())
-    with pytest.raises(errors.InvalidParameter, match=r"parameters\.control_condition"):
+    with raises_wire(errors.InvalidParameter, match=r"parameters\.control_condition"):
         video_extension.build(
             spec(first_frame_url="f", video_url="mv"), media, PROFILE, fake_annotators()
         )
@@ -273,8 +275,8 @@ def test_motion_reference_must_match_the_clips_fps() -> None:
     with pytest.raises(errors.InvalidFile) as info:
         video_extension.build(task, media, PROFILE, fake_annotators())
     assert info.value.code == "InvalidFile.FPS"
-    assert "input.video_url (30 fps)" in info.value.message
-    assert "input.first_clip_url (16 fps)" in info.value.message
+    assert "input.video_url (30 fps)" in wire_message(info.value.message)
+    assert "input.first_clip_url (16 fps)" in wire_message(info.value.message)
 
 
 def test_motion_reference_must_match_the_frames_resolution() -> None:
@@ -285,9 +287,9 @@ def test_motion_reference_must_match_the_frames_resolution() -> None:
     task = spec(first_clip_url="c", last_frame_url="l", video_url="mv", control=Control.DEPTH)
     with pytest.raises(errors.InvalidParameter) as info:
         video_extension.build(task, media, PROFILE, fake_annotators())
-    assert info.value.message.startswith("The size is not match")
-    assert "input.video_url is 64x48" in info.value.message
-    assert "input.last_frame_url is 48x64" in info.value.message
+    assert wire_message(info.value.message).startswith("The size is not match")
+    assert "input.video_url is 64x48" in wire_message(info.value.message)
+    assert "input.last_frame_url is 48x64" in wire_message(info.value.message)
 
 
 def test_motion_reference_needs_its_annotator_before_any_download() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.functions.fakes import PROFILE, FakeMedia, box_mask, clip, noise
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import wire_message
 from vace_server import errors
 from vace_server.functions import build_inputs
 from vace_server.tasks.spec import Control, MaskType, TaskSpec, VaceFunction
@@ -57,8 +58,8 @@ def test_too_short_a_video_is_refused_before_reading_a_frame(
     with pytest.raises(errors.InvalidFile) as info:
         build_inputs(_spec(function), media, PROFILE, annotators=fake_annotators())
     assert info.value.code == "InvalidFile.Duration"
-    assert "input.video_url is too short" in info.value.message
-    assert "at least 5" in info.value.message
+    assert "input.video_url is too short" in wire_message(info.value.message)
+    assert "at least 5" in wire_message(info.value.message)
     assert [url for url, _ in media.reads] == []
 
 
@@ -74,7 +75,14 @@ def test_the_shortest_video_is_accepted(function: VaceFunction, frames: int, fps
 @pytest.mark.parametrize("field", ["first_clip_url", "last_clip_url"])
 def test_an_extension_clip_of_one_frame_is_material(field: str) -> None:
     media = FakeMedia(videos={"c": clip(1, size=SIZE)})
-    task = TaskSpec(function=VaceFunction.VIDEO_EXTENSION, prompt="p", seed=1, **{field: "c"})
+    first, last = ("c", None) if field == "first_clip_url" else (None, "c")
+    task = TaskSpec(
+        function=VaceFunction.VIDEO_EXTENSION,
+        prompt="p",
+        seed=1,
+        first_clip_url=first,
+        last_clip_url=last,
+    )
     inputs = build_inputs(task, media, PROFILE, annotators=fake_annotators())
     assert inputs.mask is not None and inputs.num_frames == 17
     kept = [k for k, m in enumerate(inputs.mask) if m.getpixel((0, 0)) == 0]

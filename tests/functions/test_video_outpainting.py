@@ -8,9 +8,11 @@ from PIL import Image
 
 from tests.functions.fakes import PROFILE, FakeMedia, arr, clip, run_tiny, same
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import raises_wire
 from vace_server import errors
 from vace_server.functions import build_inputs, video_outpainting
-from vace_server.functions.base import FrameList, ModelProfile, VaceInputs
+from vace_server.media.clip import FrameList
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import Outpaint, TaskSpec, VaceFunction
 
 
@@ -145,13 +147,13 @@ def test_place_never_lets_the_frame_leave_the_canvas() -> None:
 @pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
 def test_scales_outside_1_2_are_refused(side: str) -> None:
     media = FakeMedia(videos={"v": clip(5)})
-    with pytest.raises(errors.InvalidParameter, match=rf"parameters\.{side}_scale"):
+    with raises_wire(errors.InvalidParameter, match=rf"parameters\.{side}_scale"):
         video_outpainting.build(spec(**{side: 2.5}), media, PROFILE)
 
 
 def test_video_required() -> None:
     task = dataclasses.replace(spec(), video_url=None)
-    with pytest.raises(errors.InvalidParameter, match=r"Field required: input\.video_url"):
+    with raises_wire(errors.InvalidParameter, match=r"Field required: input\.video_url"):
         video_outpainting.build(task, FakeMedia(), PROFILE)
 
 

@@ -17,10 +17,11 @@ from tests.functions.fakes import (
     same,
 )
 from tests.support.fake_annotators import fake_annotators
+from tests.support.wire import raises_wire, wire_message
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.functions import build_inputs, video_repainting
-from vace_server.functions.base import FrameList
+from vace_server.media.clip import FrameList
 from vace_server.tasks.spec import Control, Reference, ReferenceRole, TaskSpec, VaceFunction
 
 
@@ -136,8 +137,8 @@ def test_missing_annotator_fails_before_any_download() -> None:
     with pytest.raises(errors.AnnotatorUnavailable) as info:
         video_repainting.build(spec(), media, PROFILE, fake_annotators(with_models=False))
     assert info.value.code == "InvalidParameter"
-    assert "no depth checkpoint configured" in info.value.message
-    assert "<VACE_ANNOTATOR_DIR>/depth/" in info.value.message
+    assert "no depth checkpoint configured" in wire_message(info.value.message)
+    assert "<VACE_ANNOTATOR_DIR>/depth/" in wire_message(info.value.message)
     assert media.calls == []
 
 
@@ -160,9 +161,9 @@ def test_reference_is_one_cut_out_subject() -> None:
 
 def test_refuses_what_the_api_should_have_refused() -> None:
     media = FakeMedia(videos={"v": clip(5)})
-    with pytest.raises(errors.InvalidParameter, match=r"parameters\.control_condition"):
+    with raises_wire(errors.InvalidParameter, match=r"parameters\.control_condition"):
         video_repainting.build(spec(control=None), media, PROFILE, fake_annotators())
-    with pytest.raises(errors.InvalidParameter, match=r"input\.video_url"):
+    with raises_wire(errors.InvalidParameter, match=r"input\.video_url"):
         video_repainting.build(spec(video_url=None), media, PROFILE, fake_annotators())
 
 

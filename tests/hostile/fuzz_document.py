@@ -3,7 +3,7 @@
 Nothing here repeats a value by hand: functions, enums, ranges, limits and route paths come
 from `vace_server.api.validation`, `wire_values`, `routes_tasks`, `routes_uploads`,
 `upload_policy` and `storage.local`, so the fuzzer follows the validator as it changes. Only
-the *shape* (which function reads which field) is written out, as the contract (§5) gives it.
+the *shape* (which function reads which field) is written out, as docs/contract.md §5 gives it.
 Positive examples are well-typed requests shaped to get past the early checks and reach the
 code behind them (the database, the signature comparison); a few constraints are left open on
 purpose for that (any-text signature, unbounded `page_no`). Schemathesis derives the negative
@@ -19,10 +19,10 @@ from vace_server.api.routes_create import CALLBACK_HEADER
 from vace_server.api.routes_uploads import POLICY_ROUTE, RECEIVE_ROUTE
 from vace_server.api.upload_policy import OSS_ACCESS_KEY_ID, UPLOAD_DIR_ROOT
 from vace_server.api.wire_values import INT32_MAX, SIZES
+from vace_server.clock import wall_clock_ms
 from vace_server.storage.local import OUTPUT_ROUTE
 from vace_server.tasks.spec import VaceFunction
 from vace_server.tasks.status import TaskStatus
-from vace_server.tasks.store import wall_clock_ms
 
 DAY_MS = 86_400_000
 CREATE_ROUTE = "/api/v1/services/aigc/video-generation/video-synthesis"

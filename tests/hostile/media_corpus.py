@@ -28,7 +28,8 @@ from PIL import Image
 from tests.functions.fakes import PROFILE
 from tests.support.images import png_bytes
 from tests.support.videos import moving_square_frames, mp4_bytes, webm_bytes
-from vace_server.errors import InvalidFile
+from vace_server.api.wire_names import wire_message
+from vace_server.errors import InputField, InvalidFile
 from vace_server.functions import common
 from vace_server.media.images import load_image, load_mask_image
 from vace_server.media.video import open_video
@@ -349,7 +350,7 @@ CASES: list[Case] = [
 ]
 
 
-def _use_video(data: bytes, field: str, *, clip: bool) -> str:
+def _use_video(data: bytes, field: InputField, *, clip: bool) -> str:
     """What a function does with a video_url (or an extension clip): open, check the length,
     sample for 16 fps, resize each kept frame to the generation size."""
     video = open_video(data, field, max_seconds=3.0 if clip else common.VIDEO_SECONDS)
@@ -367,15 +368,15 @@ def run(case: Case, data: bytes) -> tuple[str, str]:
     """Feeds one case's body. Returns: (the InvalidFile code or "ok", a detail line)."""
     try:
         if case.use in ("video", "clip"):
-            field = "input.first_clip_url" if case.use == "clip" else "input.video_url"
+            field = InputField.FIRST_CLIP if case.use == "clip" else InputField.VIDEO
             return "ok", _use_video(data, field, clip=case.use == "clip")
         if case.use == "image":
-            image = load_image(data, "input.ref_images_url")
+            image = load_image(data, InputField.REFERENCES)
             return "ok", f"{image.mode} {image.size}"
-        mask = load_mask_image(data, "input.mask_image_url")
+        mask = load_mask_image(data, InputField.MASK_IMAGE)
         return "ok", f"{mask.mode} {mask.size}"
     except InvalidFile as exc:
-        return exc.code, exc.message
+        return exc.code, wire_message(exc.message)  # as clients see it
 
 
 def peak_rss_mb() -> float:

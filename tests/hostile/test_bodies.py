@@ -20,6 +20,9 @@ from tests.support import raw_http
 from tests.support.live_server import LiveServer
 
 MiB = 1024 * 1024
+# A live `serve` for the module, and many cases against it: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 CAP = MiB  # the default VACE_MAX_REQUEST_BYTES
 STALL_SECONDS = 1
 BODY_INVALID = "Required body invalid, please check the request body format."

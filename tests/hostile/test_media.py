@@ -16,6 +16,9 @@ import pytest
 
 from tests.hostile.media_corpus import CASES, Case
 
+# The corpus runs once in a fresh process: about 20 s.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 MAX_GROWTH_MB = 64
 """How far feeding one case may raise the peak RSS. Decoding any of the bombs would cost far

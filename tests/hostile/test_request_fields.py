@@ -112,7 +112,8 @@ def test_surrogate_as_raw_utf8_bytes_is_caught_too(client: TestClient) -> None:
 
 
 def test_unstorable_text_in_an_ignored_key_is_ignored(client: TestClient) -> None:
-    # §6: keys the function does not read are neither read nor validated (nor stored).
+    # Keys the function does not read are neither read nor validated, nor stored
+    # (docs/contract.md §6).
     body = req(IR, {"mask_image_url": "\ud800", "unknown": "\x00"}, {"strength": "\udfff"})
     r = post_raw(client, json.dumps(body).encode())
     assert r.status_code == 200, r.text
@@ -329,7 +330,7 @@ def test_bad_create_headers(
     client: TestClient, headers: dict[str, str], status: int, code: str
 ) -> None:
     raw = {k: v.encode("latin-1") for k, v in headers.items()}
-    r = client.post(CREATE_PATH, content=VALID, headers={**auth(), **raw})  # type: ignore[dict-item]
+    r = client.post(CREATE_PATH, content=VALID, headers={**auth(), **raw})  # type: ignore[arg-type,dict-item]
     body = assert_error(r, status, code)
     if code == "InvalidParameter":
         assert body["message"] == invalid("X-Vace-Callback-Url")

@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.hostile import app_client, assert_error, assert_healthy, hostile_settings
+from tests.support.responses import HttpResponse
 from vace_server.api.routes_outputs import LINK_REFUSED
+from vace_server.clock import wall_clock_ms
 from vace_server.storage.local import OUTPUT_ROUTE, LocalStorage
-from vace_server.tasks.store import wall_clock_ms
 
 KEY = "outputs/task-1/result.mp4"
 CONTENT = b"not really an mp4, but served as one"
@@ -47,7 +47,7 @@ def link(
     return url.path, query["expires"][0], query["signature"][0]
 
 
-def get(client: TestClient, path: str, query: str) -> httpx.Response:
+def get(client: TestClient, path: str, query: str) -> HttpResponse:
     return client.get(f"{path}?{query}" if query else path)
 
 

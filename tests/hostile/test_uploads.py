@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,6 +23,7 @@ from tests.support.hostile import (
     hostile_settings,
     invalid,
 )
+from tests.support.responses import HttpResponse
 from vace_server.api.routes_uploads import RECEIVE_ROUTE, UploadService
 from vace_server.api.upload_form import FIELD_MAX_BYTES, MALFORMED_FORM, MAX_FIELDS
 from vace_server.api.upload_policy import (
@@ -48,7 +48,7 @@ def service(client: TestClient) -> UploadService:
 
 
 def stored_files(client: TestClient) -> list[Path]:
-    root = client.app.state.ctx.settings.data_dir / "uploads"  # type: ignore[attr-defined]
+    root = client.app.state.ctx.settings.store.data_dir / "uploads"  # type: ignore[attr-defined]
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
@@ -92,13 +92,13 @@ def multipart(
     return out
 
 
-def send(client: TestClient, body: bytes, content_type: str | None = None) -> httpx.Response:
+def send(client: TestClient, body: bytes, content_type: str | None = None) -> HttpResponse:
     ctype = content_type or f"multipart/form-data; boundary={BOUNDARY}"
     headers = {"Content-Type": ctype.encode("latin-1")}
     return client.post(RECEIVE_ROUTE, content=body, headers=headers)  # type: ignore[arg-type]
 
 
-def refused(client: TestClient, r: httpx.Response, status: int, code: str, message: str) -> None:
+def refused(client: TestClient, r: HttpResponse, status: int, code: str, message: str) -> None:
     assert_error(r, status, code, message)
     assert stored_files(client) == []  # nothing stored, no partial file left
     assert_healthy(client)
@@ -339,7 +339,7 @@ def test_odd_but_safe_names_are_stored_under_the_prefix(client: TestClient) -> N
         fields = {**fields_of(data), "key": data["upload_dir"].encode() + b"/" + name}
         r = send(client, multipart(fields))
         assert r.status_code == 200, (name, r.text)
-    root = client.app.state.ctx.settings.data_dir / "uploads"  # type: ignore[attr-defined]
+    root = client.app.state.ctx.settings.store.data_dir / "uploads"  # type: ignore[attr-defined]
     for p in stored_files(client):
         assert p.resolve().is_relative_to((root / data["upload_dir"]).resolve())
         p.unlink()

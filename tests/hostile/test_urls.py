@@ -22,6 +22,9 @@ from tests.support.live_server import LiveServer
 from vace_server.settings import Settings
 from vace_server.webhooks.outbox import Outbox
 
+# A live `serve` for the module, and many cases against it: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 CREATE = "/services/aigc/video-generation/video-synthesis"
 
 SCHEMES = [

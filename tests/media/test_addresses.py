@@ -18,9 +18,9 @@ from vace_server.media.addresses import (
     address_policy,
     is_plain_host,
     is_public_address,
-    parse_networks,
     refusal_reason,
 )
+from vace_server.settings import parse_networks
 
 IANA_IPV4_SPECIAL = [
     "0.0.0.0/8",

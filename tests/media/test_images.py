@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vace_server.errors import InvalidFile
+from vace_server.api.wire_names import wire_message
+from vace_server.errors import InputField, InvalidFile
 from vace_server.media.fetch import FetchedMedia
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher, load_image
 from vace_server.settings import Settings
@@ -35,7 +36,7 @@ def _code(exc: pytest.ExceptionInfo[InvalidFile]) -> str:
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "TIFF", "WEBP"])
 def test_allowed_formats(fmt: str) -> None:
-    image = load_image(_encode(_rgb(), fmt), "input.ref_images_url")
+    image = load_image(_encode(_rgb(), fmt), InputField.REFERENCES)
     assert image.mode == "RGB"
     assert image.size == (400, 380)
     r, g, b = image.getpixel((200, 190))  # type: ignore[misc]
@@ -44,22 +45,23 @@ def test_allowed_formats(fmt: str) -> None:
 
 def test_gif_is_wrong_format() -> None:
     with pytest.raises(InvalidFile) as exc:
-        load_image(_encode(_rgb().convert("P"), "GIF"), "input.ref_images_url")
+        load_image(_encode(_rgb().convert("P"), "GIF"), InputField.REFERENCES)
     assert _code(exc) == "InvalidFile.Format"
-    assert "input.ref_images_url" in exc.value.message and "WEBP" in exc.value.message
+    message = wire_message(exc.value.message)
+    assert "input.ref_images_url" in message and "WEBP" in message
 
 
 def test_text_named_png_is_wrong_format() -> None:
     # the bytes decide, not the name: a text body served as "photo.png"
     with pytest.raises(InvalidFile) as exc:
-        load_image(b"just some text, not an image\n", "input.ref_images_url")
+        load_image(b"just some text, not an image\n", InputField.REFERENCES)
     assert _code(exc) == "InvalidFile.Format"
 
 
 def test_corrupt_bytes_open_error() -> None:
     data = b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20
     with pytest.raises(InvalidFile) as exc:
-        load_image(data, "f")
+        load_image(data, InputField.REFERENCES)
     assert _code(exc) == "InvalidFile.Openerror"
     assert exc.value.message == "Invalid file, cannot open file as video/audio/image."
 
@@ -68,20 +70,21 @@ def test_truncated_body_open_error() -> None:
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (400, 400, 3), np.uint8))
     data = _encode(noisy, "PNG")
     with pytest.raises(InvalidFile) as exc:
-        load_image(data[: len(data) // 2], "f")
+        load_image(data[: len(data) // 2], InputField.REFERENCES)
     assert _code(exc) == "InvalidFile.Openerror"
 
 
 def test_too_small() -> None:
     with pytest.raises(InvalidFile) as exc:
-        load_image(_encode(_rgb((100, 100)), "PNG"), "input.first_frame_url")
+        load_image(_encode(_rgb((100, 100)), "PNG"), InputField.FIRST_FRAME)
     assert _code(exc) == "InvalidFile.Resolution"
-    assert "input.first_frame_url" in exc.value.message and "[360, 2000]" in exc.value.message
+    message = wire_message(exc.value.message)
+    assert "input.first_frame_url" in message and "[360, 2000]" in message
 
 
 def test_too_wide() -> None:
     with pytest.raises(InvalidFile) as exc:
-        load_image(_encode(Image.new("L", (2100, 400)), "PNG"), "f")
+        load_image(_encode(Image.new("L", (2100, 400)), "PNG"), InputField.REFERENCES)
     assert _code(exc) == "InvalidFile.Resolution"
 
 
@@ -90,14 +93,14 @@ def test_bomb_rejected_from_header() -> None:
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IEND", b"")
     with pytest.raises(InvalidFile) as exc:
-        load_image(data, "f")
+        load_image(data, InputField.REFERENCES)
     assert _code(exc) == "InvalidFile.Resolution"
 
 
 def test_rgba_composited_on_white() -> None:
     rgba = Image.new("RGBA", (400, 400), (255, 0, 0, 0))
     rgba.paste((0, 0, 255, 255), (100, 100, 300, 300))
-    image = load_image(_encode(rgba, "PNG"), "f")
+    image = load_image(_encode(rgba, "PNG"), InputField.REFERENCES)
     assert image.mode == "RGB"
     assert image.getpixel((10, 10)) == (255, 255, 255)
     assert image.getpixel((200, 200)) == (0, 0, 255)
@@ -107,14 +110,14 @@ def test_exif_orientation_applied() -> None:
     image = Image.new("RGB", (500, 400), (0, 200, 0))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise when displayed
-    out = load_image(_encode(image, "JPEG", exif=exif), "f")
+    out = load_image(_encode(image, "JPEG", exif=exif), InputField.REFERENCES)
     assert out.size == (400, 500)
 
 
 def test_16bit_grayscale_scaled() -> None:
     arr = np.full((400, 400), 65535, np.uint16)
     data = _encode(Image.fromarray(arr), "PNG")
-    assert load_image(data, "f").getpixel((0, 0)) == (255, 255, 255)
+    assert load_image(data, InputField.REFERENCES).getpixel((0, 0)) == (255, 255, 255)
 
 
 class _FakeFetcher:
@@ -122,7 +125,7 @@ class _FakeFetcher:
         self.data = data
         self.calls: list[tuple[str, str, int]] = []
 
-    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+    def fetch(self, url: str, *, field: InputField, max_bytes: int) -> FetchedMedia:
         self.calls.append((url, field, max_bytes))
         return FetchedMedia(self.data, "image/png", url)
 
@@ -130,7 +133,7 @@ class _FakeFetcher:
 def test_media_fetcher_uses_10mb_cap() -> None:
     fake = _FakeFetcher(_encode(_rgb(), "PNG"))
     source = MediaFetcher(Settings(), fetcher=fake)  # type: ignore[arg-type]
-    image = source.fetch_image("http://a.example/1.png", "input.ref_images_url")
+    image = source.fetch_image("http://a.example/1.png", InputField.REFERENCES)
     assert image.size == (400, 380)
-    assert fake.calls == [("http://a.example/1.png", "input.ref_images_url", IMAGE_MAX_BYTES)]
+    assert fake.calls == [("http://a.example/1.png", InputField.REFERENCES, IMAGE_MAX_BYTES)]
     assert IMAGE_MAX_BYTES == 10 * 1024 * 1024

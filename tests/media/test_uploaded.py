@@ -3,22 +3,25 @@ the same checks as downloads."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from tests.support.clock import FakeClock
 from tests.support.images import png_bytes, scene
 from tests.support.videos import moving_square_frames, mp4_bytes
-from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.api.wire_names import canonical_model, wire_message
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.fetch import FetchedMedia
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher, media_for_task
 from vace_server.settings import Settings
-from vace_server.storage.uploads import UPLOAD_TTL_MS, UploadStore
 from vace_server.tasks import db
+from vace_server.tasks.uploads import UPLOAD_TTL_MS, UploadStore
 
-FIELD = "input.first_frame_url"
+FIELD = InputField.FIRST_FRAME
 MODEL = "wanx2.1-vace-plus"
 
 
@@ -26,7 +29,7 @@ class _FakeFetcher:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+    def fetch(self, url: str, *, field: InputField, max_bytes: int) -> FetchedMedia:
         self.calls.append(url)
         return FetchedMedia(png_bytes(scene()), "image/png", url)
 
@@ -54,7 +57,8 @@ def put(store: UploadStore, name: str, data: bytes, account: str = "a") -> str:
     path = store.path_for(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    store.record(key, account=account, model="wan2.1-vace-plus", size_bytes=len(data))
+    model = canonical_model("wan2.1-vace-plus")  # the key the API binds uploads to
+    store.record(key, account=account, model=model, size_bytes=len(data))
     return "oss://" + key
 
 
@@ -65,7 +69,7 @@ def test_task_source_reads_its_own_uploads(
     source = fetcher.for_task("a", MODEL)
     image = source.fetch_image(url, FIELD)
     assert (image.mode, image.size) == ("RGB", (480, 400))
-    assert source.fetch_mask_image(url, "input.mask_image_url").mode == "L"
+    assert source.fetch_mask_image(url, InputField.MASK_IMAGE).mode == "L"
     # http(s) still goes through the hostile-URL fetcher
     assert source.fetch_image("http://a.example/x.png", FIELD).size == (480, 400)
     assert fake.calls == ["http://a.example/x.png"]
@@ -73,7 +77,7 @@ def test_task_source_reads_its_own_uploads(
 
 def test_task_source_reads_uploaded_videos(fetcher: MediaFetcher, uploads: UploadStore) -> None:
     url = put(uploads, "clip.mp4", mp4_bytes(moving_square_frames(16), 16))
-    clip = fetcher.for_task("a", MODEL).fetch_video(url, "input.first_clip_url", max_seconds=3)
+    clip = fetcher.for_task("a", MODEL).fetch_video(url, InputField.FIRST_CLIP, max_seconds=3)
     assert (clip.width, clip.height, clip.frame_count) == (64, 64, 16)
 
 
@@ -103,7 +107,8 @@ def test_uploads_get_the_download_checks(fetcher: MediaFetcher, uploads: UploadS
     with pytest.raises(InvalidFile) as exc:
         source.fetch_image(put(uploads, "big.png", b"\x89PNG" + b"\0" * IMAGE_MAX_BYTES), FIELD)
     assert exc.value.code == "InvalidFile.Size"
-    assert FIELD in exc.value.message and "10 MB" in exc.value.message
+    message = wire_message(exc.value.message)
+    assert "input.first_frame_url" in message and "10 MB" in message
     with pytest.raises(InvalidFile) as exc:
         source.fetch_image(put(uploads, "text.png", b"not an image at all"), FIELD)
     assert exc.value.code == "InvalidFile.Format"
@@ -119,10 +124,34 @@ def test_media_for_task_binds_fetchers_and_passes_fakes_through(fetcher: MediaFe
     assert media_for_task(other, "a", MODEL) is other  # type: ignore[arg-type]
 
 
-def test_for_task_opens_the_store_from_settings(tmp_path: Path) -> None:
+class _OneAccountsUploads:
+    """An `UploadResolver` without a database: every key is `data`, for account "a" only."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[tuple[str, str, str]] = []
+
+    def open(self, key: str, *, account: str, model: str) -> BinaryIO | None:
+        self.asked.append((key, account, model))
+        return io.BytesIO(self.data) if account == "a" else None
+
+
+def test_for_task_reads_through_the_injected_resolver(fake: _FakeFetcher) -> None:
+    resolver = _OneAccountsUploads(png_bytes(scene()))
+    source = MediaFetcher(Settings(), fetcher=fake, uploads=resolver)  # type: ignore[arg-type]
+    image = source.for_task("a", MODEL).fetch_image("oss://k/x.png", FIELD)
+    assert image.mode == "RGB"
+    with pytest.raises(InvalidURL):
+        source.for_task("b", MODEL).fetch_image("oss://k/x.png", FIELD)
+    assert resolver.asked == [("k/x.png", "a", MODEL), ("k/x.png", "b", MODEL)]
+    assert fake.calls == []  # oss:// never reaches the downloader
+
+
+def test_for_task_without_a_resolver_refuses_uploads_and_opens_no_database(
+    tmp_path: Path,
+) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    db.upgrade(db.make_engine(settings.resolved_database_url()))
     source = MediaFetcher(settings).for_task("a", MODEL)
     with pytest.raises(InvalidURL):
         source.fetch_image("oss://dashscope-instant/a/b/c/d.png", FIELD)
-    assert (tmp_path / "data" / "uploads").is_dir()
+    assert not (tmp_path / "data").exists()  # no store was opened on the fly

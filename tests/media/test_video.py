@@ -21,14 +21,15 @@ from tests.support.videos import (
     square_box,
     webm_bytes,
 )
-from vace_server.errors import InvalidFile
+from vace_server.api.wire_names import wire_message
+from vace_server.errors import InputField, InvalidFile
 from vace_server.media import images, video
 from vace_server.media.fetch import FetchedMedia
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher
 from vace_server.media.video import VIDEO_MAX_BYTES, open_video, probe_video
 from vace_server.settings import Settings
 
-FIELD = "input.video_url"
+FIELD = InputField.VIDEO
 OPEN_ERROR = "Invalid file, cannot open file as video/audio/image."
 
 
@@ -53,7 +54,7 @@ def fetcher() -> MediaFetcher:
     return MediaFetcher(Settings(media_allow_private_networks=True))
 
 
-def decode_all(data: bytes, field: str = FIELD, *, max_seconds: float) -> list[Image.Image]:
+def decode_all(data: bytes, field: InputField = FIELD, *, max_seconds: float) -> list[Image.Image]:
     """Every frame of the kept span, unresized."""
     clip = open_video(data, field, max_seconds=max_seconds)
     return clip.read(range(clip.frame_count), lambda frame: frame)
@@ -161,13 +162,14 @@ def test_max_seconds_must_be_positive(square_mp4: bytes) -> None:
 )
 def test_not_mp4_is_wrong_format(data: bytes) -> None:
     for check in (
-        lambda: probe_video(data, "input.first_clip_url"),
-        lambda: open_video(data, "input.first_clip_url", max_seconds=3),
+        lambda: probe_video(data, InputField.FIRST_CLIP),
+        lambda: open_video(data, InputField.FIRST_CLIP, max_seconds=3),
     ):
         with pytest.raises(InvalidFile) as exc:
             check()
         assert _code(exc) == "InvalidFile.Format"
-        assert "input.first_clip_url" in exc.value.message and "MP4" in exc.value.message
+        message = wire_message(exc.value.message)
+        assert "input.first_clip_url" in message and "MP4" in message
 
 
 # ---------------------------------------------------------------- unreadable
@@ -199,7 +201,8 @@ def test_audio_only_mp4_has_no_video_stream() -> None:
     with pytest.raises(InvalidFile) as exc:
         open_video(audio_only_mp4(), FIELD, max_seconds=5)
     assert _code(exc) == "InvalidFile.Format"
-    assert FIELD in exc.value.message and "no video stream" in exc.value.message
+    message = wire_message(exc.value.message)
+    assert "input.video_url" in message and "no video stream" in message
 
 
 def test_corrupt_bitstream_open_error(square_mp4: bytes) -> None:
@@ -218,13 +221,13 @@ def test_corrupt_bitstream_open_error(square_mp4: bytes) -> None:
 def test_low_fps_rejected(fps: int) -> None:
     data = mp4_bytes(moving_square_frames(5, size=(32, 32), square=8), fps)
     for check in (
-        lambda: probe_video(data, "input.last_clip_url"),
-        lambda: open_video(data, "input.last_clip_url", max_seconds=3),
+        lambda: probe_video(data, InputField.LAST_CLIP),
+        lambda: open_video(data, InputField.LAST_CLIP, max_seconds=3),
     ):
         with pytest.raises(InvalidFile) as exc:
             check()
         assert _code(exc) == "InvalidFile.FPS"
-        assert "input.last_clip_url" in exc.value.message
+        assert "input.last_clip_url" in wire_message(exc.value.message)
         assert "at least 16 fps" in exc.value.message
 
 
@@ -233,7 +236,8 @@ def test_frame_size_cap(square_mp4: bytes, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(InvalidFile) as exc:
         probe_video(square_mp4, FIELD)
     assert _code(exc) == "InvalidFile.Resolution"
-    assert FIELD in exc.value.message and "64x64" in exc.value.message
+    message = wire_message(exc.value.message)
+    assert "input.video_url" in message and "64x64" in message
 
 
 def test_decoded_pixel_budget(square_mp4: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -257,7 +261,7 @@ class _FakeFetcher:
         self.data = data
         self.calls: list[tuple[str, str, int]] = []
 
-    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+    def fetch(self, url: str, *, field: InputField, max_bytes: int) -> FetchedMedia:
         self.calls.append((url, field, max_bytes))
         return FetchedMedia(self.data, None, url)
 
@@ -287,9 +291,9 @@ def test_fetch_video_too_large(
     monkeypatch.setattr(images, "VIDEO_MAX_BYTES", len(square_mp4) - 1)
     url = server.add("/big.mp4", Served(square_mp4, "video/mp4"))
     with pytest.raises(InvalidFile) as exc:
-        fetcher.fetch_video(url, "input.first_clip_url", max_seconds=3)
+        fetcher.fetch_video(url, InputField.FIRST_CLIP, max_seconds=3)
     assert _code(exc) == "InvalidFile.Size"
-    assert "input.first_clip_url" in exc.value.message
+    assert "input.first_clip_url" in wire_message(exc.value.message)
 
 
 def test_fetch_video_uses_50mb_cap(square_mp4: bytes) -> None:
@@ -301,7 +305,7 @@ def test_fetch_video_uses_50mb_cap(square_mp4: bytes) -> None:
 
 
 # ---------------------------------------------------------------- mask images
-MASK_FIELD = "input.mask_image_url"
+MASK_FIELD = InputField.MASK_IMAGE
 
 
 def _mask_array(width: int = 40, height: int = 24) -> np.ndarray:
@@ -355,7 +359,9 @@ def test_mask_wrong_format_and_cap() -> None:
     gif = _encode(Image.fromarray(_mask_array()).convert("P"), "GIF")
     with pytest.raises(InvalidFile) as exc:
         images.load_mask_image(gif, MASK_FIELD)
-    assert _code(exc) == "InvalidFile.Format" and MASK_FIELD in exc.value.message
+    assert _code(exc) == "InvalidFile.Format" and "input.mask_image_url" in wire_message(
+        exc.value.message
+    )
     fake = _FakeFetcher(png_bytes(Image.fromarray(_mask_array())))
     MediaFetcher(Settings(), fetcher=fake).fetch_mask_image("http://a.example/m", MASK_FIELD)  # type: ignore[arg-type]
     assert fake.calls == [("http://a.example/m", MASK_FIELD, IMAGE_MAX_BYTES)]

@@ -17,13 +17,13 @@ from PIL import Image
 from tests.functions.fakes import PROFILE
 from tests.support.fake_annotators import fake_annotators
 from tests.support.videos import SQUARE_LEVEL, moving_square_frames, mp4_bytes
-from vace_server.errors import InvalidFile
+from vace_server.errors import InputField, InvalidFile
 from vace_server.functions import common, video_repainting
-from vace_server.functions.base import VideoClip
+from vace_server.media.clip import VideoClip
 from vace_server.media.video import open_video
 from vace_server.tasks.spec import Control, TaskSpec, VaceFunction
 
-FIELD = "input.video_url"
+FIELD = InputField.VIDEO
 
 
 def _which_frame(image: Image.Image) -> int:
@@ -43,7 +43,7 @@ def _encode(
         assert isinstance(stream, VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = time_base
-        stream.options = options
+        stream.options = dict(options)
         for k, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             frame.pts, frame.time_base = pts[k], time_base
@@ -136,7 +136,7 @@ def test_five_seconds_give_81_frames(count: int, fps: int, kept: int, sampled: i
 
 def test_extension_clips_keep_the_frame_at_3s() -> None:
     data = mp4_bytes(moving_square_frames(64, size=(16, 16), square=4), 16)
-    clip = open_video(data, "input.first_clip_url", max_seconds=3)
+    clip = open_video(data, InputField.FIRST_CLIP, max_seconds=3)
     assert clip.frame_count == 49
     assert len(common.sample_indices(clip.frame_count, clip.fps, 81, 16, snap=False)) == 49
 
@@ -159,7 +159,7 @@ def test_variable_frame_rate_counts_by_time() -> None:
 def test_b_frames_are_counted_and_read_in_presentation_order() -> None:
     frames = moving_square_frames(17)
     data = _encode(frames, list(range(17)), Fraction(1, 16), {"preset": "medium", "bf": "3"})
-    with av.open(io.BytesIO(data)) as container:  # the file really reorders frames
+    with av.open(io.BytesIO(data), mode="r") as container:  # the file really reorders frames
         packets = [p for p in container.demux(video=0) if p.size]
         assert any(p.pts != p.dts for p in packets)
     clip = open_video(data, FIELD, max_seconds=5)
@@ -175,7 +175,7 @@ def test_a_4k_input_goes_to_the_generation_size_through_a_function() -> None:
     assert (clip.width, clip.height, clip.frame_count) == (3840, 2160, 5)
 
     class Source:
-        def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+        def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
             return clip
 
     spec = TaskSpec(
@@ -198,8 +198,10 @@ def test_an_edit_list_that_hides_frames_is_honoured(options: dict[str, str]) -> 
     data = bytearray(_encode(moving_square_frames(17), list(range(17)), Fraction(1, 16), options))
     elst = data.index(b"elst")
     media_time = int.from_bytes(data[elst + 16 : elst + 20], "big", signed=True)
-    with av.open(io.BytesIO(bytes(data))) as container:
-        frame_ticks = round(1 / (16 * container.streams.video[0].time_base))
+    with av.open(io.BytesIO(bytes(data)), mode="r") as container:
+        time_base = container.streams.video[0].time_base
+        assert time_base is not None
+        frame_ticks = round(1 / (16 * time_base))
     data[elst + 16 : elst + 20] = (media_time + 3 * frame_ticks).to_bytes(4, "big", signed=True)
     clip = open_video(bytes(data), FIELD, max_seconds=5)
     assert clip.frame_count == 14

@@ -25,9 +25,10 @@ from vace_server.media.encode import encode_mp4
 from vace_server.settings import Settings
 from vace_server.storage import local, uploads
 from vace_server.storage.local import LocalStorage
-from vace_server.storage.uploads import INCOMING_DIR, UploadStore
+from vace_server.storage.uploads import INCOMING_DIR
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
+from vace_server.tasks.uploads import UploadStore
 from vace_server.worker.loop import WorkerLoop
 from vace_server.worker.progress import Progress
 
@@ -233,7 +234,7 @@ def test_upload_over_http_on_a_full_disk_leaves_no_part(
         return part
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        incoming = settings.data_dir / "uploads" / INCOMING_DIR
+        incoming = settings.store.data_dir / "uploads" / INCOMING_DIR
         monkeypatch.setattr(UploadStore, "begin", begin_on_full_disk)
         r = upload(client, form(get_policy(client)), data=b"P" * 4096)
         assert r.status_code >= 500, r.text

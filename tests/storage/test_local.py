@@ -15,6 +15,10 @@ def test_signed_url_verifies_until_expiry(tmp_path: Path) -> None:
     assert url.startswith("https://vace.example/api/v1/outputs/2026-01-01/a%20b.mp4?")
     query = parse_qs(parts.query)
     sig = query["signature"][0]
+    # Known answer, computed outside Python from the literal inputs:
+    # printf '2026-01-01/a b.mp4\n1000' | openssl dgst -sha256 -mac HMAC -macopt key:k
+    assert sig == "39c9c4865c709ab5ba0a66e58b2cf01e9be4863ff2198c0067146c57fa407963"
+    assert query["expires"] == ["1000"]
     assert storage.verify("2026-01-01/a b.mp4", 1_000, sig, now_ms=999)
     assert not storage.verify("2026-01-01/a b.mp4", 1_000, sig, now_ms=1_000)
     assert not storage.verify("2026-01-01/other.mp4", 1_000, sig, now_ms=0)

@@ -31,7 +31,7 @@ def _settings(s3: S3Server, bucket: str, prefix: str = "pre/fix", **extra: objec
 def _storage(
     s3: S3Server, bucket: str, clock: FakeClock | None = None, **extra: object
 ) -> S3Storage:
-    settings = _settings(s3, bucket, **extra)
+    settings = _settings(s3, bucket, "pre/fix", **extra)
     location = S3Location(bucket, "pre/fix").under("outputs")
     if clock is None:
         return S3Storage.from_settings(settings, location)

@@ -21,20 +21,16 @@ from tests.support.s3_server import S3Server
 from tests.tasks.test_store import SPEC
 from vace_server.api.app import create_app
 from vace_server.api.context import AppContext
-from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher
 from vace_server.settings import Settings
 from vace_server.storage.s3 import S3Storage
-from vace_server.storage.uploads import (
-    UPLOAD_TTL_MS,
-    ObjectUploadFiles,
-    UploadExists,
-    UploadStore,
-)
+from vace_server.storage.uploads import ObjectUploadFiles
 from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.uploads import UPLOAD_TTL_MS, UploadExists, UploadStore
 
 PREFIX = "vace/test"
-FIELD = "input.first_frame_url"
+FIELD = InputField.FIRST_FRAME
 
 
 @pytest.fixture
@@ -62,7 +58,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def _local_files(settings: Settings) -> list[Path]:
-    return [p for p in settings.data_dir.rglob("*") if p.is_file()]
+    return [p for p in settings.store.data_dir.rglob("*") if p.is_file()]
 
 
 def test_receiver_worker_read_and_purge(
@@ -165,4 +161,4 @@ def test_query_hands_out_a_presigned_link(
     # the API's own download route serves only the local-folder storage
     signed = f"/api/v1/outputs/{key}?expires=9999999999999&signature=x"
     assert client.get(signed).status_code == 404
-    assert not (settings.data_dir / "outputs").exists()
+    assert not (settings.store.data_dir / "outputs").exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,6 +14,7 @@ class FakeChat:
     def __init__(self) -> None:
         self.mode = "ok"
         self.requests: list[dict[str, Any]] = []
+        self.release = threading.Event()  # "slow" answers only once this is set (or after 60 s)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,7 +28,7 @@ class FakeChat:
                     }
                 )
                 if outer.mode == "slow":
-                    time.sleep(2)
+                    outer.release.wait(60)
                 if outer.mode == "error":
                     self.send_response(500)
                     self.end_headers()

@@ -12,6 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import KEY_A, KEY_A2, KEY_B, auth
+from tests.support.responses import HttpResponse
 from vace_server.api.app import create_app
 from vace_server.settings import Settings
 
@@ -54,7 +55,7 @@ def valid_body() -> dict[str, Any]:
 
 
 def assert_error(
-    response: httpx.Response, status: int, code: str, message: str | None = None
+    response: HttpResponse, status: int, code: str, message: str | None = None
 ) -> dict[str, Any]:
     """The response is a DashScope error: exactly {code, message, request_id}, all strings."""
     assert response.status_code == status, (response.status_code, response.text[:500])
@@ -78,7 +79,7 @@ def assert_healthy(client: TestClient | httpx.Client, key: str = KEY_A) -> None:
 
 
 def invalid(field: str) -> str:
-    """The contract's literal bad-value message (§3, §8.1)."""
+    """The contract's literal bad-value message (docs/contract.md §3, §8.1)."""
     return f"Required parameter({field}) missing or invalid, please check the request parameters."
 
 

@@ -16,6 +16,8 @@ class Served:
     content_type: str = "application/octet-stream"
     delay: float = 0.0  # seconds before answering
     redirect: str | None = None  # answer 302 with this Location instead of the body
+    # answer only once this is set (at most a minute): the test decides when a download ends
+    hold: threading.Event | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -50,6 +52,8 @@ class MediaServer:
                     return
                 if served.delay:
                     time.sleep(served.delay)
+                if served.hold is not None:
+                    served.hold.wait(60)
                 if served.redirect is not None:
                     self.send_response(302)
                     self.send_header("Location", served.redirect)

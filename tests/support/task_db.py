@@ -4,11 +4,12 @@ attempts per task, which worker holds a task, worker processes in the registry."
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import create_engine, text
+
+from tests.support.waiting import wait_until
 
 
 class TaskDb:
@@ -42,10 +43,4 @@ class TaskDb:
         self, what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.1
     ) -> Any:
         """Polls `check` until it returns something truthy; returns that."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = check()
-            if value:
-                return value
-            time.sleep(every)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return wait_until(check, timeout, every=every, what=what)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,16 +15,18 @@ def save_tiny_depth(folder: Path) -> Path:
 
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
-    backbone = Dinov2Config(
-        hidden_size=16,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
-        image_size=28,
-        patch_size=14,
-        out_indices=[1, 2, 3, 4],
-        reshape_hidden_states=False,
-    )
+    # Passed as a dict: Dinov2Config takes these through **kwargs, which its stubs do not list.
+    dims: dict[str, Any] = {
+        "hidden_size": 16,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "image_size": 28,
+        "patch_size": 14,
+        "out_indices": [1, 2, 3, 4],
+        "reshape_hidden_states": False,
+    }
+    backbone = Dinov2Config(**dims)
     config = DepthAnythingConfig(
         backbone_config=backbone,
         reassemble_hidden_size=16,

@@ -4,7 +4,7 @@ workers have) never hand one task to two of them; on both SQLite and PostgreSQL.
 from __future__ import annotations
 
 import multiprocessing as mp
-import time
+import threading
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
@@ -16,12 +16,12 @@ TASKS = 120
 PROCESSES = 4
 
 
-def _drain(url: str, worker: str, start_at: float) -> list[str]:
+def _drain(url: str, worker: str, start: threading.Barrier) -> list[str]:
     """In a child process: claim until the queue is empty; the ids claimed, in order."""
     engine = db.make_engine(url)
     store = TaskStore(engine)
     store.count_by_status()  # connect before the start line
-    time.sleep(max(0.0, start_at - time.time()))
+    start.wait(timeout=120)  # all children connected: they start claiming together
     claimed: list[str] = []
     while (claim := store.claim(worker)) is not None:
         claimed.append(claim.task.id)
@@ -32,10 +32,13 @@ def _drain(url: str, worker: str, start_at: float) -> list[str]:
 def test_claims_from_many_processes_never_share_a_task(store: TaskStore) -> None:
     ids = {store.create(SPEC, account="a", api_key_id="k", request_id="r").id for _ in range(TASKS)}
     url = store.engine.url.render_as_string(hide_password=False)
-    with ProcessPoolExecutor(PROCESSES, mp_context=mp.get_context("spawn")) as pool:
-        start_at = time.time() + 3.0  # every child connected and waiting by then
-        futures = [pool.submit(_drain, url, f"w{i}", start_at) for i in range(PROCESSES)]
-        per_worker = [f.result(timeout=120) for f in futures]
+    context = mp.get_context("spawn")
+    # A barrier rather than a wall-clock start line: however slowly the children start on a
+    # busy machine, none begins claiming before all of them are connected.
+    with context.Manager() as manager, ProcessPoolExecutor(PROCESSES, mp_context=context) as pool:
+        start = manager.Barrier(PROCESSES)
+        futures = [pool.submit(_drain, url, f"w{i}", start) for i in range(PROCESSES)]
+        per_worker = [f.result(timeout=240) for f in futures]
     counts = Counter(task_id for claimed in per_worker for task_id in claimed)
     assert set(counts) == ids  # every task claimed ...
     assert max(counts.values()) == 1  # ... by exactly one worker

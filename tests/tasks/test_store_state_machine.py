@@ -262,7 +262,8 @@ class StoreMachine(RuleBasedStateMachine):
     def a_claim(self, data: st.DataObject) -> Claim:
         """Often a live claim, else any ever handed out (most of them stale by now)."""
         live = [c for c in self.handed_out if self.owner(c)]
-        pool = live if live and data.draw(st.booleans(), label="live") else self.handed_out
+        prefer_live: bool = bool(live) and data.draw(st.booleans(), label="live")
+        pool = live if prefer_live else self.handed_out
         return data.draw(st.sampled_from(pool), label="claim")
 
     @precondition(lambda self: self.handed_out)
@@ -480,6 +481,7 @@ class StoreMachine(RuleBasedStateMachine):
         return sum(t.status is status for t in self.model.values())
 
 
+@pytest.mark.slow  # the random search of the store's state machine: over a minute per database
 @pytest.mark.usefixtures("replayable_ids")
 def test_store_state_machine(database_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(database_url)
@@ -493,6 +495,10 @@ def test_store_state_machine(database_url: str, tmp_path: Path) -> None:
         suppress_health_check=[HealthCheck.too_slow],
     )
     try:
-        run_state_machine_as_test(lambda: StoreMachine(engine, tmp_path), settings=budget)
+        # a factory works (hypothesis calls it), though the stub asks for the class
+        run_state_machine_as_test(
+            lambda: StoreMachine(engine, tmp_path),  # type: ignore[arg-type]
+            settings=budget,
+        )
     finally:
         engine.dispose()

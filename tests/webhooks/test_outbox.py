@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 
 from tests.support.clock import FakeClock
 from tests.tasks.test_store import SPEC
@@ -63,14 +61,19 @@ def test_delivered_is_final(store: TaskStore, clock: FakeClock) -> None:
 
 
 def test_signature_follows_standard_webhooks() -> None:
-    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-    key = signing.secret_key(secret)
-    headers = signing.headers(key, "msg_1", 1700000000, b'{"a":1}')
-    expected = base64.b64encode(
-        hmac.new(key, b'msg_1.1700000000.{"a":1}', hashlib.sha256).digest()
-    ).decode()
-    assert headers["webhook-signature"] == f"v1,{expected}"
-    assert headers["webhook-id"] == "msg_1" and headers["webhook-timestamp"] == "1700000000"
+    # The known-answer vector of the Standard Webhooks specification's reference libraries
+    # (also checked with `openssl dgst -sha256 -mac HMAC`): literal inputs, literal answer,
+    # so a formula wrong in the code and in the test alike cannot pass.
+    key = signing.secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    assert key == base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    body = b'{"test": 2432232314}'
+    headers = signing.headers(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    assert headers["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert headers["webhook-id"] == "msg_p5jXN8AQM9LWM0D4loKWxJek"
+    assert headers["webhook-timestamp"] == "1614265330"
+    assert headers["Content-Type"] == "application/json"
+    # a secret without the prefix is its own UTF-8 bytes
+    assert signing.secret_key("plain") == b"plain"
 
 
 def test_purge_removes_deliveries_with_their_task(store: TaskStore, clock: FakeClock) -> None:

@@ -7,17 +7,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.support.processes import process_gone
+from tests.support.waiting import wait_until
 
-# The parent starts a child that arms one mechanism, prints the child's pid, then waits.
+# The parent starts a child and waits. The child arms one mechanism and only then prints
+# "armed <its pid>" (on the stdout it shares with the parent): the test kills the parent
+# once the mechanism is in place, however long the child took to start.
 PARENT = """
 import subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]])
-print(child.pid, flush=True)
 time.sleep(600)
 """
 CHILD = """
@@ -28,6 +29,7 @@ if sys.argv[1] == "kernel":
     assert lifeline.set_parent_death_signal()
 else:
     threading.Thread(target=lifeline._watch, args=(parent, threading.Event(), 0.1)).start()
+print("armed", os.getpid(), flush=True)
 time.sleep(600)
 """
 
@@ -43,15 +45,14 @@ def test_the_child_dies_when_its_parent_is_killed(mechanism: str) -> None:
         text=True,
     )
     assert parent.stdout is not None
-    child = int(parent.stdout.readline())
+    word, pid = parent.stdout.readline().split()
+    assert word == "armed"
+    child = int(pid)
     try:
-        time.sleep(1.0)  # let the child arm its mechanism
         assert not process_gone(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        deadline = time.monotonic() + 30
-        while not process_gone(child) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: process_gone(child), 30, every=0.1, what="the orphaned child to end")
         assert process_gone(child)
     finally:
         if not process_gone(child):

@@ -22,7 +22,8 @@ from tests.tasks.test_store import SPEC
 from vace_server.annotators.registry import load_annotators
 from vace_server.engine.loader import LoadedModel, load_model
 from vace_server.errors import AlgoError, InvalidFile, UploadError
-from vace_server.functions.base import MediaSource, ModelProfile
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 from vace_server.storage.local import LocalStorage
 from vace_server.tasks.models import TaskRecord
@@ -74,7 +75,7 @@ def outage_store(store: TaskStore) -> Iterator[OutageStore]:
 
 
 def _loop(store: TaskStore, model: LoadedModel, tmp_path: Path, **changes: Any) -> WorkerLoop:
-    settings = SETTINGS.model_copy(update=changes)
+    settings = SETTINGS.replace(**changes)
     return WorkerLoop(
         settings=settings,
         store=store,
@@ -437,7 +438,7 @@ def test_the_interrupt_flag_stops_the_run_at_its_first_report(
 def test_run_forever_rides_out_a_database_outage(store: TaskStore, tmp_path: Path) -> None:
     task_id = _submit(store)
     loop, _storage = _fake_loop(store, tmp_path, FakePipeline())
-    loop.settings = FAKE_SETTINGS.model_copy(update={"poll_seconds": 0.01})
+    loop.settings = FAKE_SETTINGS.replace(poll_seconds=0.01)
     real_claim = store.claim
     calls: list[str] = []
 

@@ -1,4 +1,4 @@
-"""Weight-free subject cut-out for `obj` reference images (vace-inputs.md §4.1).
+"""Weight-free subject cut-out for `obj` reference images (docs/model-inputs.md §5.5).
 
 VACE wants an `obj` reference as the subject on white, cropped to its bounding box. Without a
 segmentation model we use two classical steps:

@@ -1,4 +1,4 @@
-"""Model-backed depth annotator: Depth Anything V2 through transformers (vace-inputs.md §5.1).
+"""Model-backed depth annotator: Depth Anything V2, transformers (docs/model-inputs.md §5.1).
 
 VACE's `depthv2` runs Depth-Anything-V2 ViT-L, then per frame min–max normalises the predicted
 (relative, near = bright) depth to 0..255 and repeats it on 3 gray channels at the frame size.

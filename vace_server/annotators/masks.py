@@ -2,7 +2,7 @@
 
 VACE's `maskaug` draws the growth per side (`expand_lrtp`, each in [0, 1)) and the number of
 dilation steps (1..10) at random on every call; DashScope promises a fixed behaviour, so here
-every side uses lrtp = 1 and one growth step (vace-inputs.md §6). Everything else follows
+every side uses lrtp = 1 and one growth step (docs/model-inputs.md §6). Everything else follows
 VACE's arithmetic. For a mask whose nonzero pixels span columns `left..right` (inclusive) in a
 `W`-wide frame, with `bw = right - left + 1`:
 

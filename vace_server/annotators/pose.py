@@ -1,4 +1,4 @@
-"""Model-backed pose annotators: DWPose through onnxruntime (vace-inputs.md §5.2).
+"""Model-backed pose annotators: DWPose through onnxruntime (docs/model-inputs.md §5.2).
 
 VACE's `posebody` / `posebodyface` run DWPose: a YOLOX-L person detector, then the DW-LL
 whole-body estimator (133 COCO-WholeBody keypoints from SimCC outputs) on every person box, and

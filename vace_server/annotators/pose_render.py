@@ -1,4 +1,4 @@
-"""OpenPose-18 pose renderings exactly as VACE's pose annotator draws them (vace-inputs.md §5.2).
+"""OpenPose-18 pose renderings exactly as VACE's annotator draws them (docs/model-inputs.md §5.2).
 
 Pure numpy + OpenCV, no model. Conventions taken as facts from VACE's DWPose drawing code
 (`vace/annotators/dwpose/util.py`, `vace/annotators/pose.py`), which its training videos were

@@ -1,7 +1,7 @@
 """Builds the worker's `AnnotatorSet` from the settings, once at start-up.
 
-Checkpoint layout under `settings.annotator_dir` (`VACE_ANNOTATOR_DIR`); each sub-folder is
-optional:
+Checkpoint layout under `settings.annotators.annotator_dir` (`VACE_ANNOTATOR_DIR`); each
+sub-folder is optional:
 
     <annotator_dir>/
         depth/  Depth Anything V2 transformers snapshot, e.g. depth-anything/
@@ -15,7 +15,7 @@ optional:
 Rules:
 - depth / pose: the folder exists → the model is loaded (failure raises); missing → the entry
   is None and `notes` says what to put where, so the functions that need it fail their task
-  with that message. There is no classical substitute (vace-inputs.md §5.1).
+  with that message. There is no classical substitute (docs/model-inputs.md §5.1, §5.6).
 - segmentation (`segmentation_backend`) and tracking (`tracking_backend`): `model` requires
   `sam2/` (start-up fails without it), `classical` never loads it (border-colour/GrabCut
   cut-out, DIS-flow tracking), `auto` uses SAM2 when `sam2/` exists, else classical.
@@ -99,12 +99,12 @@ def load_annotators(settings: Settings) -> AnnotatorSet:
 
     Raises: AnnotatorLoadError for `model` backends without `sam2/`, or any
     checkpoint folder that exists but does not load."""
-    root = settings.annotator_dir
-    device = resolve_device(settings.device)
+    root = settings.annotators.annotator_dir
+    device = resolve_device(settings.engine.device)
     # backend and style names are checked by the settings (Literal fields)
-    seg_backend = settings.segmentation_backend
-    track_backend = settings.tracking_backend
-    scribble = ClassicalScribble(settings.scribble_style)
+    seg_backend = settings.annotators.segmentation_backend
+    track_backend = settings.annotators.tracking_backend
+    scribble = ClassicalScribble(settings.annotators.scribble_style)
     notes: dict[str, str] = {}
 
     sam2_dir = root / "sam2" if root is not None else None

@@ -1,4 +1,4 @@
-"""SAM2 through transformers: mask tracking and subject cut-out (vace-inputs.md §4.1, §5.5, §5.7).
+"""SAM2 through transformers: mask tracking and subject cut-out (docs/model-inputs.md §5.4, §5.5).
 
 Checkpoint: a SAM2.1 snapshot **in transformers format**, e.g. the hub repo
 `facebook/sam2.1-hiera-tiny` (also -small, -base-plus, -large): `config.json` with

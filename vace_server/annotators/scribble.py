@@ -1,4 +1,4 @@
-"""Weight-free scribble control renderings (vace-inputs.md §5.3, §8.2).
+"""Weight-free scribble control renderings (docs/model-inputs.md §5.3).
 
 VACE's `scribble` control comes from a small generator network (`ContourInference`, weights
 `scribble/anime_style/netG_A_latest.pth`) that draws soft, artist-like contour lines, probably

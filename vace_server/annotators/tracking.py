@@ -1,4 +1,4 @@
-"""Weight-free mask tracking for `mask_type=tracking` (vace-inputs.md §5.5, §8.2).
+"""Weight-free mask tracking for `mask_type=tracking` (docs/model-inputs.md §5.4).
 
 VACE's `masktrack` prompts the SAM2 video predictor with the mask on one frame and propagates
 it through the clip. Without weights, `FlowTracker` carries the mask from frame `start` to its
@@ -19,7 +19,7 @@ Quality limits — it is a stand-in, not a segmenter:
 - **No re-detection**: once (part of) the object is occluded or leaves the frame, that part is
   gone for good; newly appearing parts of the object are never added.
 - Flow at the frame border and on large (> ~1/8 of the frame per step) motions is unreliable.
-Follow it with `hull`/`bbox` expansion (§6), which hides much of the erosion.
+Follow it with `hull`/`bbox` expansion (docs/model-inputs.md §6), which hides much of the erosion.
 
 Deterministic: DIS has no randomness and the same inputs give the same masks.
 

@@ -27,9 +27,9 @@ from vace_server.api.request_context import RequestContextMiddleware
 from vace_server.api.task_view import task_body
 from vace_server.media.fetch import UrlFetcher
 from vace_server.runtime import open_storage, open_store
-from vace_server.settings import Settings
-from vace_server.storage.uploads import UploadStore
+from vace_server.settings import Settings, reveal
 from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.uploads import UploadStore
 from vace_server.tasks.workers import WorkerRegistry
 from vace_server.webhooks import signing
 from vace_server.webhooks.dispatcher import Dispatcher
@@ -40,11 +40,13 @@ log = logging.getLogger(__name__)
 
 def build_keyring(settings: Settings) -> KeyRing:
     """Configured keys, else (auth on) the generated key in the data folder, printed once."""
-    keys = KeyRing.parse(settings.api_keys, auth_disabled=settings.auth_disabled)
-    if len(keys) or settings.auth_disabled:
+    keys = KeyRing.parse(
+        settings.accounts.api_keys.get_secret_value(), auth_disabled=settings.accounts.auth_disabled
+    )
+    if len(keys) or settings.accounts.auth_disabled:
         return keys
-    key, generated = load_or_generate_key(settings.data_dir)
-    path = settings.data_dir / "api_key"
+    key, generated = load_or_generate_key(settings.store.data_dir)
+    path = settings.store.data_dir / "api_key"
     if generated:
         print(f"vace-server: generated API key {key} (stored in {path})", flush=True)
     else:
@@ -53,7 +55,9 @@ def build_keyring(settings: Settings) -> KeyRing:
 
 
 def build_context(settings: Settings) -> AppContext:
-    store = open_store(settings, migrate=True, retry_seconds=settings.api_database_retry_seconds)
+    store = open_store(
+        settings, migrate=True, retry_seconds=settings.store.api_database_retry_seconds
+    )
     storage = open_storage(settings)
     workers = WorkerRegistry(store.engine)
     return AppContext(
@@ -61,7 +65,7 @@ def build_context(settings: Settings) -> AppContext:
         store=store,
         storage=storage,
         keys=build_keyring(settings),
-        zone=ZoneInfo(settings.time_zone),
+        zone=ZoneInfo(settings.http.time_zone),
         limiter=RateLimiter.from_settings(settings),
         workers=workers,
         metrics=Metrics(store, workers, alive_ms=settings.worker_alive_ms),
@@ -75,8 +79,10 @@ def build_dispatcher(context: AppContext) -> Dispatcher:
         Outbox(context.store.engine),
         UrlFetcher(settings),
         lambda task, rid: task_body(context, task, rid),
-        secret=signing.load_or_create_secret(settings.data_dir, settings.webhook_secret),
-        timeout=settings.webhook_timeout,
+        secret=signing.load_or_create_secret(
+            settings.store.data_dir, reveal(settings.webhooks.webhook_secret)
+        ),
+        timeout=settings.webhooks.webhook_timeout,
     )
 
 
@@ -89,17 +95,17 @@ def create_app(settings: Settings) -> FastAPI:
         maintenance = Maintenance(
             context.store,
             context.storage,
-            interval=settings.maintenance_seconds,
-            task_timeout_ms=int(settings.task_timeout_hours * 3_600_000),
+            interval=settings.queue.maintenance_seconds,
+            task_timeout_ms=int(settings.store.task_timeout_hours * 3_600_000),
             uploads=app.state.uploads.store,
         )
         maintenance.start()
         dispatcher = build_dispatcher(context)
         dispatcher.start()
-        if settings.workers > 0:
+        if settings.queue.workers > 0:
             from vace_server.worker.supervisor import WorkerSupervisor
 
-            context.supervisor = WorkerSupervisor(settings, context.store, settings.workers)
+            context.supervisor = WorkerSupervisor(settings, context.store, settings.queue.workers)
             context.supervisor.start()
         try:
             yield
@@ -118,8 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last = runs first: the request id wraps everything, the body cap included.
     app.add_middleware(
         BodyLimitMiddleware,
-        max_bytes=settings.max_request_bytes,
-        idle_seconds=settings.request_body_timeout_seconds,
+        max_bytes=settings.http.max_request_bytes,
+        idle_seconds=settings.http.request_body_timeout_seconds,
         exempt=(routes_uploads.RECEIVE_ROUTE,),
     )
     app.add_middleware(RequestContextMiddleware)

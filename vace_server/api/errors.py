@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vace_server.api.wire_names import wire_message
 from vace_server.errors import (
     InternalError,
     InvalidParameter,
@@ -60,7 +61,7 @@ def _describe(exc: BaseException) -> str:
 
 def error_response(error: ServiceError, request: Request) -> JSONResponse:
     rid = getattr(request.state, "request_id", None) or str(uuid.uuid4())
-    body = {"code": error.code, "message": error.message, "request_id": rid}
+    body = {"code": error.code, "message": wire_message(error.message), "request_id": rid}
     headers = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))

@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from vace_server.clock import wall_clock_ms
 from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
-from vace_server.tasks.store import TaskStore, wall_clock_ms
+from vace_server.tasks.store import TaskStore
 from vace_server.tasks.workers import WorkerRegistry
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800)

@@ -57,13 +57,13 @@ class RateLimiter:
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
         defaults = Limits(
-            submit_per_second=settings.rate_limit_submit_per_second,
-            in_flight=settings.rate_limit_in_flight,
-            query_per_second=settings.rate_limit_query_per_second,
+            submit_per_second=settings.accounts.rate_limit_submit_per_second,
+            in_flight=settings.accounts.rate_limit_in_flight,
+            query_per_second=settings.accounts.rate_limit_query_per_second,
         )
         per_account: dict[str, Limits] = {}
-        if settings.rate_limits.strip():
-            raw = json.loads(settings.rate_limits)
+        if settings.accounts.rate_limits.strip():
+            raw = json.loads(settings.accounts.rate_limits)
             known = {f.name for f in fields(Limits)}
             for account, values in raw.items():
                 unknown = set(values) - known

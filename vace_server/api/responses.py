@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vace_server.api.wire_names import wire_message
 from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
 
@@ -40,7 +41,7 @@ def query_body(
     body: dict[str, Any] = {"request_id": request_id, "output": output}
     if task.status is TaskStatus.FAILED:
         output["code"] = task.error_code or "InternalError"
-        output["message"] = task.error_message or ""
+        output["message"] = wire_message(task.error_message or "")
     elif task.status is TaskStatus.SUCCEEDED:
         output["video_url"] = video_url or ""
         output["orig_prompt"] = task.spec.prompt

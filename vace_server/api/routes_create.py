@@ -47,7 +47,7 @@ async def create_task(request: Request) -> dict[str, object]:
     await run_in_threadpool(
         c.limiter.check_submit, who.account, lambda: c.store.count_in_flight(who.account)
     )
-    callbacks = [url for url in (_callback_url(request), c.settings.webhook_url) if url]
+    callbacks = [url for url in (_callback_url(request), c.settings.webhooks.webhook_url) if url]
     rid = request_id(request)
     task = await run_in_threadpool(
         c.store.create,

@@ -9,9 +9,9 @@ from fastapi.responses import FileResponse
 
 from vace_server.api.context import ctx
 from vace_server.api.wire_values import parse_decimal
+from vace_server.clock import wall_clock_ms
 from vace_server.errors import AccessDenied, NotFound
 from vace_server.storage.local import OUTPUT_ROUTE, LocalStorage
-from vace_server.tasks.store import wall_clock_ms
 
 router = APIRouter()
 

@@ -91,7 +91,7 @@ def list_tasks(request: Request) -> dict[str, Any]:
         )
         records, total = c.store.list_page(flt, page_no=page_no, page_size=page_size)
     rid = request_id(request)
-    entries = [list_entry(t, region=c.settings.region) for t in records]
+    entries = [list_entry(t, region=c.settings.http.region) for t in records]
     jobs = [task_body(c, t, rid)["output"] for t in records]
     return {
         "request_id": rid,

@@ -1,4 +1,4 @@
-"""The temporary upload flow (api-contract §10): GET /api/v1/uploads?action=getPolicy and the
+"""The temporary upload flow (docs/contract.md §10): GET /api/v1/uploads?action=getPolicy and the
 PostObject-style receiver at `upload_host`, which takes no API key: the signed policy is the
 credential."""
 
@@ -24,7 +24,9 @@ from vace_server.api.upload_policy import (
     check_key,
     policy_data,
 )
-from vace_server.api.validation import MODEL_NAMES, MODEL_NOT_EXIST_MESSAGE
+from vace_server.api.validation import MODEL_NOT_EXIST_MESSAGE
+from vace_server.api.wire_names import MODEL_NAMES
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.errors import (
     AccessDenied,
     EmptyModel,
@@ -32,10 +34,10 @@ from vace_server.errors import (
     field_invalid,
     field_required,
 )
-from vace_server.settings import Settings
+from vace_server.settings import Settings, reveal
 from vace_server.storage.local import load_or_create_secret
-from vace_server.storage.uploads import PartialUpload, UploadExists, UploadStore, UploadTooLarge
-from vace_server.tasks.store import Clock, wall_clock_ms
+from vace_server.storage.uploads import PartialUpload, UploadTooLarge
+from vace_server.tasks.uploads import UploadExists, UploadStore
 
 router = APIRouter()
 
@@ -62,7 +64,9 @@ class UploadService:
 
 
 def build_upload_service(settings: Settings, store: UploadStore) -> UploadService:
-    secret = load_or_create_secret(settings.data_dir, settings.url_signing_secret)
+    secret = load_or_create_secret(
+        settings.store.data_dir, reveal(settings.storage.url_signing_secret)
+    )
     return UploadService(
         store=store,
         signer=PolicySigner(secret),

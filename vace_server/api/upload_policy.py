@@ -1,4 +1,4 @@
-"""Upload policies (api-contract §10): what getPolicy hands out and the receiver verifies.
+"""Upload policies (docs/contract.md §10): what getPolicy hands out and the receiver verifies.
 
 The policy is the whole credential of an upload (the SDK sends no API key with it): a base64
 JSON token naming the account, the normalised model, the key prefix, the expiry and the size
@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from vace_server.api.wire_names import canonical_model
 from vace_server.errors import AccessDenied, ServiceError
-from vace_server.storage.uploads import normalise_model
 
 POLICY_SECONDS = 300
 MAX_FILE_MB = 100
@@ -74,7 +74,7 @@ class PolicySigner:
         upload_dir = f"{UPLOAD_DIR_ROOT}/{secrets.token_hex(16)}/{day}/{secrets.token_hex(16)}"
         policy = UploadPolicy(
             account=account,
-            model=normalise_model(model),
+            model=canonical_model(model),
             upload_dir=upload_dir,
             expires_ms=now_ms + POLICY_SECONDS * 1000,
             max_bytes=MAX_FILE_BYTES,

@@ -1,7 +1,7 @@
 """Synchronous validation of the create request: DashScope wire body -> `TaskSpec`.
 
 Wire names (`input.*`, `parameters.*`) stop here; everything below `api/` sees only the
-`TaskSpec`. Checks run in this order, and the first failure is raised (contract §2, §3):
+`TaskSpec`. Checks run in this order, and the first failure is raised (docs/contract.md §2, §3):
 JSON body, `model`, `input`, `parameters`, `input.function`, `input.prompt`,
 `input.negative_prompt`, the chosen function's own fields (§5, inputs before parameters),
 then the common generation parameters. Fields that do not apply to the function are neither
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from vace_server.api.wire_media import check_url
+from vace_server.api.wire_names import MODEL_NAMES, canonical_model
 from vace_server.api.wire_values import (
     as_int,
     check_text,
@@ -51,7 +52,6 @@ from vace_server.tasks.spec import (
     VaceFunction,
 )
 
-MODEL_NAMES = frozenset({"wanx2.1-vace-plus", "wan2.1-vace-plus"})
 BODY_INVALID_MESSAGE = "Required body invalid, please check the request body format."
 MODEL_NOT_EXIST_MESSAGE = "Model not exist."
 OBJ_OR_BG_LENGTH_MESSAGE = "ref_images_url and obj_or_bg must be the same length."
@@ -148,6 +148,7 @@ def parse_request_values(
         prompt=prompt,
         seed=draw_seed() if seed is None else seed,
         model_name=model_name,
+        upload_model=canonical_model(model_name),
         negative_prompt=negative_prompt,
         prompt_extend=prompt_extend,
         watermark=watermark,

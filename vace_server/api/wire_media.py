@@ -1,4 +1,4 @@
-"""Synchronous syntax checks of media URLs in a create request (contract §4).
+"""Synchronous syntax checks of media URLs in a create request (docs/contract.md §4).
 
 Only the *shape* of a URL is judged here; reachability, format, size and the like are checked
 after download and make the task FAILED instead. `field` is the client-visible path used in

@@ -1,4 +1,4 @@
-"""Typed readers for scalar wire values (contract §3, §5).
+"""Typed readers for scalar wire values (docs/contract.md §3, §5).
 
 Each reader takes the raw JSON value (None meaning absent or JSON null) and the client-visible
 field path, and either returns a typed value or raises the bad-value `InvalidParameter`.
@@ -26,7 +26,7 @@ from vace_server.errors import field_invalid
 
 T = TypeVar("T")
 
-# §5.6: the only accepted `size` values, written width*height.
+# docs/contract.md §5.6: the only accepted `size` values, written width*height.
 SIZES: Mapping[str, tuple[int, int]] = {
     "1280*720": (1280, 720),
     "720*1280": (720, 1280),

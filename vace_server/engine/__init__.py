@@ -1,5 +1,6 @@
-"""Model engine: pipeline loading (tiny / local folder / hub id), generation, sizes.
+"""Model engine: pipeline loading (tiny / local folder / hub id) and generation.
 
-Kept import-light on purpose: `engine.sizes` is used by `functions/`, which must not pull in
-torch or diffusers. Import `engine.loader`, `engine.runner` or `engine.tiny` explicitly.
+Import `engine.loader`, `engine.runner` or `engine.tiny` explicitly: they pull in torch and
+diffusers. The model-input contract they run (`VaceInputs`, `ModelProfile`, generation sizes)
+lives in `vace_server.model_inputs`, shared with `functions/` (which never imports engine/).
 """

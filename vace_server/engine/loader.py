@@ -1,6 +1,6 @@
 """Loading `WanVACEPipeline` once per worker: the tiny offline model, a local folder or a hub id.
 
-`settings.model` resolution:
+`settings.engine.model` resolution:
 
 1. `auto`  -> `Wan-AI/Wan2.1-VACE-1.3B-diffusers` when CUDA is available, else `tiny` with a
    loud warning (exposed as `LoadedModel.warning`, shown by /health).
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from diffusers import AutoencoderKLWan, WanVACEPipeline
 
-from vace_server.functions.base import ModelProfile
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 
 from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
@@ -45,7 +45,7 @@ ModelKind = Literal["tiny", "local", "hub"]
 DEFAULT_HUB_MODEL = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 
 # Per-model defaults, used when the matching setting is None.
-AREA_1_3B = 832 * 480  # the 1.3B model's native 480p budget (vace-inputs.md §3)
+AREA_1_3B = 832 * 480  # the 1.3B model's native 480p budget (docs/model-inputs.md §3)
 AREA_14B = 1280 * 720  # the 14B model's native 720p budget
 AREA_TINY = 112 * 64  # 7168 px: an 81-frame tiny run takes about a second on CPU
 STEPS_REAL = 50  # Wan2.1 generate.py, VACE inference and diffusers all use 50
@@ -98,7 +98,7 @@ class LoadedModel:
 
 
 def load_model(settings: Settings) -> LoadedModel:
-    """Resolves `settings.model` and loads the pipeline onto the configured device.
+    """Resolves `settings.engine.model` and loads the pipeline onto the configured device.
 
     Returns: a LoadedModel with per-model defaults filled in.
     Raises: ModelLoadError for bad engine settings, a missing folder/repo, no network
@@ -106,10 +106,10 @@ def load_model(settings: Settings) -> LoadedModel:
     Side effects: may download weights into the Hugging Face cache (hub ids, when online).
     """
     _check_settings(settings)  # before any weights are read
-    device = _resolve_device(settings.device)
-    dtype = _resolve_dtype(settings.dtype, device)
+    device = _resolve_device(settings.engine.device)
+    dtype = _resolve_dtype(settings.engine.dtype, device)
 
-    name, warning = _resolve_name(settings.model.strip())
+    name, warning = _resolve_name(settings.engine.model.strip())
     kind: ModelKind
     if name == "tiny":
         kind, pipe = "tiny", build_tiny_pipeline()
@@ -133,13 +133,13 @@ def load_model(settings: Settings) -> LoadedModel:
             STEPS_REAL,
             FLOW_SHIFT_REAL,
         )
-    flow_shift = default_shift if settings.flow_shift is None else settings.flow_shift
+    flow_shift = default_shift if settings.engine.flow_shift is None else settings.engine.flow_shift
     _apply_flow_shift(pipe, flow_shift)
-    _place(pipe, kind, device, dtype, settings.model_cpu_offload)
+    _place(pipe, kind, device, dtype, settings.engine.model_cpu_offload)
     pipe.set_progress_bar_config(disable=True)
 
-    area = settings.generation_area or default_area
-    steps = settings.num_inference_steps or default_steps
+    area = settings.engine.generation_area or default_area
+    steps = settings.engine.num_inference_steps or default_steps
     _check_schedule(pipe, steps, flow_shift)
     loaded = LoadedModel(
         pipe=pipe,
@@ -148,10 +148,10 @@ def load_model(settings: Settings) -> LoadedModel:
         device=device,
         dtype=dtype,
         profile=ModelProfile(
-            generation_area=area, num_frames=settings.num_frames, fps=settings.fps
+            generation_area=area, num_frames=settings.engine.num_frames, fps=settings.engine.fps
         ),
         num_inference_steps=steps,
-        guidance_scale=settings.guidance_scale,
+        guidance_scale=settings.engine.guidance_scale,
         flow_shift=flow_shift,
         warning=warning,
         max_sequence_length=TINY_MAX_SEQUENCE_LENGTH
@@ -160,8 +160,8 @@ def load_model(settings: Settings) -> LoadedModel:
     )
     logger.info(
         "loaded model %s (%s) on %s/%s: area=%d frames=%d steps=%d shift=%s cfg=%s",
-        name, kind, device, str(dtype).removeprefix("torch."), area, settings.num_frames,
-        loaded.num_inference_steps, flow_shift, settings.guidance_scale,
+        name, kind, device, str(dtype).removeprefix("torch."), area, settings.engine.num_frames,
+        loaded.num_inference_steps, flow_shift, settings.engine.guidance_scale,
     )  # fmt: skip
     return loaded
 
@@ -182,18 +182,18 @@ def _check_schedule(pipe: Pipeline, steps: int, shift: float) -> None:
 
 
 def _check_settings(settings: Settings) -> None:
-    if settings.num_frames < 1 or (settings.num_frames - 1) % 4:
-        raise ModelLoadError(f"VACE_NUM_FRAMES={settings.num_frames} must be 4n+1 (e.g. 81).")
-    if settings.generation_area is not None and settings.generation_area < 16 * 16:
+    # Settings refuse these at load; settings built unvalidated (model_construct) meet them here.
+    engine = settings.engine
+    if engine.num_frames < 1 or (engine.num_frames - 1) % 4:
+        raise ModelLoadError(f"VACE_NUM_FRAMES={engine.num_frames} must be 4n+1 (e.g. 81).")
+    if engine.generation_area is not None and engine.generation_area < 16 * 16:
         raise ModelLoadError(
-            f"VACE_GENERATION_AREA={settings.generation_area} is smaller than one 16x16 cell."
+            f"VACE_GENERATION_AREA={engine.generation_area} is smaller than one 16x16 cell."
         )
-    if settings.num_inference_steps is not None and settings.num_inference_steps < 1:
-        raise ModelLoadError(
-            f"VACE_NUM_INFERENCE_STEPS={settings.num_inference_steps} must be >= 1."
-        )
-    if settings.fps < 1:
-        raise ModelLoadError(f"VACE_FPS={settings.fps} must be >= 1.")
+    if engine.num_inference_steps is not None and engine.num_inference_steps < 1:
+        raise ModelLoadError(f"VACE_NUM_INFERENCE_STEPS={engine.num_inference_steps} must be >= 1.")
+    if engine.fps < 1:
+        raise ModelLoadError(f"VACE_FPS={engine.fps} must be >= 1.")
 
 
 def _resolve_name(model: str) -> tuple[str, str | None]:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, reveal
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,13 @@ class ChatCompletionsRewriter:
 
 def build_rewriter(settings: Settings) -> PromptRewriter | None:
     """The configured rewriter, or None (then `actual_prompt` is the prompt as given)."""
-    if not settings.prompt_rewrite_url:
+    if not settings.prompt_rewrite.prompt_rewrite_url:
         return None
     return ChatCompletionsRewriter(
-        settings.prompt_rewrite_url,
-        settings.prompt_rewrite_model or "default",
-        api_key=settings.prompt_rewrite_api_key,
-        timeout=settings.prompt_rewrite_timeout,
+        settings.prompt_rewrite.prompt_rewrite_url,
+        settings.prompt_rewrite.prompt_rewrite_model or "default",
+        api_key=reveal(settings.prompt_rewrite.prompt_rewrite_api_key),
+        timeout=settings.prompt_rewrite.prompt_rewrite_timeout,
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vace_server.functions.base import VaceInputs
+from vace_server.model_inputs import VaceInputs
 
 from .loader import LoadedModel
 

@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised `WanVACEPipeline` built fully offline (vace-inputs.md §7).
+"""A tiny, randomly initialised `WanVACEPipeline` built fully offline (docs/model-inputs.md §7).
 
 It has the real architecture (UMT5 text encoder, Wan VAE, VACE transformer with a control
 branch, flow-matching UniPC scheduler) at toy widths, so the whole service -- media in, video

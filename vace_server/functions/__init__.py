@@ -7,6 +7,8 @@ imports it.
 from __future__ import annotations
 
 from vace_server.annotators.base import AnnotatorSet
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import ReferenceRole, TaskSpec, VaceFunction
 
 from . import (
@@ -16,7 +18,6 @@ from . import (
     video_outpainting,
     video_repainting,
 )
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["MediaSource", "ModelProfile", "VaceInputs", "build_inputs"]
 

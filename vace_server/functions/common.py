@@ -1,5 +1,5 @@
 """Helpers shared by the video function modules: frame sampling, sizes, resizing, masks,
-annotator lookup and reference preparation (vace-inputs.md §3, §8.1; api-contract.md §12).
+annotator lookup and reference preparation (docs/model-inputs.md §1, §3; docs/contract.md §12).
 
 No torch: the API process imports this package.
 """
@@ -14,10 +14,10 @@ from PIL import Image, ImageOps
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet, FrameAnnotator, SubjectSegmenter
-from vace_server.engine.sizes import fit_area
+from vace_server.errors import InputField
+from vace_server.media.clip import FramePrep, MediaSource, VideoClip
+from vace_server.model_inputs import ModelProfile, fit_area
 from vace_server.tasks.spec import Control, ReferenceRole, TaskSpec
-
-from .base import FramePrep, MediaSource, ModelProfile, VideoClip
 
 __all__ = [
     "GRAY",
@@ -49,15 +49,15 @@ __all__ = [
     "within_720p",
 ]
 
-GRAY = (128, 128, 128)  # mid-gray: 0 in [-1, 1], "generate here" for the model (§1)
+GRAY = (128, 128, 128)  # mid-gray: 0 in [-1, 1], "generate here" (docs/model-inputs.md §1)
 # Mask thresholds ("generate" where value >= threshold). A client's mask image is read as
 # VACE's inpainting annotator reads it: every pixel > 0 is "generate" (so soft or JPEG edges
 # leave no rim of the removed object). A mask video goes to the model as given, as in VACE,
 # whose model keeps a pixel when value / 255 <= 0.5: "generate" from 128 up.
 MASK_IMAGE_THRESHOLD = 1
 MODEL_MASK_THRESHOLD = 128
-MAX_720P_PIXELS = 1280 * 720  # "<= 720P" means width * height <= 921,600 (contract §12)
-VIDEO_SECONDS = 5.0  # only the first 5 s of an input video are used (contract §4)
+MAX_720P_PIXELS = 1280 * 720  # "<= 720P" means width * height <= 921,600 (docs/contract.md §12)
+VIDEO_SECONDS = 5.0  # only the first 5 s of an input video are used (docs/contract.md §4)
 MIN_VIDEO_FRAMES = 5  # the shortest video the model makes: 4n+1 frames, n >= 1
 MIN_VIDEO_SECONDS = MIN_VIDEO_FRAMES / 16  # 0.3125 s: 5 frames at 16 fps (for messages)
 
@@ -123,7 +123,7 @@ def clip_seconds(clip: VideoClip, max_seconds: float = VIDEO_SECONDS) -> float:
     return min(clip.seconds, max_seconds)
 
 
-def require_video_length(clip: VideoClip, field: str, profile: ModelProfile) -> None:
+def require_video_length(clip: VideoClip, field: InputField, profile: ModelProfile) -> None:
     """A video whose length the output follows (or whose motion it copies) must be a video:
     sampled for the model (`sample_indices`), it must give at least MIN_VIDEO_FRAMES frames,
     4n+1 with n >= 1 (one frame would be a still image). That is 5 source frames lasting at
@@ -134,7 +134,7 @@ def require_video_length(clip: VideoClip, field: str, profile: ModelProfile) -> 
     count = len(sample_indices(clip.frame_count, clip.fps, profile.num_frames, profile.fps))
     if count < needed or clip.frame_count < needed:  # the end-of-span hold invents no video
         raise errors.InvalidFile(
-            f"{field} is too short: {clip.frame_count} frame(s) at {clip.fps:.3g} fps "
+            f"{field.mention} is too short: {clip.frame_count} frame(s) at {clip.fps:.3g} fps "
             f"({clip.seconds:.3g} s) give {count} frame(s) at {profile.fps} fps; a video must "
             f"give at least {needed} (e.g. {needed} frames at 16 fps, "
             f"{MIN_VIDEO_SECONDS:g} s).",
@@ -155,7 +155,7 @@ def even_floor(value: float) -> int:
 
 
 def within_720p(width: int, height: int) -> tuple[int, int]:
-    """The delivered size for an input of `width` x `height` (contract §12 "<= 720P").
+    """The delivered size for an input of `width` x `height` (docs/contract.md §12 "<= 720P").
 
     Kept when width * height <= 921,600, otherwise scaled down keeping the aspect ratio; each
     side is rounded down to even either way, since H.264 4:2:0 needs even sides.
@@ -171,7 +171,7 @@ def within_720p(width: int, height: int) -> tuple[int, int]:
 
 def generation_size(width: int, height: int, profile: ModelProfile) -> tuple[int, int]:
     """(W, H) the model runs at for a `width` x `height` frame: same aspect within the model's
-    area, multiples of 16, never upscaled (engine.sizes.fit_area).
+    area, multiples of 16, never upscaled (model_inputs.fit_area).
 
     Raises: errors.InvalidFile (InvalidFile.Resolution) for a frame smaller than 16 px.
     """
@@ -186,11 +186,11 @@ def generation_size(width: int, height: int, profile: ModelProfile) -> tuple[int
 
 
 def size_not_match(
-    field: str, size: tuple[int, int], ref: str, ref_size: tuple[int, int]
+    field: InputField, size: tuple[int, int], ref: InputField, ref_size: tuple[int, int]
 ) -> errors.InvalidParameter:
-    """The task error for a resolution mismatch (contract §8.2: literal prefix)."""
+    """The task error for a resolution mismatch (docs/contract.md §8.2: literal prefix)."""
     return errors.InvalidParameter(
-        f"The size is not match: {field} is {size[0]}x{size[1]} but {ref} is "
+        f"The size is not match: {field.mention} is {size[0]}x{size[1]} but {ref.mention} is "
         f"{ref_size[0]}x{ref_size[1]}; they must have the same resolution."
     )
 
@@ -260,8 +260,8 @@ def annotator_or_fail(annotators: AnnotatorSet, control: Control) -> FrameAnnota
         return annotator
     reason = annotators.notes.get(note_key) or "no checkpoint configured"
     raise errors.AnnotatorUnavailable(
-        f"control_condition '{control.value}' needs the {human} annotator, which this server "
-        f"has not loaded ({reason}). Put {files} and restart the worker."
+        f"{InputField.CONTROL.key_mention} '{control.value}' needs the {human} annotator, "
+        f"which this server has not loaded ({reason}). Put {files} and restart the worker."
     )
 
 
@@ -279,7 +279,7 @@ def prepare_reference(
     segmenter: SubjectSegmenter,
     size: tuple[int, int],
 ) -> Image.Image:
-    """One reference image for its role (vace-inputs.md §4.1).
+    """One reference image for its role (docs/model-inputs.md §4.1, §5.5).
 
     `obj`: subject cut out onto white and cropped to it. `bg`: the scene kept whole. Neither is
     resized here: engine.runner letterboxes every reference onto white at the generation size
@@ -296,7 +296,7 @@ def prepare_reference(
 def single_reference(
     spec: TaskSpec,
     media: MediaSource,
-    field: str,
+    field: InputField,
     role: ReferenceRole,
     segmenter: SubjectSegmenter,
     size: tuple[int, int],

@@ -1,7 +1,7 @@
 """`image_reference`: 1-3 reference images (subjects and at most one scene) -> a new video.
 
-VACE reference-to-video (vace-inputs.md §4.1): no source video, no mask; each reference is one
-extra latent frame the model denoises with the video and cuts off before decoding. The
+VACE reference-to-video (docs/model-inputs.md §4.1): no source video, no mask; each reference is
+one extra latent frame the model denoises with the video and cuts off before decoding. The
 references keep the client's order (VACE's); engine.runner hands them to diffusers reversed.
 """
 
@@ -12,15 +12,15 @@ from collections.abc import Callable
 from PIL import Image
 
 from vace_server import errors
-from vace_server.engine.sizes import fit_area
+from vace_server.errors import InputField
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs, fit_area
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
-
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["DEFAULT_SIZE", "FIELD", "build"]
 
-DEFAULT_SIZE = (1280, 720)  # contract default `size` (api-contract.md §5.1)
-FIELD = "input.ref_images_url"
+DEFAULT_SIZE = (1280, 720)  # contract default `size` (docs/contract.md §5.1)
+FIELD = InputField.REFERENCES
 
 CutOut = Callable[[Image.Image], Image.Image]
 
@@ -35,7 +35,7 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile, cut_out: Cu
     """
     # 1. Check what the API guarantees: 1..n references, at most one scene.
     if not spec.references:
-        raise errors.field_required(FIELD)
+        raise errors.field_required(FIELD.mention)
     if sum(ref.role is ReferenceRole.SCENE for ref in spec.references) > 1:
         raise errors.InvalidParameter("At most one reference image may be a background (bg).")
 

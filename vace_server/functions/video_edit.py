@@ -1,7 +1,7 @@
 """`video_edit`: regenerate a masked region of a video, keeping the rest.
 
-VACE inpainting (vace-inputs.md §4.3): the frames with the region mid-gray (or, with a control
-condition, the annotator's rendering of the original frame there) are the `video`, and the
+VACE inpainting (docs/model-inputs.md §4.3): the frames with the region mid-gray (or, with a
+control condition, the annotator's rendering of the original frame there) are the `video`, and the
 region is 255 in the `mask`. The mask comes from one image on one frame (tracked through the
 clip, or fixed) or from a mask video. An optional reference fills the region
 (VACE "swap anything").
@@ -14,10 +14,12 @@ from PIL import Image
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
 from vace_server.annotators.masks import expand_mask
+from vace_server.errors import InputField
+from vace_server.media.clip import MediaSource, VideoClip
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import MaskType, ReferenceRole, TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs, VideoClip
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -30,12 +32,12 @@ __all__ = [
     "mask_frame_index",
 ]
 
-DEFAULT_SIZE = (1280, 720)  # contract default `size` (§5.3); delivered exactly (§12)
-VIDEO_FIELD = "input.video_url"
-MASK_IMAGE_FIELD = "input.mask_image_url"
-MASK_VIDEO_FIELD = "input.mask_video_url"
-MASK_FRAME_FIELD = "input.mask_frame_id"
-REF_FIELD = "input.ref_images_url"
+DEFAULT_SIZE = (1280, 720)  # default `size`, delivered exactly (docs/contract.md §5.3, §12)
+VIDEO_FIELD = InputField.VIDEO
+MASK_IMAGE_FIELD = InputField.MASK_IMAGE
+MASK_VIDEO_FIELD = InputField.MASK_VIDEO
+MASK_FRAME_FIELD = InputField.MASK_FRAME_ID
+REF_FIELD = InputField.REFERENCES
 
 
 def build(
@@ -58,9 +60,9 @@ def build(
     """
     # 1. What the API guarantees: a video and one mask (the image wins when both are given).
     if not spec.video_url:
-        raise errors.field_required(VIDEO_FIELD)
+        raise errors.field_required(VIDEO_FIELD.mention)
     if not spec.mask_image_url and not spec.mask_video_url:
-        raise errors.field_required(MASK_IMAGE_FIELD)
+        raise errors.field_required(MASK_IMAGE_FIELD.mention)
     # 2. The annotator first: a missing checkpoint fails before any download.
     annotator = common.annotator_or_fail(annotators, spec.control) if spec.control else None
 
@@ -108,13 +110,13 @@ def mask_frame_index(mask_frame_id: int, source_count: int, indices: list[int]) 
     """1-based `mask_frame_id` (0 = the first frame too) -> index in the sampled frame list.
 
     The id names source frame id-1; the mask goes to the sampled frame nearest to it in time.
-    Raises: errors.InvalidParameter naming input.mask_frame_id when it is past the kept video.
+    Raises: errors.InvalidParameter naming the mask frame id when it is past the kept video.
     """
     source_index = max(mask_frame_id, 1) - 1
     if source_index >= source_count:
         raise errors.InvalidParameter(
-            f"{MASK_FRAME_FIELD} {mask_frame_id} is larger than the number of frames in "
-            f"{VIDEO_FIELD} ({source_count} in its first {common.VIDEO_SECONDS:g} s)."
+            f"{MASK_FRAME_FIELD.mention} {mask_frame_id} is larger than the number of frames in "
+            f"{VIDEO_FIELD.mention} ({source_count} in its first {common.VIDEO_SECONDS:g} s)."
         )
     return min(range(len(indices)), key=lambda k: (abs(indices[k] - source_index), k))
 
@@ -171,7 +173,7 @@ def _masks_from_video(
     """mask_video_url -> per-frame masks, used as given (no tracking, no expansion), at the
     model's own threshold (>= 128), as VACE hands a mask video straight to its model."""
     if not url:
-        raise errors.field_required(MASK_IMAGE_FIELD)
+        raise errors.field_required(MASK_IMAGE_FIELD.mention)
     masks = media.fetch_video(url, MASK_VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)
     if (masks.width, masks.height) != (clip.width, clip.height):
         raise common.size_not_match(
@@ -179,14 +181,15 @@ def _masks_from_video(
         )
     if not common.same_fps(masks.fps, clip.fps):
         raise errors.InvalidFile(
-            f"The frame rate of {MASK_VIDEO_FIELD} ({masks.fps:g} fps) must equal that of "
-            f"{VIDEO_FIELD} ({clip.fps:g} fps).",
+            f"The frame rate of {MASK_VIDEO_FIELD.mention} ({masks.fps:g} fps) must equal "
+            f"that of {VIDEO_FIELD.mention} ({clip.fps:g} fps).",
             code="InvalidFile.FPS",
         )
     if masks.frame_count != clip.frame_count:
         raise errors.InvalidFile(
-            f"The length of {MASK_VIDEO_FIELD} ({masks.frame_count} frames) must equal that of "
-            f"{VIDEO_FIELD} ({clip.frame_count} frames, first {common.VIDEO_SECONDS:g} s).",
+            f"The length of {MASK_VIDEO_FIELD.mention} ({masks.frame_count} frames) must equal "
+            f"that of {VIDEO_FIELD.mention} ({clip.frame_count} frames, first "
+            f"{common.VIDEO_SECONDS:g} s).",
             code="InvalidFile.Duration",
         )
     # Same source indices and crop as the video frames; only those frames are decoded.

@@ -1,7 +1,7 @@
 """`video_extension`: a 5 s video around given first/last frames and clips.
 
-VACE frame/clip reference (vace-inputs.md §4.4): the given material is placed at the start
-(first frame, first clip) and the end (last clip, last frame) of exactly `num_frames` frames
+VACE frame/clip reference (docs/model-inputs.md §4.4): the given material is placed at the
+start (first frame, first clip) and the end (last clip, last frame) of exactly `num_frames` frames
 with mask 0 (keep); the gap between is mid-gray with mask 255 (generate) -- or, with a motion
 reference video and a control condition, the control renderings of that video.
 """
@@ -15,10 +15,12 @@ from PIL import Image
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet, FrameAnnotator
+from vace_server.errors import InputField
+from vace_server.media.clip import MediaSource, VideoClip
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs, VideoClip
 
 __all__ = [
     "CLIP_SECONDS",
@@ -31,13 +33,13 @@ __all__ = [
     "build",
 ]
 
-CLIP_SECONDS = 3.0  # each clip cut to its first 3 s; both together at most 3 s (contract §4)
-FIRST_FRAME_FIELD = "input.first_frame_url"
-LAST_FRAME_FIELD = "input.last_frame_url"
-FIRST_CLIP_FIELD = "input.first_clip_url"
-LAST_CLIP_FIELD = "input.last_clip_url"
-VIDEO_FIELD = "input.video_url"
-CONTROL_FIELD = "parameters.control_condition"
+CLIP_SECONDS = 3.0  # each clip cut to its first 3 s; both at most 3 s in all (docs/contract.md §4)
+FIRST_FRAME_FIELD = InputField.FIRST_FRAME
+LAST_FRAME_FIELD = InputField.LAST_FRAME
+FIRST_CLIP_FIELD = InputField.FIRST_CLIP
+LAST_CLIP_FIELD = InputField.LAST_CLIP
+VIDEO_FIELD = InputField.VIDEO
+CONTROL_FIELD = InputField.CONTROL
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,9 @@ class _Given:
     first_clip: VideoClip | None
     last_clip: VideoClip | None
 
-    def sizes(self) -> list[tuple[str, tuple[int, int]]]:
+    def sizes(self) -> list[tuple[InputField, tuple[int, int]]]:
         """(field, (width, height)) of each given input, in the reference-size order."""
-        out: list[tuple[str, tuple[int, int]]] = []
+        out: list[tuple[InputField, tuple[int, int]]] = []
         for field, clip in ((FIRST_CLIP_FIELD, self.first_clip), (LAST_CLIP_FIELD, self.last_clip)):
             if clip is not None:
                 out.append((field, (clip.width, clip.height)))
@@ -63,7 +65,7 @@ class _Given:
                 out.append((field, image.size))
         return out
 
-    def clips(self) -> list[tuple[str, VideoClip]]:
+    def clips(self) -> list[tuple[InputField, VideoClip]]:
         return [
             (field, clip)
             for field, clip in (
@@ -92,12 +94,12 @@ def build(
     if not (
         spec.first_frame_url or spec.last_frame_url or spec.first_clip_url or spec.last_clip_url
     ):
-        raise errors.field_required(FIRST_CLIP_FIELD)
+        raise errors.field_required(FIRST_CLIP_FIELD.mention)
     # 2. The annotator first: a missing checkpoint fails before any download.
     annotator = None
     if spec.video_url:
         if spec.control is None:
-            raise errors.field_required(CONTROL_FIELD)
+            raise errors.field_required(CONTROL_FIELD.mention)
         annotator = common.annotator_or_fail(annotators, spec.control)
 
     # 3. Material: clips first (cut to 3 s, checked together), then the frames.
@@ -151,7 +153,8 @@ def _fetch(spec: TaskSpec, media: MediaSource) -> _Given:
     if first_clip is not None and last_clip is not None:
         if not common.same_fps(first_clip.fps, last_clip.fps):
             raise errors.InvalidFile(
-                f"{FIRST_CLIP_FIELD} ({first_clip.fps:g} fps) and {LAST_CLIP_FIELD} "
+                f"{FIRST_CLIP_FIELD.mention} ({first_clip.fps:g} fps) and "
+                f"{LAST_CLIP_FIELD.mention} "
                 f"({last_clip.fps:g} fps) must have the same frame rate.",
                 code="InvalidFile.FPS",
             )
@@ -160,7 +163,8 @@ def _fetch(spec: TaskSpec, media: MediaSource) -> _Given:
         )
         if total > CLIP_SECONDS + 1e-6:
             raise errors.InvalidFile(
-                f"{FIRST_CLIP_FIELD} and {LAST_CLIP_FIELD} last {total:.2f} s together; "
+                f"{FIRST_CLIP_FIELD.mention} and {LAST_CLIP_FIELD.mention} last {total:.2f} s "
+                "together; "
                 f"together they must last at most {CLIP_SECONDS:g} s.",
                 code="InvalidFile.Duration",
             )
@@ -186,7 +190,7 @@ def _head_and_tail(
     given_count = len(first_indices) + len(last_indices)
     given_count += (given.first_frame is not None) + (given.last_frame is not None)
     if given_count >= n:
-        fields = ", ".join(field for field, _ in given.sizes())
+        fields = ", ".join(field.mention for field, _ in given.sizes())
         raise errors.InvalidFile(
             f"The given frames and clips ({fields}) make {given_count} frames, which "
             f"leaves none of the {n} output frames to generate.",
@@ -217,7 +221,8 @@ def _check_motion(clip: VideoClip, given: _Given) -> None:
     for field, other in given.clips():
         if not common.same_fps(clip.fps, other.fps):
             raise errors.InvalidFile(
-                f"{VIDEO_FIELD} ({clip.fps:g} fps) must have the frame rate of {field} "
+                f"{VIDEO_FIELD.mention} ({clip.fps:g} fps) must have the frame rate of "
+                f"{field.mention} "
                 f"({other.fps:g} fps).",
                 code="InvalidFile.FPS",
             )

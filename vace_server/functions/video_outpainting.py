@@ -1,7 +1,7 @@
 """`video_outpainting`: extend the frame beyond its edges.
 
-VACE outpainting (vace-inputs.md §4.5, contract §12): each frame is pasted onto a larger
-mid-gray canvas (mask 0 on the frame, 255 around it). Geometry (contract decision, "half"):
+VACE outpainting (docs/model-inputs.md §4.5, docs/contract.md §12): each frame is pasted onto a
+larger mid-gray canvas (mask 0 on the frame, 255 around it). Geometry (contract decision, "half"):
 for a W x H input the canvas is W/2 * (left + right) by H/2 * (top + bottom) and the frame sits
 at ((left - 1) * W/2, (top - 1) * H/2), so scales of 1.0 leave a side unchanged and 1.5 on all
 four sides gives 1.5W x 1.5H with the frame centred.
@@ -14,19 +14,21 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from vace_server import errors
+from vace_server.errors import InputField
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import Outpaint, TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["SCALE_FIELDS", "VIDEO_FIELD", "Placement", "build", "place"]
 
-VIDEO_FIELD = "input.video_url"
+VIDEO_FIELD = InputField.VIDEO
 SCALE_FIELDS = {
-    "top": "parameters.top_scale",
-    "bottom": "parameters.bottom_scale",
-    "left": "parameters.left_scale",
-    "right": "parameters.right_scale",
+    "top": InputField.OUTPAINT_TOP,
+    "bottom": InputField.OUTPAINT_BOTTOM,
+    "left": InputField.OUTPAINT_LEFT,
+    "right": InputField.OUTPAINT_RIGHT,
 }
 
 
@@ -51,7 +53,7 @@ def place(width: int, height: int, scales: Outpaint, profile: ModelProfile) -> P
     """
     for side, field in SCALE_FIELDS.items():
         if not 1.0 <= getattr(scales, side) <= 2.0:
-            raise errors.field_invalid(field)
+            raise errors.field_invalid(field.mention)
     canvas_w = width / 2 * (scales.left + scales.right)
     canvas_h = height / 2 * (scales.top + scales.bottom)
     pad_left = (scales.left - 1) * width / 2
@@ -78,7 +80,7 @@ def build(spec: TaskSpec, media: MediaSource, profile: ModelProfile) -> VaceInpu
     """
     # 1. What the API guarantees: a video and scales in [1, 2].
     if not spec.video_url:
-        raise errors.field_required(VIDEO_FIELD)
+        raise errors.field_required(VIDEO_FIELD.mention)
 
     # 2. The input: first 5 s, at least a video's worth (MIN_VIDEO_FRAMES at 16 fps).
     clip = media.fetch_video(spec.video_url, VIDEO_FIELD, max_seconds=common.VIDEO_SECONDS)

@@ -1,7 +1,7 @@
 """`video_repainting`: a new video that follows the input's motion or structure.
 
-VACE control-to-video (vace-inputs.md §4.2): the control renderings (pose, depth, scribble) of
-the input are the `video`, with no mask (the pipeline then generates everywhere);
+VACE control-to-video (docs/model-inputs.md §4.2): the control renderings (pose, depth, scribble)
+of the input are the `video`, with no mask (the pipeline then generates everywhere);
 `strength` is the context scale. An optional reference image replaces the subject
 (VACE "animate anything").
 """
@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from vace_server import errors
 from vace_server.annotators.base import AnnotatorSet
+from vace_server.errors import InputField
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
 
 from . import common
-from .base import MediaSource, ModelProfile, VaceInputs
 
 __all__ = ["CONTROL_FIELD", "REF_FIELD", "VIDEO_FIELD", "build"]
 
-VIDEO_FIELD = "input.video_url"
-REF_FIELD = "input.ref_images_url"
-CONTROL_FIELD = "parameters.control_condition"
+VIDEO_FIELD = InputField.VIDEO
+REF_FIELD = InputField.REFERENCES
+CONTROL_FIELD = InputField.CONTROL
 
 
 def build(
@@ -37,9 +39,9 @@ def build(
     """
     # 1. What the API guarantees: a video and a control condition.
     if not spec.video_url:
-        raise errors.field_required(VIDEO_FIELD)
+        raise errors.field_required(VIDEO_FIELD.mention)
     if spec.control is None:
-        raise errors.field_required(CONTROL_FIELD)
+        raise errors.field_required(CONTROL_FIELD.mention)
     # 2. The annotator first: a missing checkpoint fails before any download.
     annotator = common.annotator_or_fail(annotators, spec.control)
 

@@ -196,21 +196,6 @@ def is_public_address(address: IPAddress) -> bool:
     return refusal_reason(address) is None
 
 
-def parse_networks(text: str) -> tuple[IPNetwork, ...]:
-    """Comma-separated CIDRs (`"10.1.2.0/24, 127.0.0.2/32, fd00::/8"`; a bare address is its
-    /32 or /128). Returns: the networks. Raises: ValueError naming a bad entry (also one with
-    host bits set, such as 10.1.2.3/24)."""
-    networks: list[IPNetwork] = []
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry))
-        except ValueError as exc:
-            raise ValueError(f"bad network {entry!r} in the allowed networks: {exc}") from None
-    return tuple(networks)
-
-
 def _trusted(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         address = address.ipv4_mapped or ipaddress.IPv6Address(int(address))

@@ -6,7 +6,7 @@ private networks are allowed) and connects to a vetted IP, so every redirect hop
 a DNS answer cannot change between the check and the connect (DNS rebinding). TLS still
 verifies the original host name.
 
-Error mapping follows api-contract.md §8.2; the real reason is logged at WARNING.
+Error mapping follows docs/contract.md §8.2; the real reason is logged at WARNING.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-from vace_server.errors import InvalidFile, InvalidURL
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.addresses import (
     AddressPolicy,
     address_policy,
     is_plain_host,
     is_public_address,
-    parse_networks,
     refusal_reason,
 )
-from vace_server.settings import Settings
+from vace_server.settings import Settings, parse_networks
 
 __all__ = ["FetchedMedia", "UrlFetcher", "is_public_address", "system_resolver"]
 
@@ -252,11 +251,11 @@ class UrlFetcher:
         self._resolve = resolve or system_resolver
         self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
         self._allowed: AddressPolicy = address_allowed or address_policy(
-            allow_private=settings.media_allow_private_networks,
-            trusted=parse_networks(settings.media_allowed_networks),
+            allow_private=settings.media.media_allow_private_networks,
+            trusted=parse_networks(settings.media.media_allowed_networks),
         )
 
-    def fetch(self, url: str, *, field: str, max_bytes: int) -> FetchedMedia:
+    def fetch(self, url: str, *, field: InputField, max_bytes: int) -> FetchedMedia:
         """Downloads `url` (following up to `media_max_redirects` redirects, each hop checked).
 
         Returns: the body, its Content-Type and the final URL.
@@ -265,10 +264,10 @@ class UrlFetcher:
         InvalidURL.Timeout (connect/read timeout or the overall deadline), InvalidFile with
         code InvalidFile.Size when the body exceeds `max_bytes`."""
         s = self._settings
-        headers = {"User-Agent": s.media_user_agent, "Accept-Encoding": "identity"}
-        with _mapped_errors(url), self._client(s.media_total_timeout, headers) as client:
+        headers = {"User-Agent": s.media.media_user_agent, "Accept-Encoding": "identity"}
+        with _mapped_errors(url), self._client(s.media.media_total_timeout, headers) as client:
             current = _checked_url(url, url)
-            for _hop in range(s.media_max_redirects + 1):
+            for _hop in range(s.media.media_max_redirects + 1):
                 with client.stream("GET", current) as response:
                     if response.status_code in _REDIRECT_STATUSES:
                         location = response.headers.get("location")
@@ -284,13 +283,13 @@ class UrlFetcher:
                         content_type=response.headers.get("content-type"),
                         final_url=str(current),
                     )
-            raise _invalid(url, f"more than {s.media_max_redirects} redirects")
+            raise _invalid(url, f"more than {s.media.media_max_redirects} redirects")
 
     def post(self, url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> int:
         """POSTs `body` to an untrusted URL under the same address policy; redirects are not
         followed (a 3xx is returned as is). Returns the HTTP status.
         Raises: the same InvalidURL* errors as `fetch` (timeout covers the whole exchange)."""
-        sent = {"User-Agent": self._settings.media_user_agent, **headers}
+        sent = {"User-Agent": self._settings.media.media_user_agent, **headers}
         with _mapped_errors(url), self._client(timeout, sent) as client:
             response = client.post(_checked_url(url, url), content=body)
             return response.status_code
@@ -303,10 +302,10 @@ class UrlFetcher:
             _GuardedBackend(self._resolve, self._allowed, deadline), self._ssl_context
         )
         timeout = httpx.Timeout(
-            connect=s.media_connect_timeout,
-            read=s.media_read_timeout,
-            write=s.media_read_timeout,
-            pool=s.media_connect_timeout,
+            connect=s.media.media_connect_timeout,
+            read=s.media.media_read_timeout,
+            write=s.media.media_read_timeout,
+            pool=s.media.media_connect_timeout,
         )
         try:
             with httpx.Client(
@@ -379,12 +378,12 @@ def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
     return parsed
 
 
-def _read_capped(response: httpx.Response, field: str, max_bytes: int, url: str) -> bytes:
+def _read_capped(response: httpx.Response, field: InputField, max_bytes: int, url: str) -> bytes:
     """Reads the body, stopping as soon as it exceeds `max_bytes`.
 
     Returns: the body. Raises: InvalidFile (InvalidFile.Size)."""
     too_large = InvalidFile(
-        f"The file of {field} exceeds the size limit of {_format_mb(max_bytes)} MB.",
+        f"The file of {field.mention} exceeds the size limit of {_format_mb(max_bytes)} MB.",
         code="InvalidFile.Size",
     )
     declared = response.headers.get("content-length")

@@ -1,4 +1,4 @@
-"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (api-contract §4).
+"""Image inputs: download through `UrlFetcher`, sniff, check, decode to RGB (docs/contract.md §4).
 
 `MediaFetcher` (the `MediaSource` implementation) also fetches mask images and videos; video
 checks and decoding live in `vace_server.media.video`."""
@@ -12,13 +12,12 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from vace_server.errors import InvalidFile
-from vace_server.functions.base import MediaSource, VideoClip
+from vace_server.errors import InputField, InvalidFile
+from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.media.fetch import UrlFetcher
-from vace_server.media.uploaded import UploadScope, is_upload_url, read_upload
+from vace_server.media.uploaded import UploadResolver, UploadScope, is_upload_url, read_upload
 from vace_server.media.video import VIDEO_MAX_BYTES, VIDEO_MAX_PIXELS, open_video
 from vace_server.settings import Settings
-from vace_server.storage.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +53,15 @@ def _open_error() -> InvalidFile:
     )
 
 
-def _resolution_error(field: str, width: int, height: int) -> InvalidFile:
+def _resolution_error(field: InputField, width: int, height: int) -> InvalidFile:
     return InvalidFile(
-        f"The resolution of {field} is {width}x{height}; width and height must each be in "
+        f"The resolution of {field.mention} is {width}x{height}; width and height must each be in "
         f"[{IMAGE_MIN_SIDE}, {IMAGE_MAX_SIDE}] px.",
         code="InvalidFile.Resolution",
     )
 
 
-def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
+def _open_sniffed(data: bytes, field: InputField, size_rule: str) -> Image.Image:
     """Sniffs the format and opens the body lazily (header only). `size_rule` ends the
     decompression-bomb message.
 
@@ -70,7 +69,8 @@ def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
     fmt = sniff_image_format(data)
     if fmt is None:
         raise InvalidFile(
-            f"The format of {field} is not supported; allowed formats: {ALLOWED_FORMATS_TEXT}.",
+            f"The format of {field.mention} is not supported; allowed formats: "
+            f"{ALLOWED_FORMATS_TEXT}.",
             code="InvalidFile.Format",
         )
     try:
@@ -82,14 +82,15 @@ def _open_sniffed(data: bytes, field: str, size_rule: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         logger.warning("%s: decompression bomb refused: %s", field, exc)
         raise InvalidFile(
-            f"The resolution of {field} is too large; {size_rule}", code="InvalidFile.Resolution"
+            f"The resolution of {field.mention} is too large; {size_rule}",
+            code="InvalidFile.Resolution",
         ) from exc
     except Exception as exc:  # Pillow raises many types for a bad header
         logger.warning("%s: cannot open %s image: %r", field, fmt, exc)
         raise _open_error() from exc
 
 
-def load_image(data: bytes, field: str) -> Image.Image:
+def load_image(data: bytes, field: InputField) -> Image.Image:
     """Checks and decodes an image body. `field` names the request field in error messages.
 
     Order: sniff the format, read only the header and check the size (so a decompression
@@ -117,7 +118,7 @@ def load_image(data: bytes, field: str) -> Image.Image:
             raise _open_error() from exc
 
 
-def load_mask_image(data: bytes, field: str) -> Image.Image:
+def load_mask_image(data: bytes, field: InputField) -> Image.Image:
     """Checks and decodes a mask image body: the image formats, no [360, 2000] rule (a mask must
     match its video instead, checked by the caller).
 
@@ -136,8 +137,8 @@ def load_mask_image(data: bytes, field: str) -> Image.Image:
         width, height = image.size
         if width * height > MASK_MAX_PIXELS:
             raise InvalidFile(
-                f"The resolution of {field} is {width}x{height}; a mask must match its video, "
-                f"and this server decodes videos of at most 3840x2160 ({MASK_MAX_PIXELS} "
+                f"The resolution of {field.mention} is {width}x{height}; a mask must match its "
+                f"video, and this server decodes videos of at most 3840x2160 ({MASK_MAX_PIXELS} "
                 "pixels).",
                 code="InvalidFile.Resolution",
             )
@@ -183,15 +184,17 @@ class MediaFetcher:
     """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image`,
     `load_mask_image` and `video.open_video` for checks and decoding.
 
-    `oss://` URLs are refused (InvalidURL) unless the source is bound to a task by `for_task`;
-    then they are read from the upload store and go through the same checks as downloads."""
+    `oss://` URLs are refused (InvalidURL) unless the source has an upload resolver (`uploads`,
+    injected by whoever builds it: the worker runtime passes its `UploadStore`) and is bound to
+    a task by `for_task`; then they are read through it and go through the same checks as
+    downloads."""
 
     def __init__(
         self,
         settings: Settings,
         fetcher: UrlFetcher | None = None,
         *,
-        uploads: UploadStore | None = None,
+        uploads: UploadResolver | None = None,
         scope: UploadScope | None = None,
     ) -> None:
         self._settings = settings
@@ -200,34 +203,31 @@ class MediaFetcher:
         self._scope = scope
 
     def for_task(self, account: str, model: str) -> MediaFetcher:
-        """This source for one task: `oss://` keys resolve to uploads of `account` for `model`.
-
-        Side effects: the first call opens the upload store (data_dir/uploads, the database)."""
-        if self._uploads is None:
-            self._uploads = UploadStore.from_settings(self._settings)
+        """This source for one task: `oss://` keys resolve to uploads of `account` for `model`
+        (through the injected resolver; without one they stay refused)."""
         scope = UploadScope(account, model)
         return MediaFetcher(self._settings, self._fetcher, uploads=self._uploads, scope=scope)
 
-    def _read(self, url: str, field: str, max_bytes: int) -> bytes:
+    def _read(self, url: str, field: InputField, max_bytes: int) -> bytes:
         if is_upload_url(url):
             return read_upload(self._uploads, self._scope, url, field, max_bytes)
         return self._fetcher.fetch(url, field=field, max_bytes=max_bytes).data
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one image.
 
         Returns: an RGB image with sides in [360, 2000].
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
         return load_image(self._read(url, field, IMAGE_MAX_BYTES), field)
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one mask image.
 
         Returns: an "L" image, pixel values as stored (see `load_mask_image`).
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
         return load_mask_image(self._read(url, field, IMAGE_MAX_BYTES), field)
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         """Downloads (≤ 50 MB) and checks (MP4, ≥ 16 fps, at least one frame) a video.
 
         Returns: a VideoClip of its first `max_seconds`, decoded by `read` (see

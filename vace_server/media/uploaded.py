@@ -1,18 +1,22 @@
-"""`oss://<key>` media: files received through the temporary upload flow (api-contract §10).
+"""`oss://<key>` media: files received through the temporary upload flow (docs/contract.md).
 
-A key resolves only for the task's own account and (normalised) model, before it expires;
-anything else fails the task with `InvalidURL`, exactly like an unreachable download. The bytes
-then go through the same checks as a download (size cap here, never reading more than one byte
-past it, from a local file or an S3 object alike; sniffing and decoding by the caller)."""
+A key resolves only for the task's own account and upload model (`TaskSpec.upload_model`),
+before it expires; anything else fails the task with `InvalidURL`, exactly like an unreachable
+download. The bytes then go through the same checks as a download (size cap here, never reading
+more than one byte past it, from a local file or an S3 object alike; sniffing and decoding by the
+caller).
+
+Which keys are live is the upload store's business (`vace_server.tasks.uploads.UploadStore`);
+media/ only sees it as an `UploadResolver`, injected by whoever builds the media source (the
+worker runtime), so this I/O leaf imports no database code."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from vace_server.errors import InvalidFile, InvalidURL
-from vace_server.storage.uploads import UploadStore
+from vace_server.errors import InputField, InvalidFile, InvalidURL
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +31,25 @@ class UploadScope:
     model: str
 
 
+class UploadResolver(Protocol):
+    """Opens the file of an upload that `account` may read for `model`."""
+
+    def open(self, key: str, *, account: str, model: str) -> BinaryIO | None:
+        """A stream (closed by the caller) of a live upload of `account` and `model`; None when
+        the key is unknown, expired, another account's or model's, or its file is missing."""
+        ...
+
+
 def is_upload_url(url: str) -> bool:
     return url.startswith(OSS_PREFIX)
 
 
 def read_upload(
-    store: UploadStore | None, scope: UploadScope | None, url: str, field: str, max_bytes: int
+    store: UploadResolver | None,
+    scope: UploadScope | None,
+    url: str,
+    field: InputField,
+    max_bytes: int,
 ) -> bytes:
     """The bytes of an uploaded file, at most `max_bytes`.
 
@@ -54,7 +71,8 @@ def read_upload(
     if len(data) > max_bytes:
         log.warning("%s: upload %s exceeds %d bytes", field, url, max_bytes)
         raise InvalidFile(
-            f"The file of {field} exceeds the size limit of {max_bytes / (1024 * 1024):g} MB.",
+            f"The file of {field.mention} exceeds the size limit of "
+            f"{max_bytes / (1024 * 1024):g} MB.",
             code="InvalidFile.Size",
         )
     return data

@@ -1,4 +1,4 @@
-"""Video inputs: sniff, probe and decode MP4 bodies from memory (api-contract §4).
+"""Video inputs: sniff, probe and decode MP4 bodies from memory (docs/contract.md §4).
 
 Contract rules: MP4 only, ≥ 16 fps, ≤ 50 MB (enforced while downloading), only the first N
 seconds are used (the caller's `max_seconds`: 5 s for `video_url`, 3 s for clips; the frame at
@@ -33,8 +33,8 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from vace_server.errors import InvalidFile
-from vace_server.functions.base import VideoClip
+from vace_server.errors import InputField, InvalidFile
+from vace_server.media.clip import VideoClip
 
 logger = logging.getLogger(__name__)
 
@@ -79,48 +79,48 @@ def _open_error() -> InvalidFile:
     return InvalidFile(OPEN_ERROR_MESSAGE, code="InvalidFile.Openerror")
 
 
-def _format_error(field: str) -> InvalidFile:
+def _format_error(field: InputField) -> InvalidFile:
     return InvalidFile(
-        f"The format of {field} is not supported; allowed format: MP4.",
+        f"The format of {field.mention} is not supported; allowed format: MP4.",
         code="InvalidFile.Format",
     )
 
 
-def _fps_error(field: str, fps: float) -> InvalidFile:
+def _fps_error(field: InputField, fps: float) -> InvalidFile:
     return InvalidFile(
-        f"The frame rate of {field} is {fps:.3g} fps; the video must have at least "
+        f"The frame rate of {field.mention} is {fps:.3g} fps; the video must have at least "
         f"{VIDEO_MIN_FPS} fps.",
         code="InvalidFile.FPS",
     )
 
 
-def _frame_size_error(field: str, width: int, height: int) -> InvalidFile:
+def _frame_size_error(field: InputField, width: int, height: int) -> InvalidFile:
     return InvalidFile(
-        f"The resolution of {field} is {width}x{height}; this server decodes videos of at most "
-        f"3840x2160 ({VIDEO_MAX_PIXELS} pixels per frame).",
+        f"The resolution of {field.mention} is {width}x{height}; this server decodes videos of "
+        f"at most 3840x2160 ({VIDEO_MAX_PIXELS} pixels per frame).",
         code="InvalidFile.Resolution",
     )
 
 
-def _budget_error(field: str, width: int, height: int, fps: float) -> InvalidFile:
+def _budget_error(field: InputField, width: int, height: int, fps: float) -> InvalidFile:
     return InvalidFile(
-        f"The video {field} ({width}x{height} at {fps:.3g} fps) is too large to decode; this "
-        f"server decodes at most {VIDEO_MAX_DECODED_PIXELS} pixels per video "
+        f"The video {field.mention} ({width}x{height} at {fps:.3g} fps) is too large to decode; "
+        f"this server decodes at most {VIDEO_MAX_DECODED_PIXELS} pixels per video "
         "(e.g. 5 s of 3840x2160 at 30 fps).",
         code="InvalidFile.Resolution",
     )
 
 
-def _no_video_error(field: str) -> InvalidFile:
+def _no_video_error(field: InputField) -> InvalidFile:
     return InvalidFile(
-        f"{field} has no video stream (an audio-only or data-only MP4); a video is needed.",
+        f"{field.mention} has no video stream (an audio-only or data-only MP4); a video is needed.",
         code="InvalidFile.Format",
     )
 
 
-def _no_frames_error(field: str) -> InvalidFile:
+def _no_frames_error(field: InputField) -> InvalidFile:
     return InvalidFile(
-        f"{field} has no video frames; a video with at least one frame is needed.",
+        f"{field.mention} has no video frames; a video with at least one frame is needed.",
         code="InvalidFile.Duration",
     )
 
@@ -138,7 +138,7 @@ def sniff_mp4(data: bytes) -> bool:
 
 
 @contextmanager
-def _open_mp4(data: bytes, field: str) -> Iterator[InputContainer]:
+def _open_mp4(data: bytes, field: InputField) -> Iterator[InputContainer]:
     """Opens the body with the mov/mp4 demuxer, from memory.
 
     Raises: InvalidFile.Format (not MP4), InvalidFile.Openerror (the demuxer rejects it)."""
@@ -186,7 +186,7 @@ def _has_top_level_box(data: bytes, kind: bytes) -> bool:
 
 
 def _probe_container(
-    container: InputContainer, field: str, data: bytes
+    container: InputContainer, field: InputField, data: bytes
 ) -> tuple[VideoProbe, VideoStream]:
     """Reads the first video stream's header figures and applies the probe checks.
 
@@ -236,7 +236,7 @@ def _probe_container(
     return VideoProbe(fps, frame_count, duration, width, height, codec), stream
 
 
-def probe_video(data: bytes, field: str) -> VideoProbe:
+def probe_video(data: bytes, field: InputField) -> VideoProbe:
     """Checks an MP4 body from its headers, decoding no frame. `field` names the request field
     in error messages.
 
@@ -344,7 +344,7 @@ class Mp4Clip(VideoClip):
     """A checked MP4 body and its kept span; frames are decoded only by `read`."""
 
     def __init__(
-        self, data: bytes, field: str, probe: VideoProbe, span: _Span, size: tuple[int, int]
+        self, data: bytes, field: InputField, probe: VideoProbe, span: _Span, size: tuple[int, int]
     ) -> None:
         super().__init__(fps=probe.fps, width=size[0], height=size[1], frame_count=span.count)
         self._data = data
@@ -395,7 +395,7 @@ class Mp4Clip(VideoClip):
         raise _open_error()
 
 
-def open_video(data: bytes, field: str, *, max_seconds: float) -> Mp4Clip:
+def open_video(data: bytes, field: InputField, *, max_seconds: float) -> Mp4Clip:
     """Checks an MP4 body and finds its first `max_seconds` (the frame at exactly
     `max_seconds` included, at most `round(max_seconds * fps) + 1` frames), decoding one frame.
 

@@ -1,4 +1,4 @@
-"""The "AI生成" mark at the bottom right of delivered videos (api-contract §12)."""
+"""The "AI生成" mark at the bottom right of delivered videos (docs/contract.md §12)."""
 
 from __future__ import annotations
 

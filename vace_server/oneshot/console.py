@@ -16,6 +16,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from vace_server.api.wire_names import wire_message
 from vace_server.tasks.progress import Stage, TaskProgress
 
 
@@ -79,7 +80,8 @@ class ConsoleProgress:
             self._row = self._display.add_task(label, total=None, info="", failed=False)
             self._label = label
         assert self._row is not None
-        description = f"{label}: {detail}" if detail else label
+        # the detail names fields by their mentions (StagedMedia): shown as wire names
+        description = f"{label}: {wire_message(detail)}" if detail else label
         self._display.update(self._row, description=description)
 
     def _finish_row(self) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from vace_server.api.validation import SEED_MAX, RequestValues, parse_request_values
 from vace_server.api.wire_media import check_url
+from vace_server.api.wire_names import CANONICAL_MODEL
 from vace_server.errors import ServiceError
 from vace_server.tasks.spec import TaskSpec
 
@@ -19,7 +20,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-WIRE_MODEL = "wanx2.1-vace-plus"
+WIRE_MODEL = CANONICAL_MODEL
 _REMOTE_SCHEMES = ("http://", "https://")
 
 

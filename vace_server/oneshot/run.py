@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from rich.console import Console
 
+from vace_server.api.wire_names import wire_message
 from vace_server.errors import AlgoError, ServiceError, UploadError
-from vace_server.functions.base import MediaSource
+from vace_server.media.clip import MediaSource
 from vace_server.oneshot.console import ConsoleProgress
 from vace_server.oneshot.local_media import LocalMediaSource
 from vace_server.oneshot.request import (
@@ -60,7 +60,7 @@ def generate_one(
         remote = MediaFetcher(settings)
 
     with ConsoleProgress(console) as progress:
-        progress.loading(settings.model)
+        progress.loading(settings.engine.model)
         pipeline = TaskPipeline(
             model=load_model(settings),
             annotators=load_annotators(settings),
@@ -71,14 +71,16 @@ def generate_one(
         return pipeline(spec, LocalMediaSource(remote), out, on_progress=progress)
 
 
-def _configure_logging(console: Console) -> None:
-    """Library logs go above the progress display, at WARNING unless VACE_LOG_LEVEL says
-    otherwise. An already configured root logger (embedding, pytest) is left alone."""
+def _configure_logging(console: Console, settings: Settings) -> None:
+    """Library logs go above the progress display, only warnings and errors unless
+    VACE_LOG_LEVEL is set (its default suits a server's log, not a terminal's progress).
+    An already configured root logger (embedding, pytest) is left alone."""
     from rich.logging import RichHandler
 
     if logging.getLogger().handlers:
         return
-    level = os.environ.get("VACE_LOG_LEVEL", "WARNING").upper()
+    chosen = "log_level" in settings.logging.model_fields_set
+    level = settings.logging.log_level if chosen else "WARNING"
     handler = RichHandler(console=console, show_path=False, show_time=False)
     if level != "DEBUG":  # errors are reported as `<code>: <message>`, not as a traceback
         handler.addFilter(_without_traceback)
@@ -105,7 +107,7 @@ def run(
     from vace_server.engine.loader import ModelLoadError
 
     err = console or Console(stderr=True)
-    _configure_logging(err)
+    _configure_logging(err, settings)
 
     def report(code: str, message: str, cause: BaseException | None = None) -> None:
         err.print(f"[bold red]{code}[/]: ", end="")
@@ -117,11 +119,11 @@ def run(
     try:
         result = generate_one(options, settings, err, remote=remote)
     except UsageError as exc:
-        report(exc.code, exc.message)
+        report(exc.code, wire_message(exc.message))
         return EXIT_USAGE
     except ServiceError as exc:
         cause = exc.__cause__ if isinstance(exc, AlgoError | UploadError) else None
-        report(exc.code, exc.message, cause)
+        report(exc.code, wire_message(exc.message), cause)
         return EXIT_FAILED
     except (ModelLoadError, AnnotatorLoadError) as exc:
         report(type(exc).__name__, str(exc))

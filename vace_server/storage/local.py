@@ -19,7 +19,8 @@ class LocalStorage:
     """`Storage` in a folder: objects under `root`; keys are relative, slash-separated, never
     absolute. Links are HMAC-signed and served by the API (`routes_outputs`)."""
 
-    def __init__(self, root: Path, *, public_base_url: str, secret: bytes) -> None:
+    def __init__(self, root: Path, *, public_base_url: str, secret: bytes | None) -> None:
+        """`secret`: None in a process that signs no links (a worker only writes and deletes)."""
         self.root = root.resolve()
         self.public_base_url = public_base_url.rstrip("/")
         self._secret = secret
@@ -80,6 +81,8 @@ class LocalStorage:
         return hmac.compare_digest(self._sign(key, expires_ms).encode(), given)
 
     def _sign(self, key: str, expires_ms: int) -> str:
+        if self._secret is None:
+            raise RuntimeError("this process holds no URL-signing secret (workers sign no links)")
         msg = f"{key}\n{expires_ms}".encode("utf-8", "surrogatepass")
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 

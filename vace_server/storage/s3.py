@@ -14,8 +14,8 @@ import mimetypes
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.storage.base import S3Location, check_key
-from vace_server.tasks.store import Clock, wall_clock_ms
 
 if TYPE_CHECKING:
     from vace_server.settings import Settings
@@ -33,20 +33,21 @@ def make_client(settings: Settings) -> Any:
     import boto3
     from botocore.config import Config
 
-    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+    key_id, hidden = settings.storage.s3_access_key_id, settings.storage.s3_secret_access_key
+    secret = hidden.get_secret_value() if hidden else None
     if bool(key_id) != bool(secret):
         raise ValueError("set both VACE_S3_ACCESS_KEY_ID and VACE_S3_SECRET_ACCESS_KEY, or neither")
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": settings.s3_addressing_style},
+        s3={"addressing_style": settings.storage.s3_addressing_style},
         retries={"max_attempts": 5, "mode": "standard"},
         connect_timeout=10,
         read_timeout=60,
     )
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=settings.s3_endpoint_url or None,
-        region_name=settings.s3_region or None,
+        endpoint_url=settings.storage.s3_endpoint_url or None,
+        region_name=settings.storage.s3_region or None,
         aws_access_key_id=key_id or None,
         aws_secret_access_key=secret or None,
         config=config,
@@ -88,7 +89,7 @@ class S3Storage:
         return cls(
             make_client(settings),
             location,
-            presign_max_seconds=settings.s3_presign_max_seconds,
+            presign_max_seconds=settings.storage.s3_presign_max_seconds,
             clock=clock,
         )
 

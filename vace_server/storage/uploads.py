@@ -1,81 +1,34 @@
-"""Temporary uploads (api-contract §10): the files behind `oss://<key>` media URLs.
+"""The bytes of temporary uploads (the files behind `oss://<key>` media URLs; docs/contract.md).
 
-An upload has one row in `uploads` binding it to the account and the (normalised) model of the
-policy it was uploaded with, for 48 hours, and one file kept by an `UploadFiles` backend: a
-local folder (`<root>/<key>`, the default) or, with `VACE_STORAGE_URL=s3://...`, an object store
-(`<prefix>/uploads/<key>`). Uploads are never overwritten: the row is inserted first (the
-primary key makes a taken key fail), then the file is placed without replacing anything (a hard
-link locally, `If-None-Match: *` on S3). Incoming bytes always stream to a private temporary
-file under `<root>/.incoming` first.
+One file per upload, kept by an `UploadFiles` backend: a local folder (`<root>/<key>`, the
+default) or, with `VACE_STORAGE_URL=s3://...`, an object store (`<prefix>/uploads/<key>`).
+Files are placed without replacing anything (a hard link locally, `If-None-Match: *` on S3).
+Incoming bytes always stream to a private temporary file under `<root>/.incoming` first.
+The rows binding an upload to its account, model and expiry live with the other tables, in
+`vace_server.tasks.uploads`, which composes the two.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from sqlalchemy import BigInteger, Column, Engine, Index, String, Table, delete, insert, select
-from sqlalchemy.exc import IntegrityError
-
 from vace_server.settings import Settings
 from vace_server.storage.base import S3Location, parse_storage_url
-from vace_server.tasks import db
-from vace_server.tasks.models import metadata
-from vace_server.tasks.store import Clock, wall_clock_ms
 
 if TYPE_CHECKING:
     from vace_server.storage.s3 import S3Storage
 
-log = logging.getLogger(__name__)
-
-UPLOAD_TTL_MS = 48 * 3_600_000
 INCOMING_DIR = ".incoming"  # partial uploads; keys never start with "."
 STALE_INCOMING_SECONDS = 3_600.0
-
-# Both upstream names of the VACE model are one model (api-contract §1).
-VACE_MODEL_NAMES = frozenset({"wanx2.1-vace-plus", "wan2.1-vace-plus"})
-CANONICAL_MODEL = "wanx2.1-vace-plus"
-
-uploads = Table(
-    "uploads",
-    metadata,
-    Column("key", String(512), primary_key=True),
-    Column("account", String(128), nullable=False),
-    Column("model", String(64), nullable=False),
-    Column("size_bytes", BigInteger, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("expires_ms", BigInteger, nullable=False),
-    Index("ix_uploads_expires", "expires_ms"),
-)
-
-
-def normalise_model(name: str) -> str:
-    """The model an upload is bound to: both VACE names give the same value."""
-    return CANONICAL_MODEL if name in VACE_MODEL_NAMES else name
-
-
-class UploadExists(Exception):
-    """The key is already taken (uploads never overwrite)."""
 
 
 class UploadTooLarge(Exception):
     """The file grew past the policy's maximum size."""
-
-
-@dataclass(frozen=True)
-class UploadRecord:
-    key: str
-    account: str
-    model: str
-    size_bytes: int
-    created_ms: int
-    expires_ms: int
 
 
 class PartialUpload:
@@ -217,159 +170,34 @@ class ObjectUploadFiles:
             return
 
 
-class UploadStore:
-    """Upload rows in the `uploads` table plus their files in `files` (default: the folder
-    `root`); partial uploads always go to `root/.incoming`."""
+def upload_files_for(settings: Settings) -> UploadFiles | None:
+    """The object-store backend when `storage_url` is s3://bucket/prefix (files under
+    `prefix/uploads/`); None for the default, the local folder `data_dir/uploads`.
 
-    def __init__(
-        self,
-        engine: Engine,
-        root: Path,
-        *,
-        ttl_ms: int = UPLOAD_TTL_MS,
-        clock: Clock = wall_clock_ms,
-        files: UploadFiles | None = None,
-    ) -> None:
-        self.engine = engine
-        self.root = root.resolve()
-        self.ttl_ms = ttl_ms
-        self._now = clock
-        self.files: UploadFiles = files or LocalUploadFiles(self.root)
-        self._incoming = self.root / INCOMING_DIR
-        self._incoming.mkdir(parents=True, exist_ok=True)
+    Side effects: S3 builds a boto3 client (no request is made)."""
+    where = parse_storage_url(settings.storage.storage_url, settings.store.data_dir)
+    if not isinstance(where, S3Location):
+        return None
+    from vace_server.storage.s3 import S3Storage
 
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, engine: Engine | None = None, *, clock: Clock = wall_clock_ms
-    ) -> UploadStore:
-        """The store on the configured database (a new engine unless given), with files in
-        `data_dir/uploads` or, when `storage_url` is s3://bucket/prefix, under
-        `prefix/uploads/`. Side effects: creates the folder (partial uploads live there)."""
-        engine = engine or db.make_engine(settings.resolved_database_url())
-        files: UploadFiles | None = None
-        where = parse_storage_url(settings.storage_url, settings.data_dir)
-        if isinstance(where, S3Location):
-            from vace_server.storage.s3 import S3Storage
+    return ObjectUploadFiles(S3Storage.from_settings(settings, where.under("uploads")))
 
-            files = ObjectUploadFiles(S3Storage.from_settings(settings, where.under("uploads")))
-        return cls(engine, settings.data_dir / "uploads", clock=clock, files=files)
 
-    def path_for(self, key: str) -> Path:
-        """The local file of `key` (folder backend only). Raises ValueError for keys escaping
-        the root or the incoming dir, TypeError when files live in an object store."""
-        if not isinstance(self.files, LocalUploadFiles):
-            raise TypeError("uploads are not kept in a local folder")
-        return self.files.path_for(key)
+class IncomingFolder:
+    """`<root>/.incoming`: the private temporary files uploads are received into."""
 
-    # ------------------------------------------------------------------ receiving
+    def __init__(self, root: Path) -> None:
+        self.path = root.resolve() / INCOMING_DIR
+        self.path.mkdir(parents=True, exist_ok=True)
+
     def begin(self, max_bytes: int) -> PartialUpload:
         """A new temporary file for an incoming upload. Side effects: creates it."""
-        return PartialUpload(self._incoming / f"{secrets.token_hex(16)}.part", max_bytes)
+        return PartialUpload(self.path / f"{secrets.token_hex(16)}.part", max_bytes)
 
-    def commit(self, part: PartialUpload, key: str, *, account: str, model: str) -> UploadRecord:
-        """Records a finished upload under `key`, then places its file without ever replacing
-        one. The partial file is discarded in every case.
-
-        Returns: the record. Raises: UploadExists (key taken: it has a row, or the backend
-        already holds a file), ValueError (bad key). Side effects: one INSERT (removed again
-        when placing fails), the file appears in the backend."""
-        part.close()
-        try:
-            self.files.check_key(key)
-            rec = self.record(key, account=account, model=model, size_bytes=part.size)
-            try:
-                self.files.place(part.path, key)
-            except FileExistsError:
-                self._forget(key)
-                raise UploadExists(key) from None
-            except BaseException:
-                self._forget(key)
-                raise
-            return rec
-        finally:
-            part.discard()
-
-    def record(self, key: str, *, account: str, model: str, size_bytes: int) -> UploadRecord:
-        """Inserts the row of an upload, valid for `ttl_ms` from now.
-
-        Returns: the record. Raises: UploadExists when `key` already has a row."""
-        now = self._now()
-        rec = UploadRecord(
-            key=key,
-            account=account,
-            model=normalise_model(model),
-            size_bytes=size_bytes,
-            created_ms=now,
-            expires_ms=now + self.ttl_ms,
-        )
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(uploads).values(**asdict(rec)))
-        except IntegrityError:
-            raise UploadExists(key) from None
-        return rec
-
-    def _forget(self, key: str) -> None:
-        """Deletes the row of an upload whose file could not be placed."""
-        with self.engine.begin() as conn:
-            conn.execute(delete(uploads).where(uploads.c.key == key))
-
-    # ------------------------------------------------------------------ reading
-    def is_live(self, key: str, *, account: str, model: str) -> bool:
-        """True when `key` has a row that has not expired and belongs to `account` and
-        (normalised) `model`."""
-        cond = (
-            uploads.c.key == key,
-            uploads.c.account == account,
-            uploads.c.model == normalise_model(model),
-            uploads.c.expires_ms > self._now(),
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(select(uploads.c.key).where(*cond)).first()
-        return row is not None
-
-    def open(self, key: str, *, account: str, model: str) -> BinaryIO | None:
-        """A stream of the file of a live upload of `account` and `model` (see `is_live`),
-        closed by the caller; None when not live or its file is missing."""
-        if not self.is_live(key, account=account, model=model):
-            return None
-        return self.files.open(key)
-
-    def resolve(self, key: str, *, account: str, model: str) -> Path | None:
-        """The local file of a live upload (folder backend only; see `open` for any backend);
-        None when not live or the file is missing."""
-        if not self.is_live(key, account=account, model=model):
-            return None
-        try:
-            path = self.path_for(key)
-        except ValueError:
-            return None
-        return path if path.is_file() else None
-
-    # ------------------------------------------------------------------ housekeeping
-    def purge_expired(self) -> list[str]:
-        """Deletes expired uploads (rows, then files) and stale partial files.
-
-        Returns: the purged keys. Side effects: DELETEs, file / object removals (a failed
-        removal is logged; the row is gone either way)."""
-        now = self._now()
-        expired = uploads.c.expires_ms <= now
-        with self.engine.begin() as conn:
-            keys = [r[0] for r in conn.execute(select(uploads.c.key).where(expired))]
-            if keys:
-                conn.execute(delete(uploads).where(expired, uploads.c.key.in_(keys)))
-        for key in keys:
-            try:
-                self.files.remove(key)
-            except Exception:
-                log.exception("could not remove the file of expired upload %s", key)
-        self._sweep_incoming()
-        return keys
-
-    def _sweep_incoming(self) -> None:
+    def sweep(self) -> None:
         """Removes partial files left behind by a crashed receiver."""
         cutoff = time.time() - STALE_INCOMING_SECONDS
-        for entry in self._incoming.glob("*.part"):
+        for entry in self.path.glob("*.part"):
             with contextlib.suppress(OSError):
                 if entry.stat().st_mtime < cutoff:
                     entry.unlink()

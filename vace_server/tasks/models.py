@@ -77,6 +77,20 @@ webhooks = Table(
     Index("ix_webhooks_due", "state", "next_attempt_ms"),
 )
 
+# One row per temporary upload (the file behind an `oss://<key>` URL; its bytes live in
+# storage/uploads.py), binding it to an account and a model until `expires_ms`.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("account", String(128), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("ix_uploads_expires", "expires_ms"),
+)
+
 
 @dataclass(frozen=True)
 class TaskRecord:

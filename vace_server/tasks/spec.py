@@ -73,12 +73,12 @@ class EngineParams:
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineParams:
         return cls(
-            num_frames=settings.num_frames,
-            fps=settings.fps,
-            guidance_scale=settings.guidance_scale,
-            num_inference_steps=settings.num_inference_steps,
-            flow_shift=settings.flow_shift,
-            generation_area=settings.generation_area,
+            num_frames=settings.engine.num_frames,
+            fps=settings.engine.fps,
+            guidance_scale=settings.engine.guidance_scale,
+            num_inference_steps=settings.engine.num_inference_steps,
+            flow_shift=settings.engine.flow_shift,
+            generation_area=settings.engine.generation_area,
         )
 
 
@@ -89,13 +89,16 @@ class TaskSpec:
     `seed` is always set (drawn at submission when the client gave none), so a retried
     task produces the same video; so is `engine` for tasks accepted by the API (None in rows
     written before it was recorded: the worker's settings apply). `size` is (width, height)
-    where the function takes one.
+    where the function takes one. `model_name` is the model as the client named it (shown in
+    task lists) and `upload_model` the key its `oss://` uploads are bound to; the API sets both
+    ("" for a task that no client named a model for).
     """
 
     function: VaceFunction
     prompt: str
     seed: int
-    model_name: str = "wanx2.1-vace-plus"
+    model_name: str = ""
+    upload_model: str = ""
     negative_prompt: str | None = None
     prompt_extend: bool = True
     watermark: bool = False
@@ -123,6 +126,10 @@ class TaskSpec:
     @classmethod
     def from_json(cls, text: str) -> TaskSpec:
         raw: dict[str, Any] = json.loads(text)
+        # Rows written before `upload_model` was recorded: the model as the client named it
+        # (the same key for the canonical name; a task of that age still pending that names the
+        # other one would not find its `oss://` uploads).
+        raw.setdefault("upload_model", raw.get("model_name", ""))
         raw["function"] = VaceFunction(raw["function"])
         raw["size"] = tuple(raw["size"]) if raw.get("size") else None
         raw["references"] = tuple(

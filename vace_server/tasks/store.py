@@ -11,27 +11,21 @@ from __future__ import annotations
 
 import enum
 import json
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, Select, Update, and_, func, insert, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.tasks.models import TaskRecord, tasks, webhooks
 from vace_server.tasks.recovery import RecoveryMixin
 from vace_server.tasks.spec import TaskSpec
 from vace_server.tasks.status import TaskStatus
 from vace_server.tasks.transient import RETRY_SECONDS, RetryingAccess
 from vace_server.tasks.wakeup import WorkWaiter, notify_work, waiter_for
-
-Clock = Callable[[], int]
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class CancelOutcome(enum.Enum):

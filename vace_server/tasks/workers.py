@@ -33,8 +33,8 @@ from sqlalchemy import (
     update,
 )
 
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.tasks.models import metadata
-from vace_server.tasks.store import Clock, wall_clock_ms
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, select, update
 
+from vace_server.clock import Clock, wall_clock_ms
 from vace_server.tasks.models import TaskRecord, tasks, webhooks
 from vace_server.tasks.status import TaskStatus
-from vace_server.tasks.store import Clock, wall_clock_ms
 
 # Seconds to wait after the n-th failed attempt (then FAILED for good).
 BACKOFF_SECONDS = (2, 10, 30, 120, 600, 1800, 3600)

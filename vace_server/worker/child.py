@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, from_worker_payload
 
 if TYPE_CHECKING:
     from vace_server.worker.runtime import WorkerRuntime
@@ -25,7 +25,7 @@ def run_worker(
     second_signal_kills: bool = True,
 ) -> None:
     """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT: the task
-    in hand may go on for `settings.stop_grace_seconds`, then it stops at its next checkpoint
+    in hand may go on for `settings.queue.stop_grace_seconds`, then it stops at its next checkpoint
     and goes back to the queue (its attempt not counted).
 
     With `second_signal_kills`, a second signal kills at once (an operator at a terminal);
@@ -44,7 +44,7 @@ def run_worker(
                 signal.signal(signum, signal.SIG_DFL)
                 signal.raise_signal(signum)
             return
-        grace = settings.stop_grace_seconds
+        grace = settings.queue.stop_grace_seconds
         log.info(
             "worker %s: signal %d, stopping (a task in hand has %gs to finish, else it is "
             "requeued)",
@@ -81,8 +81,8 @@ def child_main(settings_json: str, worker_id: str, report: Any, parent_pid: int)
     from vace_server.worker.lifeline import die_with_parent
 
     die_with_parent(parent_pid)
-    settings = Settings.model_validate_json(settings_json)
-    configure_logging()
+    settings = from_worker_payload(settings_json)
+    configure_logging(settings.logging.log_level, settings.logging.log_format)
     try:
         run_worker(settings, worker_id, report, second_signal_kills=False)
     except Exception as exc:

@@ -1,7 +1,8 @@
 """The worker loop: claim → run the task pipeline (fetch media … encode) → store → finish.
 
-The same loop runs in the embedded child process, in `vace-server worker`, and in Ray actors.
-It owns no state transitions itself: every transition is a TaskStore call.
+The same loop runs in the embedded child process, in `vace-server worker`, and in the Ray actors
+of `vace-server ray-workers`. It owns no state transitions itself: every transition is a
+TaskStore call.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from vace_server.annotators.base import AnnotatorSet
+from vace_server.clock import wall_clock_ms
 from vace_server.engine.loader import LoadedModel
 from vace_server.engine.prompt_rewrite import PromptRewriter
 from vace_server.engine.runner import free_memory
 from vace_server.errors import UploadError
-from vace_server.functions.base import MediaSource
 from vace_server.logging_setup import task_id_var
+from vace_server.media.clip import MediaSource
 from vace_server.media.images import media_for_task
 from vace_server.settings import Settings
 from vace_server.storage.base import Storage
 from vace_server.tasks.progress import Stage, TaskProgress
-from vace_server.tasks.store import Claim, TaskStore, wall_clock_ms
+from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import settle
 from vace_server.worker.heartbeat import Heartbeat
 from vace_server.worker.pipeline import Pipeline, PipelineResult, TaskPipeline, algo_failure
@@ -81,12 +83,12 @@ class WorkerLoop:
         while not should_stop():
             try:
                 if not self.run_once():
-                    self.store.wait_for_work(self.settings.poll_seconds)
+                    self.store.wait_for_work(self.settings.queue.poll_seconds)
             except SQLAlchemyError as exc:
                 if not failing:
                     log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
                 failing = True
-                time.sleep(min(1.0, self.settings.poll_seconds * 4))
+                time.sleep(min(1.0, self.settings.queue.poll_seconds * 4))
                 continue
             if failing:
                 log.info("worker %s: database back", self.worker_id)
@@ -100,7 +102,7 @@ class WorkerLoop:
         token = task_id_var.set(claim.task.id)
         try:
             log.info("task %s claimed (attempt %d)", claim.task.id, claim.attempt)
-            with Heartbeat(self.store, claim, self.settings.heartbeat_seconds) as beat:
+            with Heartbeat(self.store, claim, self.settings.queue.heartbeat_seconds) as beat:
                 progress = Progress(self.store, claim, beat.canceled, interrupted=self.interrupted)
                 try:
                     self._process(claim, progress)
@@ -112,9 +114,9 @@ class WorkerLoop:
 
     def _settle(self, claim: Claim, what: str, operation: Callable[[], bool]) -> bool:
         """A final store call, retried across a database outage until the task's timeout."""
-        timeout_ms = self.settings.task_timeout_hours * 3_600_000
+        timeout_ms = self.settings.store.task_timeout_hours * 3_600_000
         left_s = (claim.task.created_ms + timeout_ms - wall_clock_ms()) / 1000
-        deadline = time.monotonic() + max(left_s, self.settings.lease_seconds)
+        deadline = time.monotonic() + max(left_s, self.settings.queue.lease_seconds)
         return settle(operation, what=f"{what} of task {claim.task.id}", deadline=deadline)
 
     def _process(self, claim: Claim, progress: Progress) -> None:
@@ -129,8 +131,8 @@ class WorkerLoop:
             return
         except Exception as exc:  # a ServiceError as it is, any other crash InternalError.Algo
             err = algo_failure(exc)
-            code, message = err.code, err.message
-            log.warning("task %s failed: %s %s", claim.task.id, code, message)
+            code, message = err.code, err.message  # stored with its field mentions, for the API
+            log.warning("task %s failed: %s %s", claim.task.id, code, err)
             self._settle(claim, "fail", lambda: self.store.fail(claim, code=code, message=message))
             return
         result = stored.result
@@ -183,7 +185,7 @@ class WorkerLoop:
 
     def _produce(self, claim: Claim, progress: Progress) -> Stored:
         spec = claim.task.spec
-        task_media = media_for_task(self.media, claim.task.account, spec.model_name)
+        task_media = media_for_task(self.media, claim.task.account, spec.upload_model)
         with tempfile.TemporaryDirectory(prefix="vace-out-") as tmp:
             path = Path(tmp) / "out.mp4"
             result = self.pipeline(spec, task_media, path, on_progress=progress)

@@ -21,9 +21,10 @@ from vace_server.engine.prompt_rewrite import PromptRewriter, extend_prompt
 from vace_server.engine.runner import generate
 from vace_server.errors import AlgoError, ServiceError
 from vace_server.functions import build_inputs
-from vace_server.functions.base import MediaSource, VaceInputs
+from vace_server.media.clip import MediaSource
 from vace_server.media.encode import encode_mp4
 from vace_server.media.output import render_output
+from vace_server.model_inputs import VaceInputs
 from vace_server.settings import Settings
 from vace_server.tasks.progress import ProgressTracker, Stage
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
@@ -157,7 +158,7 @@ class TaskPipeline:
             StagedMedia(media, tracker, on_progress),
             model.profile,
             annotators=self.annotators,
-            edit_reference_role=ReferenceRole(settings.edit_reference_role),
+            edit_reference_role=ReferenceRole(settings.annotators.edit_reference_role),
         )
 
         # 3. Prompt (extended when asked)
@@ -171,7 +172,7 @@ class TaskPipeline:
             model,
             inputs,
             prompt=prompt,
-            negative_prompt=spec.negative_prompt or settings.negative_prompt,
+            negative_prompt=spec.negative_prompt or settings.engine.negative_prompt,
             seed=spec.seed,
             on_step=lambda done, total: on_progress(tracker.step(done, total)),
         )
@@ -182,9 +183,9 @@ class TaskPipeline:
             frames,
             size=inputs.output_size,
             seconds=inputs.output_seconds,
-            fps=settings.output_fps,
+            fps=settings.engine.output_fps,
             watermark=spec.watermark,
-            font_path=settings.watermark_font,
+            font_path=settings.media.watermark_font,
         )
 
         # 6. Encode the video
@@ -195,7 +196,7 @@ class TaskPipeline:
             frames=len(video),
             width=int(video.shape[2]),
             height=int(video.shape[1]),
-            fps=settings.output_fps,
+            fps=settings.engine.output_fps,
             prompt=prompt,
             actual_prompt=prompt if spec.prompt_extend else None,
             effective=self._effective(model, inputs, spec.seed, len(video), tracker),
@@ -203,7 +204,7 @@ class TaskPipeline:
 
     def _encode(self, video: np.ndarray, out: Path) -> None:
         try:
-            encode_mp4(video, self.settings.output_fps, out)
+            encode_mp4(video, self.settings.engine.output_fps, out)
         except Exception as exc:
             if self.write_failure is None:
                 raise
@@ -226,7 +227,7 @@ class TaskPipeline:
             generation_fps=model.profile.fps,
             output_size=(inputs.output_size[0], inputs.output_size[1]),
             output_frames=out_frames,
-            output_fps=self.settings.output_fps,
+            output_fps=self.settings.engine.output_fps,
             seed=seed,
             steps=model.num_inference_steps,
             guidance_scale=model.guidance_scale,

@@ -14,7 +14,8 @@ from typing import Protocol
 
 from PIL import Image
 
-from vace_server.functions.base import MediaSource, VideoClip
+from vace_server.errors import InputField
+from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.tasks.progress import ProgressTracker, Stage, TaskProgress
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import LatestWriter
@@ -22,7 +23,8 @@ from vace_server.worker.bookkeeping import LatestWriter
 
 class ProgressHook(Protocol):
     """Where a run reports: the worker's `Progress` or the CLI's console. `detail` is for a
-    person (e.g. the field being read) and is not stored. A hook may raise to stop the run
+    person (e.g. the field being read, as an `InputField` mention: a hook that shows it maps it
+    with `api.wire_names.wire_message`) and is not stored. A hook may raise to stop the run
     (the worker's cancel checkpoint)."""
 
     def __call__(self, progress: TaskProgress, detail: str = "") -> None: ...
@@ -95,21 +97,21 @@ class StagedMedia:
         self.hook = hook
 
     @contextmanager
-    def _fetching(self, field: str) -> Iterator[None]:
-        self.hook(self.tracker.stage(Stage.FETCHING), f"reading {field}")
+    def _fetching(self, field: InputField) -> Iterator[None]:
+        self.hook(self.tracker.stage(Stage.FETCHING), f"reading {field.mention}")
         try:
             yield
         finally:
             self.hook(self.tracker.stage(Stage.PREPROCESSING))
 
-    def fetch_image(self, url: str, field: str) -> Image.Image:
+    def fetch_image(self, url: str, field: InputField) -> Image.Image:
         with self._fetching(field):
             return self.inner.fetch_image(url, field)
 
-    def fetch_mask_image(self, url: str, field: str) -> Image.Image:
+    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         with self._fetching(field):
             return self.inner.fetch_mask_image(url, field)
 
-    def fetch_video(self, url: str, field: str, *, max_seconds: float) -> VideoClip:
+    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         with self._fetching(field):
             return self.inner.fetch_video(url, field, max_seconds=max_seconds)

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, from_worker_payload, worker_payload
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,11 @@ class VaceWorkerActor:
         from vace_server.logging_setup import configure_logging
         from vace_server.worker.runtime import WorkerRuntime
 
-        configure_logging()
+        settings = from_worker_payload(settings_json)
+        configure_logging(settings.logging.log_level, settings.logging.log_format)
         self.name = name
         self.worker_id = incarnation_id(name)
         self.started = time.time()
-        settings = Settings.model_validate_json(settings_json)
         info = {"launcher": "ray", "actor": name}
         self.runtime = WorkerRuntime(settings, self.worker_id, info=info).setup()
         self._stop = threading.Event()
@@ -93,7 +93,7 @@ class VaceWorkerActor:
         next checkpoint and goes back to the queue, its attempt not counted.
 
         Returns True when the loop ended within `timeout` (None: wait as long as it takes)."""
-        grace = self.runtime.settings.stop_grace_seconds
+        grace = self.runtime.settings.queue.stop_grace_seconds
         if timeout is not None:
             grace = min(grace, max(0.0, timeout - 5.0))  # leave time to requeue and leave
         self.runtime.shutdown(self._stop, grace=grace)
@@ -204,9 +204,9 @@ def start_workers(
     RuntimeError when an actor could not start (its error, e.g. a missing database schema)."""
     import ray
 
-    # Paths are resolved where the command runs; settings (secrets included) reach the
-    # actors as their constructor argument.
-    settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
+    # Paths are resolved where the command runs; the settings a worker needs (its secrets
+    # only: `worker_payload`) reach the actors as their constructor argument.
+    settings = settings.replace(data_dir=settings.store.data_dir.resolve())
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
     _connect(address, placement.namespace)
     try:
@@ -228,7 +228,7 @@ def start_workers(
             }
             if env:
                 options["runtime_env"] = {"env_vars": env}
-            handles.append((name, cls.options(**options).remote(settings.model_dump_json(), name)))
+            handles.append((name, cls.options(**options).remote(worker_payload(settings), name)))
         if not handles:
             return []
         refs: dict[Any, str] = {h.ready.remote(): name for name, h in handles}

@@ -117,7 +117,7 @@ class WorkerRuntime:
             from vace_server.engine.prompt_rewrite import build_rewriter
             from vace_server.media.images import MediaFetcher
             from vace_server.runtime import open_storage
-            from vace_server.storage.uploads import UploadStore
+            from vace_server.tasks.uploads import UploadStore
             from vace_server.tasks.workers import RegistryBeat, WorkerRegistry
             from vace_server.worker.loop import WorkerLoop
 
@@ -128,7 +128,7 @@ class WorkerRuntime:
             self.loop = WorkerLoop(
                 settings=settings,
                 store=store,
-                storage=open_storage(settings),
+                storage=open_storage(settings, signs=False),
                 model=model,
                 media=MediaFetcher(
                     settings, uploads=UploadStore.from_settings(settings, store.engine)
@@ -141,10 +141,10 @@ class WorkerRuntime:
                 WorkerRegistry(store.engine),
                 self.worker_id,
                 {"model": model.name, "device": str(model.device), **self.extra_info},
-                settings.heartbeat_seconds,
+                settings.queue.heartbeat_seconds,
             )
             self._registry.start()
-            self._registry.registry.clear_failure(settings.model)
+            self._registry.registry.clear_failure(settings.engine.model)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 self._record_load_failure(exc)
@@ -173,13 +173,13 @@ class WorkerRuntime:
 
     def shutdown(self, stop: threading.Event, grace: float | None = None) -> None:
         """Sets `stop` (no new task is claimed). The task in hand may go on for `grace`
-        seconds (default: settings.stop_grace_seconds); then it stops at its next checkpoint
+        seconds (default: settings.queue.stop_grace_seconds); then it stops at its next checkpoint
         and goes back to the queue without using up an attempt. Idempotent."""
         stop.set()
         loop = self.loop
         if loop is None or self._interrupt_timer is not None:
             return
-        wait = self.settings.stop_grace_seconds if grace is None else max(0.0, grace)
+        wait = self.settings.queue.stop_grace_seconds if grace is None else max(0.0, grace)
         self._interrupt_timer = threading.Timer(wait, loop.interrupted.set)
         self._interrupt_timer.daemon = True
         self._interrupt_timer.start()
@@ -191,7 +191,7 @@ class WorkerRuntime:
         if self.store is None:
             return
         try:
-            WorkerRegistry(self.store.engine).record_failure(self.settings.model, str(exc))
+            WorkerRegistry(self.store.engine).record_failure(self.settings.engine.model, str(exc))
         except Exception as err:
             log.warning("could not record the load failure in the worker registry: %s", err)
 

@@ -173,7 +173,7 @@ class PerGpuWorkers:
 
     def _on_death(self, child: _Child, rc: int) -> None:
         moved = self._release(child)
-        if time.monotonic() - child.started >= self.settings.restart_stable_seconds:
+        if time.monotonic() - child.started >= self.settings.queue.restart_stable_seconds:
             child.restarts = 0
         backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** min(child.restarts, 6))
         child.restarts += 1

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, worker_payload
 from vace_server.tasks.store import TaskStore
 from vace_server.worker.child import child_main
 
@@ -50,8 +50,8 @@ class _Slot:
 class WorkerSupervisor:
     """Keeps `count` worker processes alive. A dead child's tasks are requeued at once (or
     FAILED when out of attempts) and the child is restarted with exponential backoff, reset
-    once a child has run `settings.restart_stable_seconds`. On stop, each child gets
-    `settings.stop_grace_seconds` for its task, then the task is requeued without using up an
+    once a child has run `settings.queue.restart_stable_seconds`. On stop, each child gets
+    `settings.queue.stop_grace_seconds` for its task, then the task is requeued without using up an
     attempt (by the child itself, or here after killing a child that did not stop)."""
 
     def __init__(self, settings: Settings, store: TaskStore, count: int) -> None:
@@ -71,7 +71,7 @@ class WorkerSupervisor:
     def stop(self) -> None:
         """Stops every child (see the class docstring); returns once they have exited."""
         self._stop.set()
-        limit = self.settings.stop_grace_seconds + STOP_MARGIN_SECONDS + 10
+        limit = self.settings.queue.stop_grace_seconds + STOP_MARGIN_SECONDS + 10
         self._thread.join(timeout=limit)
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ class WorkerSupervisor:
         slot.info = {}
         slot.process = self._ctx.Process(
             target=child_main,
-            args=(self.settings.model_dump_json(), slot.worker_id, self._reports, os.getpid()),
+            args=(worker_payload(self.settings), slot.worker_id, self._reports, os.getpid()),
             name=f"vace-worker-{slot.index}",
             daemon=True,
         )
@@ -155,7 +155,7 @@ class WorkerSupervisor:
             log.warning("could not release the tasks of worker %s: %s", slot.worker_id, exc)
             moved = 0
         ran = time.monotonic() - slot.started
-        if ran >= self.settings.restart_stable_seconds:
+        if ran >= self.settings.queue.restart_stable_seconds:
             slot.failures = 0  # it had run stably: this death starts a new series
         slot.failures += 1
         backoff = restart_backoff(slot.failures)
@@ -170,7 +170,7 @@ class WorkerSupervisor:
         )
 
     def _stop_children(self) -> None:
-        grace = self.settings.stop_grace_seconds
+        grace = self.settings.queue.stop_grace_seconds
         with self._lock:
             live = [s for s in self._slots if s.process is not None and s.process.is_alive()]
             for slot in live:

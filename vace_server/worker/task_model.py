@@ -10,7 +10,7 @@ import dataclasses
 from vace_server.engine import loader
 from vace_server.engine.loader import LoadedModel
 from vace_server.engine.tiny import TINY_FLOW_SHIFT
-from vace_server.functions.base import ModelProfile
+from vace_server.model_inputs import ModelProfile
 from vace_server.tasks.spec import EngineParams
 
 

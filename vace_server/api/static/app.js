@@ -18,8 +18,8 @@ const IMAGE_HINT = "JPG, PNG, BMP, TIFF or WEBP; each side 360–2000 px; ≤ 10
 const VIDEO_HINT = "MP4, ≥ 16 fps, ≤ 50 MB; only the first 5 s are used";
 const CLIP_HINT = "MP4, ≥ 16 fps; ≤ 3 s";
 
-// Contract §6: control_condition choices per function (required only for repainting, and for
-// extension when a motion-reference video is given).
+// docs/contract.md §6: control_condition choices per function (required only for repainting, and
+// for extension when a motion-reference video is given).
 const CONTROL_LABELS = {
   posebodyface: "posebodyface: face expression + body motion",
   posebody: "posebody: body motion, no face",
@@ -511,7 +511,7 @@ function extraChecks() {
   return null;
 }
 
-// ------------------------------------------------------------------------------ uploads (§10)
+// ----------------------------------------------------------------- uploads (docs/contract.md §10)
 
 function safeFileName(name, used) {
   let base = (name || "file").normalize("NFKD").replace(/[^\w.-]+/g, "_").replace(/^[._]+/, "");

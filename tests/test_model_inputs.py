@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from vace_server.engine.sizes import fit_area
+from vace_server.model_inputs import fit_area
 
 AREA_1_3B = 832 * 480
 AREA_14B = 1280 * 720
