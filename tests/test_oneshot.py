@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.support.images import png_bytes, scene, subject_on_white
 from tests.support.media_server import MediaServer, Served
 from tests.support.videos import moving_square_frames, mp4_bytes
+from vace_server.api.validation import parse_create_request
 from vace_server.api.wire_names import wire_message
 from vace_server.cli import app
 from vace_server.errors import InputField, InvalidFile
 from vace_server.media.encode import probe_mp4
-from vace_server.oneshot import PLACEHOLDER_HOST, LocalFiles, LocalMediaSource, UsageError
+from vace_server.oneshot import (
+    LocalMediaSource,
+    OneShotOptions,
+    OptionValues,
+    UsageError,
+    build_spec,
+    local_path,
+    media_url,
+)
+from vace_server.oneshot.console import ConsoleProgress
+from vace_server.tasks.progress import Stage, TaskProgress
 
 NUM_FRAMES = 17  # generated frames (4n+1) at 16 fps: small, so each run takes about a second
 OUTPUT_FPS = 30
@@ -215,29 +230,104 @@ def test_the_installed_command_exits_2_on_a_usage_error(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- local files
-def test_placeholders_map_back_to_files_only(files: dict[str, Path]) -> None:
-    local = LocalFiles()
-    url = local.wire_value(str(files["subject"]), "--ref")
-    assert url.startswith(f"http://{PLACEHOLDER_HOST}/")
-    assert local.path(url) == files["subject"].resolve()
-    assert local.wire_value(files["scene"].as_uri(), "--ref") != url
+def test_local_paths_become_file_urls_of_the_files_only(files: dict[str, Path]) -> None:
+    url = media_url(str(files["subject"]), "--ref")
+    assert url == files["subject"].resolve().as_uri()
+    assert local_path(url) == files["subject"].resolve()
+    assert media_url(files["scene"].as_uri(), "--ref") != url
     for remote in ("https://example.com/a.png", "HTTP://example.com/a.png", "oss://b/a.png"):
-        assert local.wire_value(remote, "--ref") == remote
-        assert local.path(remote) is None
-    assert LocalFiles().path(url) is None  # another run's token never matches
+        assert media_url(remote, "--ref") == remote
+        assert local_path(remote) is None
     with pytest.raises(UsageError, match="only local file://"):
-        local.wire_value("file://server/share/a.png", "--ref")
+        media_url("file://server/share/a.png", "--ref")
 
 
 def test_local_files_get_the_download_size_cap(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    local = LocalFiles()
-    url = local.wire_value(str(files["subject"]), "--ref")
-    media = LocalMediaSource(local, remote=None)  # type: ignore[arg-type]
+    url = media_url(str(files["subject"]), "--ref")
+    media = LocalMediaSource(remote=None)  # type: ignore[arg-type]
     assert media.fetch_image(url, InputField.REFERENCES).size == (400, 400)
     monkeypatch.setattr("vace_server.media.images.IMAGE_MAX_BYTES", 1000)
     with pytest.raises(InvalidFile) as caught:
         media.fetch_image(url, InputField.REFERENCES)
     assert caught.value.code == "InvalidFile.Size"
     assert "input.ref_images_url exceeds the size limit" in wire_message(caught.value.message)
+
+
+# ---------------------------------------------------------------- the API's rules
+@pytest.mark.parametrize(
+    ("options", "body"),
+    [
+        (
+            OneShotOptions(
+                out=Path("o.mp4"), function="image_reference", prompt="p",
+                refs=("https://h/a.png", "https://h/b.png"), obj_or_bg=("obj", "bg"),
+                size="960*960", seed=3, watermark=True, prompt_extend=False,
+            ),
+            {
+                "input": {"function": "image_reference", "prompt": "p",
+                          "ref_images_url": ["https://h/a.png", "https://h/b.png"]},
+                "parameters": {"obj_or_bg": ["obj", "bg"], "size": "960*960", "seed": 3,
+                               "watermark": True, "prompt_extend": False},
+            },
+        ),
+        (
+            OneShotOptions(
+                out=Path("o.mp4"), function="video_edit", prompt="p", negative_prompt="n",
+                video="https://h/v.mp4", mask_video="https://h/m.mp4", mask_frame_id=2,
+                mask_type="fixed", expand_mode="bbox", expand_ratio=0.5, control="depth",
+                seed=5,
+            ),
+            {
+                "input": {"function": "video_edit", "prompt": "p", "negative_prompt": "n",
+                          "video_url": "https://h/v.mp4", "mask_video_url": "https://h/m.mp4",
+                          "mask_frame_id": 2},
+                "parameters": {"mask_type": "fixed", "expand_mode": "bbox", "expand_ratio": 0.5,
+                               "control_condition": "depth", "seed": 5},
+            },
+        ),
+        (
+            OneShotOptions(
+                out=Path("o.mp4"), function="video_outpainting", prompt="p",
+                video="https://h/v.mp4", top_scale=1.5, left_scale=2.0, seed=1,
+            ),
+            {
+                "input": {"function": "video_outpainting", "prompt": "p",
+                          "video_url": "https://h/v.mp4"},
+                "parameters": {"top_scale": 1.5, "left_scale": 2.0, "seed": 1},
+            },
+        ),
+    ],
+)  # fmt: skip
+def test_options_make_the_task_the_api_makes_of_the_same_request(
+    options: OneShotOptions, body: dict[str, Any]
+) -> None:
+    wire = json.dumps({"model": "wanx2.1-vace-plus", **body}).encode()
+    expected = parse_create_request(wire, oss_resolve=False, draw_seed=lambda: 0)
+    assert build_spec(OptionValues.of(options)) == expected
+
+
+def test_local_files_go_into_the_task_as_file_urls(files: dict[str, Path]) -> None:
+    options = OneShotOptions(
+        out=Path("o.mp4"), function="video_repainting", prompt="p", video=str(files["video"]),
+        refs=(files["subject"].as_uri(),), control="depth", seed=1,
+    )  # fmt: skip
+    spec = build_spec(OptionValues.of(options))
+    assert spec.video_url == files["video"].resolve().as_uri()
+    assert [r.url for r in spec.references] == [files["subject"].resolve().as_uri()]
+
+
+def test_the_console_shows_the_pipeline_s_reports() -> None:
+    text = io.StringIO()
+    with ConsoleProgress(Console(file=text, width=120)) as progress:
+        progress.loading("tiny")
+        progress(TaskProgress.starting(Stage.FETCHING), f"reading {InputField.VIDEO.mention}")
+        progress(TaskProgress.starting(Stage.DENOISING))
+        progress(TaskProgress.denoising(3, 10, mean_step=2.0))
+        progress(TaskProgress.starting(Stage.DECODING))
+    shown = text.getvalue()
+    assert "loading model: tiny" in shown
+    assert "inputs: reading input.video_url" in shown
+    assert "step 3/10  2.00 s/step  ETA 0:00:14" in shown
+    assert "decoding" in shown

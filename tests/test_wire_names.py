@@ -23,8 +23,9 @@ API = PACKAGE / "api"
 ABOVE_API = {
     # `vace-server generate`'s help names the field each option sets.
     "cli.py",
-    # builds the create body that api.validation checks (until `generate` builds its TaskSpec
-    # directly, without DashScope JSON).
+    # `generate` builds its TaskSpec directly, but through the API's own rules
+    # (api.validation.parse_request_values): `OptionValues` answers them by request key
+    # (`video_url`, `control_condition`, ...), so it names those keys.
     "oneshot/request.py",
 }
 _WIRE_PATH = re.compile(r"""["'](input|parameters)\.(\w+)""")

@@ -4,6 +4,7 @@ Node tests' fixture is exactly what is served, and the per-function field lists 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -16,7 +17,6 @@ from fastapi.testclient import TestClient
 from vace_server.api import validation
 from vace_server.api.playground_schema import (
     PLAYGROUND_MODEL,
-    QUEUED_STAGE,
     build_schema,
     schema_json,
 )
@@ -24,8 +24,8 @@ from vace_server.api.waiting import queued_progress
 from vace_server.api.wire_fields import FUNCTION_FIELDS, MAX_SCENE_REFERENCES
 from vace_server.api.wire_values import DEFAULT_SIZE, SIZES
 from vace_server.errors import InvalidParameter
+from vace_server.tasks.progress import STAGE_LABELS, STAGE_SPANS, Stage
 from vace_server.tasks.spec import TaskSpec, VaceFunction
-from vace_server.worker.progress import STAGE_END_PERCENT, STAGE_START_PERCENT
 
 FIXTURE = Path(__file__).resolve().parents[1] / "js" / "fixtures" / "schema.json"
 STATIC_JS = Path(validation.__file__).resolve().parent / "static" / "js"
@@ -101,20 +101,31 @@ def test_the_defaults_are_what_an_absent_field_becomes() -> None:
     assert _parse(_minimal("video_repainting")).strength == SCHEMA["numbers"]["strength"]["default"]
 
 
-def test_stages_are_the_workers_then_queued() -> None:
+def test_stages_are_queued_then_the_workers() -> None:
     stages = SCHEMA["stages"]
-    assert stages[0] == {"name": QUEUED_STAGE, "start": None, "end": None}
+    assert stages[0] == {"name": "queued", "label": "Queued", "start": None, "end": None}
     assert stages[1:] == [
-        {"name": name, "start": start, "end": STAGE_END_PERCENT[name]}
-        for name, start in STAGE_START_PERCENT.items()
+        {
+            "name": stage.value,
+            "label": STAGE_LABELS[stage],
+            "start": STAGE_SPANS[stage].start,
+            "end": STAGE_SPANS[stage].end,
+        }
+        for stage in Stage
+        if stage is not Stage.QUEUED
     ]
+    # Every stage has a label, and the running stages' spans tile 0..100 in order.
+    assert [s["name"] for s in stages] == [stage.value for stage in Stage]
+    running = stages[1:]
+    assert running[0]["start"] == 0 and running[-1]["end"] == 100
+    assert all(a["end"] == b["start"] for a, b in itertools.pairwise(running))
     # The stage a PENDING task reports is the schema's first one.
     context: Any = SimpleNamespace(
         store=SimpleNamespace(queue_position=lambda task: 1),
         workers=SimpleNamespace(failures=lambda: []),
     )
     task: Any = SimpleNamespace()
-    assert queued_progress(context, task)["stage"] == QUEUED_STAGE
+    assert queued_progress(context, task)["stage"] == stages[0]["name"]
 
 
 def test_statuses() -> None:

@@ -11,11 +11,11 @@ import {
   safeFileName,
   usageText,
 } from "../../vace_server/api/static/js/format.js";
-import { activeStatuses } from "../../vace_server/api/static/js/schema.js";
-import { STAGE_TEXT } from "../../vace_server/api/static/js/text.js";
+import { activeStatuses, stageLabels } from "../../vace_server/api/static/js/schema.js";
 import { schema } from "./schema_fixture.mjs";
 
 const active = activeStatuses(schema);
+const labels = stageLabels(schema);
 
 test("formatDuration: seconds, minutes, hours; nothing for a bad value", () => {
   assert.equal(formatDuration(4.4), "4 s");
@@ -40,13 +40,15 @@ test("badgeClass keeps letters only", () => {
   assert.equal(badgeClass("…"), "badge status-");
 });
 
-test("every progress stage the server reports has a label on the page", () => {
-  for (const stage of schema.stages) assert.ok(STAGE_TEXT[stage.name], `no label for stage ${stage.name}`);
+test("stageLabels: every stage the server reports, with the server's label", () => {
+  assert.equal(Object.keys(labels).length, schema.stages.length);
+  assert.equal(labels.queued, "Queued");
+  assert.equal(labels.uploading, "Storing the result");
 });
 
 test("progressView: a queued task shows its place and why it waits, no percent", () => {
   const progress = { stage: "queued", queue_position: 2, message: "no worker can run this model: x" };
-  const view = progressView("PENDING", progress, { active });
+  const view = progressView("PENDING", progress, { active, labels });
   assert.deepEqual(view, {
     hidden: false,
     stage: "Queued",
@@ -54,12 +56,12 @@ test("progressView: a queued task shows its place and why it waits, no percent",
     percentText: "",
     detail: "Position in queue: 2 · no worker can run this model: x",
   });
-  assert.equal(progressView("PENDING", null, { active }).stage, "Queued");
+  assert.equal(progressView("PENDING", null, { active, labels }).stage, "Queued");
 });
 
 test("progressView: a running task shows stage, percent, steps, ETA and a cancel request", () => {
   const progress = { stage: "denoising", percent: 42.4, step: 3, total_steps: 10, eta_seconds: 75 };
-  assert.deepEqual(progressView("RUNNING", progress, { active, cancelRequested: true }), {
+  assert.deepEqual(progressView("RUNNING", progress, { active, labels, cancelRequested: true }), {
     hidden: false,
     stage: "Denoising",
     percent: 42.4,

@@ -21,6 +21,7 @@ from tests.support.clock import FakeClock
 from tests.tasks.test_store import SPEC
 from vace_server.api.app import create_app
 from vace_server.errors import UploadError
+from vace_server.media.encode import encode_mp4
 from vace_server.settings import Settings
 from vace_server.storage import local, uploads
 from vace_server.storage.local import LocalStorage
@@ -124,10 +125,14 @@ def sqlite_store(tmp_path: Path, clock: FakeClock) -> Iterator[TaskStore]:
 
 
 def test_worker_reports_a_full_disk_as_upload_error(
-    storage: LocalStorage, sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch
+    storage: LocalStorage,
+    sqlite_store: TaskStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The worker's store step (encode to a temporary file, then `put_file`): the task's
-    error is InternalError.Upload and the output folder holds no partial file."""
+    """The worker's store step (`put_file` of the MP4 the pipeline encoded to a temporary
+    file): the task's error is InternalError.Upload and the output folder holds no partial
+    file."""
     sqlite_store.create(SPEC, account="a", api_key_id="k", request_id="r")
     claim = sqlite_store.claim("w")
     assert claim is not None
@@ -141,10 +146,11 @@ def test_worker_reports_a_full_disk_as_upload_error(
         worker_id="w",
     )
     progress = Progress(sqlite_store, claim, threading.Event())
-    video = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    encoded = tmp_path / "out.mp4"
+    encode_mp4(np.zeros((4, 32, 32, 3), dtype=np.uint8), 16, encoded)
     monkeypatch.setattr(local.shutil, "copyfile", _copy_half_then_fill_up)
     with pytest.raises(UploadError) as exc:
-        loop._store_video(claim, video, progress)
+        loop._upload(claim, encoded, progress)
     assert exc.value.code == "InternalError.Upload"
     assert _parts(storage.root) == []
     assert list(storage.root.rglob("*.mp4")) == []

@@ -1,28 +1,40 @@
-"""The worker loop on the tiny model: bookkeeping writes that fail never fail a task, the
+"""The worker loop. On the tiny model: bookkeeping writes that fail never fail a task, the
 final write waits for the database, a shutdown requeues without using up an attempt, and a
-task runs with the engine settings it was accepted under."""
+task runs with the engine settings it was accepted under. On a fake pipeline: each branch of
+the loop (success, typed failure, crash, storage failure, cancel at a checkpoint, cancel
+during the upload, claim lost during the upload, a refused success, shutdowns, an outage)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from sqlalchemy.exc import OperationalError
 
 from tests.functions.fakes import FakeMedia, noise
+from tests.support.clock import FakeClock
 from tests.tasks.test_store import SPEC
 from vace_server.annotators.registry import load_annotators
 from vace_server.engine.loader import LoadedModel, load_model
+from vace_server.errors import AlgoError, InvalidFile, UploadError
+from vace_server.media.clip import MediaSource
+from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 from vace_server.storage.local import LocalStorage
+from vace_server.tasks.models import TaskRecord
+from vace_server.tasks.progress import Stage, TaskProgress
 from vace_server.tasks.spec import EngineParams, TaskSpec
 from vace_server.tasks.status import TaskStatus
-from vace_server.tasks.store import Claim, TaskStore
+from vace_server.tasks.store import CancelOutcome, Claim, TaskStore
 from vace_server.worker import bookkeeping
 from vace_server.worker.loop import WorkerLoop
+from vace_server.worker.pipeline import Effective, PipelineResult
+from vace_server.worker.progress import ProgressHook, TaskCanceled, TaskInterrupted
 
 SETTINGS = Settings(model="tiny", num_frames=5, generation_area=32 * 32, heartbeat_seconds=0.2)
 REF = SPEC.references[0].url
@@ -138,3 +150,304 @@ def test_engine_params_roundtrip_and_old_rows_still_parse() -> None:
     old = SPEC.to_json().replace(', "engine": null', "")
     assert '"engine"' not in old
     assert TaskSpec.from_json(old).engine is None
+
+
+# ---------------------------------------------------------------- each branch, on a fake pipeline
+EFFECTIVE = Effective(
+    mean_step_seconds=0.5,
+    model="fake",
+    generation_size=(64, 32),
+    generation_frames=17,
+    generation_fps=16,
+    output_size=(128, 64),
+    output_frames=48,
+    output_fps=16,
+    seed=7,
+    steps=2,
+    guidance_scale=5.0,
+    flow_shift=3.0,
+)
+FAKE_MODEL = LoadedModel(
+    pipe=None,
+    name="fake",
+    kind="tiny",
+    device="cpu",
+    dtype=torch.float32,
+    profile=ModelProfile(generation_area=64 * 32, num_frames=17, fps=16),
+    num_inference_steps=2,
+    guidance_scale=5.0,
+    flow_shift=3.0,
+)
+# No lease renewal during a test (it would race the lost-claim test's clock); cancel polls go on.
+FAKE_SETTINGS = Settings(model="tiny", heartbeat_seconds=30, output_fps=16)
+
+
+class FakePipeline:
+    """Reports what a run reports up to denoising, then raises `raises` or writes a stand-in
+    MP4 and returns a result of 48 frames at 16 fps (3 s)."""
+
+    def __init__(self, raises: Exception | None = None) -> None:
+        self.raises = raises
+        self.reported: list[TaskProgress] = []
+
+    def __call__(
+        self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
+    ) -> PipelineResult:
+        for stage in (Stage.PREPROCESSING, Stage.DENOISING):
+            report = TaskProgress.starting(stage)
+            self.reported.append(report)
+            on_progress(report)
+        if self.raises is not None:
+            raise self.raises
+        out.write_bytes(b"not really an mp4")
+        return PipelineResult(
+            out=out,
+            frames=48,
+            width=128,
+            height=64,
+            fps=16,
+            prompt=spec.prompt,
+            actual_prompt=spec.prompt if spec.prompt_extend else None,
+            effective=EFFECTIVE,
+        )
+
+
+class HookedStorage(LocalStorage):
+    """LocalStorage that runs `during_put` while the result is being stored."""
+
+    during_put: Callable[[], None] = staticmethod(lambda: None)
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.during_put()
+        super().put_file(key, path)
+
+
+def _fake_loop(
+    store: TaskStore, tmp_path: Path, pipeline: FakePipeline, worker_id: str = "w1"
+) -> tuple[WorkerLoop, HookedStorage]:
+    storage = HookedStorage(tmp_path / "out", public_base_url="http://x", secret=b"s" * 32)
+    loop = WorkerLoop(
+        settings=FAKE_SETTINGS,
+        store=store,
+        storage=storage,
+        model=FAKE_MODEL,
+        media=FakeMedia(),
+        annotators=None,  # type: ignore[arg-type]  # not used: the pipeline is given
+        worker_id=worker_id,
+        pipeline=pipeline,
+    )
+    return loop, storage
+
+
+def _stored_files(storage: LocalStorage) -> list[Path]:
+    return [p for p in storage.root.rglob("*") if p.is_file()]
+
+
+def _task(store: TaskStore, task_id: str) -> TaskRecord:
+    task = store.get(task_id)
+    assert task is not None
+    return task
+
+
+def test_a_run_that_succeeds_records_its_result(store: TaskStore, tmp_path: Path) -> None:
+    task_id = _submit(store)
+    pipeline = FakePipeline()
+    loop, storage = _fake_loop(store, tmp_path, pipeline)
+    assert loop.run_once()
+    assert not loop.run_once()  # the queue is empty now
+    task = _task(store, task_id)
+    assert task.status is TaskStatus.SUCCEEDED
+    assert (task.output_seconds, task.actual_prompt) == (3.0, SPEC.prompt)
+    assert task.effective == EFFECTIVE.to_json()
+    assert task.effective["generation_size"] == [64, 32]  # sizes stored as lists
+    assert task.output_key is not None
+    assert storage.path_for(task.output_key).read_bytes() == b"not really an mp4"
+    assert task.output_key.endswith(".mp4") and f"/{task_id}-" in task.output_key
+    assert task.progress is None  # cleared at the finish
+    assert [p.stage for p in pipeline.reported] == [Stage.PREPROCESSING, Stage.DENOISING]
+
+
+def test_a_service_error_fails_the_task_with_its_own_code(store: TaskStore, tmp_path: Path) -> None:
+    task_id = _submit(store)
+    error = InvalidFile("The format of input.ref_images_url is odd.", code="InvalidFile.Format")
+    loop, storage = _fake_loop(store, tmp_path, FakePipeline(raises=error))
+    assert loop.run_once()
+    task = _task(store, task_id)
+    assert task.status is TaskStatus.FAILED
+    assert (task.error_code, task.error_message) == (
+        "InvalidFile.Format",
+        "The format of input.ref_images_url is odd.",
+    )
+    assert _stored_files(storage) == []
+
+
+def test_any_other_crash_fails_the_task_as_internal_error_algo(
+    store: TaskStore, tmp_path: Path
+) -> None:
+    task_id = _submit(store)
+    loop, _storage = _fake_loop(store, tmp_path, FakePipeline(raises=RuntimeError("CUDA OOM")))
+    assert loop.run_once()
+    task = _task(store, task_id)
+    assert task.status is TaskStatus.FAILED
+    assert (task.error_code, task.error_message) == (AlgoError.code, AlgoError.default_message)
+
+
+def test_a_storage_failure_fails_the_task_as_internal_error_upload(
+    store: TaskStore, tmp_path: Path
+) -> None:
+    task_id = _submit(store)
+    loop, storage = _fake_loop(store, tmp_path, FakePipeline())
+
+    def broken() -> None:
+        raise OSError(28, "No space left on device")
+
+    storage.during_put = broken
+    assert loop.run_once()
+    task = _task(store, task_id)
+    assert task.status is TaskStatus.FAILED
+    assert (task.error_code, task.error_message) == (UploadError.code, UploadError.default_message)
+
+
+def test_a_cancel_at_a_checkpoint_cancels_the_task(store: TaskStore, tmp_path: Path) -> None:
+    task_id = _submit(store)
+
+    class CancelAtDenoising(FakePipeline):
+        def __call__(
+            self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
+        ) -> PipelineResult:
+            assert store.request_cancel(task_id, account="a") is CancelOutcome.REQUESTED
+            return super().__call__(spec, media, out, on_progress=on_progress)
+
+    loop, storage = _fake_loop(store, tmp_path, CancelAtDenoising(raises=TaskCanceled()))
+    assert loop.run_once()
+    task = _task(store, task_id)
+    assert task.status is TaskStatus.CANCELED and task.ended_ms is not None
+    assert _stored_files(storage) == []
+
+
+def test_a_cancel_during_the_upload_cancels_the_task_and_deletes_the_result(
+    store: TaskStore, tmp_path: Path
+) -> None:
+    """The cancel request arrives while the MP4 is being stored: the success is refused (a
+    cancel request once accepted wins), the stored MP4 is deleted, the task ends CANCELED."""
+    task_id = _submit(store)
+    loop, storage = _fake_loop(store, tmp_path, FakePipeline())
+    put: list[str] = []
+
+    def cancel() -> None:
+        put.append("put")
+        assert store.request_cancel(task_id, account="a") is CancelOutcome.REQUESTED
+
+    storage.during_put = cancel
+    assert loop.run_once()
+    task = _task(store, task_id)
+    assert put == ["put"]
+    assert task.status is TaskStatus.CANCELED
+    assert (task.output_key, task.effective, task.worker_id) == (None, None, None)
+    assert _stored_files(storage) == []
+
+
+def test_a_claim_lost_during_the_upload_drops_the_result(
+    store: TaskStore, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease runs out while the MP4 is being stored and another worker takes the task:
+    this worker's success is refused by the fence, its MP4 is deleted, and the other worker's
+    attempt is left alone."""
+    task_id = _submit(store)
+    loop, storage = _fake_loop(store, tmp_path, FakePipeline())
+    other: list[Claim] = []
+
+    def lose_the_claim() -> None:
+        clock.advance(store.lease_ms + 1)
+        assert store.requeue_expired_leases() == 1
+        claim = store.claim("w2")
+        assert claim is not None
+        other.append(claim)
+
+    storage.during_put = lose_the_claim
+    with caplog.at_level(logging.WARNING, logger="vace_server.worker.loop"):
+        assert loop.run_once()
+    task = _task(store, task_id)
+    assert (task.status, task.worker_id, task.attempts) == (TaskStatus.RUNNING, "w2", 2)
+    assert (task.output_key, task.effective) == (None, None)
+    assert _stored_files(storage) == []
+    assert "its claim was lost" in caplog.text
+    # the other worker finishes the task as usual
+    assert store.succeed(
+        other[0], output_key="k.mp4", output_seconds=1.0, actual_prompt=None, effective={}
+    )
+
+
+class RefusingStore(TaskStore):
+    """A store whose success write is refused although no cancel was requested (a fence that
+    changed under the worker, as after a reconnect): the branch that only drops the result."""
+
+    def succeed(self, claim: Claim, **values: Any) -> bool:
+        return False
+
+    def cancel_requested(self, claim: Claim) -> bool:
+        return False
+
+
+def test_a_refused_success_without_a_cancel_only_drops_the_result(
+    store: TaskStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    refusing = RefusingStore(store.engine, lease_ms=10_000, max_attempts=2, clock=store._now)
+    task_id = _submit(refusing)
+    loop, storage = _fake_loop(refusing, tmp_path, FakePipeline())
+    with caplog.at_level(logging.WARNING, logger="vace_server.worker.loop"):
+        assert loop.run_once()
+    assert "result dropped" in caplog.text
+    task = _task(store, task_id)
+    assert (task.status, task.worker_id) == (TaskStatus.RUNNING, "w1")  # nothing else done
+    assert _stored_files(storage) == []
+
+
+def test_a_shutdown_with_a_cancel_pending_cancels_instead_of_requeueing(
+    store: TaskStore, tmp_path: Path
+) -> None:
+    task_id = _submit(store)
+
+    class CancelThenStop(FakePipeline):
+        def __call__(
+            self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
+        ) -> PipelineResult:
+            assert store.request_cancel(task_id, account="a") is CancelOutcome.REQUESTED
+            raise TaskInterrupted()
+
+    loop, _storage = _fake_loop(store, tmp_path, CancelThenStop())
+    assert loop.run_once()
+    task = _task(store, task_id)
+    assert (task.status, task.attempts) == (TaskStatus.CANCELED, 1)
+
+
+def test_the_interrupt_flag_stops_the_run_at_its_first_report(
+    store: TaskStore, tmp_path: Path
+) -> None:
+    task_id = _submit(store)
+    pipeline = FakePipeline()
+    loop, storage = _fake_loop(store, tmp_path, pipeline)
+    loop.interrupted.set()
+    assert loop.run_once()
+    task = _task(store, task_id)
+    assert (task.status, task.attempts, task.worker_id) == (TaskStatus.PENDING, 0, None)
+    assert [p.stage for p in pipeline.reported] == [Stage.PREPROCESSING]  # raised at the first
+    assert _stored_files(storage) == []
+
+
+def test_run_forever_rides_out_a_database_outage(store: TaskStore, tmp_path: Path) -> None:
+    task_id = _submit(store)
+    loop, _storage = _fake_loop(store, tmp_path, FakePipeline())
+    loop.settings = FAKE_SETTINGS.replace(poll_seconds=0.01)
+    real_claim = store.claim
+    calls: list[str] = []
+
+    def claim(worker_id: str) -> Claim | None:
+        calls.append(worker_id)
+        if len(calls) == 1:
+            raise _outage()
+        return real_claim(worker_id)
+
+    store.claim = claim  # type: ignore[method-assign]
+    loop.run_forever(lambda: _task(store, task_id).status is TaskStatus.SUCCEEDED)
+    assert len(calls) == 2  # the failed claim, then the one that ran the task

@@ -6,6 +6,7 @@ import pytest
 
 from tests.support.clock import FakeClock
 from tests.tasks.test_store import SPEC
+from vace_server.tasks.progress import ProgressTracker, Stage
 from vace_server.tasks.store import TaskStore
 from vace_server.worker.progress import Progress, TaskCanceled
 
@@ -35,10 +36,11 @@ def _stored(store: TaskStore, progress: Progress) -> dict[str, object] | None:
 def test_steps_report_percent_and_eta_throttled(store: TaskStore, clock: FakeClock) -> None:
     ticker = Ticker()
     progress = _progress(store, ticker, threading.Event())
-    progress.stage("denoising")
+    tracker = ProgressTracker(clock=ticker)
+    progress(tracker.stage(Stage.DENOISING))
     assert _stored(store, progress) == {"stage": "denoising", "percent": 10}
     ticker.t = 2.0
-    progress.step(1, 4)
+    progress(tracker.step(1, 4))
     assert _stored(store, progress) == {
         "stage": "denoising",
         "step": 1,
@@ -48,24 +50,25 @@ def test_steps_report_percent_and_eta_throttled(store: TaskStore, clock: FakeClo
         "eta_seconds": 6.0,
     }
     ticker.t = 2.5  # within the throttle window: not written
-    progress.step(2, 4)
+    progress(tracker.step(2, 4))
     stored = _stored(store, progress)
     assert stored is not None and stored["step"] == 1
     ticker.t = 4.0
-    progress.step(3, 4)
+    progress(tracker.step(3, 4))
     ticker.t = 6.0
-    progress.step(4, 4)  # last step: moves on to decoding at once
+    progress(tracker.step(4, 4))  # last step: moves on to decoding at once
     assert _stored(store, progress) == {"stage": "decoding", "percent": 90}
-    assert progress.step_times == [2.0, 0.5, 1.5, 2.0]
+    assert tracker.step_times == [2.0, 0.5, 1.5, 2.0]
 
 
 def test_cancel_is_raised_at_the_next_checkpoint(store: TaskStore) -> None:
     canceled = threading.Event()
     progress = _progress(store, Ticker(), canceled)
-    progress.stage("denoising")
-    progress.step(1, 10)
+    tracker = ProgressTracker(clock=Ticker())
+    progress(tracker.stage(Stage.DENOISING))
+    progress(tracker.step(1, 10))
     canceled.set()
     with pytest.raises(TaskCanceled):
-        progress.step(2, 10)
+        progress(tracker.step(2, 10))
     with pytest.raises(TaskCanceled):
-        progress.stage("encoding")
+        progress(tracker.stage(Stage.ENCODING))

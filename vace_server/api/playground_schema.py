@@ -37,14 +37,11 @@ from vace_server.media.images import (
     IMAGE_MIN_SIDE,
 )
 from vace_server.media.video import VIDEO_MAX_BYTES, VIDEO_MIN_FPS
+from vace_server.tasks.progress import STAGE_LABELS, STAGE_SPANS, Stage
 from vace_server.tasks.status import TaskStatus
-from vace_server.worker.progress import STAGE_END_PERCENT, STAGE_START_PERCENT
 
 # The name the page sends: the one DashScope's documentation uses (both names are accepted).
 PLAYGROUND_MODEL = "wanx2.1-vace-plus"
-# The stage of a PENDING task's progress (api/waiting.py's queued_progress); before any of the
-# worker's stages, so it has no percent span.
-QUEUED_STAGE = "queued"
 
 
 def build_schema() -> dict[str, Any]:
@@ -97,13 +94,19 @@ def build_schema() -> dict[str, Any]:
             "active": [s.value for s in TaskStatus if not _final(s)],
             "final": [s.value for s in TaskStatus if _final(s)],
         },
-        "stages": [
-            {"name": QUEUED_STAGE, "start": None, "end": None},
-            *(
-                {"name": name, "start": start, "end": STAGE_END_PERCENT[name]}
-                for name, start in STAGE_START_PERCENT.items()
-            ),
-        ],
+        "stages": [_stage(stage) for stage in Stage],
+    }
+
+
+def _stage(stage: Stage) -> dict[str, Any]:
+    """A progress stage: its name, what a person is shown, and its percent span (none for
+    `queued`: nothing of a waiting task has run)."""
+    span = STAGE_SPANS.get(stage)
+    return {
+        "name": stage.value,
+        "label": STAGE_LABELS[stage],
+        "start": None if span is None else span.start,
+        "end": None if span is None else span.end,
     }
 
 

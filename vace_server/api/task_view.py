@@ -9,6 +9,7 @@ from vace_server.api.context import AppContext
 from vace_server.api.responses import query_body
 from vace_server.api.waiting import queued_progress
 from vace_server.tasks.models import TaskRecord
+from vace_server.tasks.progress import TaskProgress
 from vace_server.tasks.status import TaskStatus
 
 
@@ -23,5 +24,15 @@ def task_body(c: AppContext, task: TaskRecord, request_id: str) -> dict[str, Any
     if task.status is TaskStatus.PENDING:
         body["output"]["progress"] = queued_progress(c, task)
     elif task.status is TaskStatus.RUNNING and task.progress:
-        body["output"]["progress"] = task.progress
+        body["output"]["progress"] = _running_progress(task.progress)
     return body
+
+
+def _running_progress(stored: dict[str, Any]) -> dict[str, Any]:
+    """A running task's stored progress read through the progress model (the keys and stage
+    names clients may see); a form it does not know is shown as stored, since the query must
+    never fail over a courtesy field."""
+    try:
+        return TaskProgress.from_json(stored).to_json()
+    except (ValueError, TypeError):
+        return stored

@@ -6,11 +6,17 @@ JSON body, `model`, `input`, `parameters`, `input.function`, `input.prompt`,
 `input.negative_prompt`, the chosen function's own fields (§5, inputs before parameters),
 then the common generation parameters. Fields that do not apply to the function are neither
 read nor validated (§6); unknown keys are ignored.
+
+The rules read a request's values through `RequestValues`: the create body's `input` and
+`parameters` objects here, `vace-server generate`'s options in `oneshot.request` (which
+builds its TaskSpec with `parse_request_values`, so the CLI accepts and refuses exactly what
+the API does).
 """
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -29,7 +35,7 @@ from vace_server.api.wire_fields import (  # re-exported: tests read them from h
 from vace_server.api.wire_fields import (
     REPAINTING_CONTROLS as REPAINTING_CONTROLS,
 )
-from vace_server.api.wire_media import check_url, read_url, read_url_list
+from vace_server.api.wire_media import check_url
 from vace_server.api.wire_names import MODEL_NAMES, canonical_model
 from vace_server.api.wire_values import (
     as_int,
@@ -130,10 +136,19 @@ def parse_create_request(
     data = _load_object(body)
     model = _model(data)
     wire = _envelope(data, oss_resolve=oss_resolve)
+    return parse_request_values(wire, model_name=model, draw_seed=draw_seed)
+
+
+def parse_request_values(
+    wire: RequestValues, *, model_name: str, draw_seed: Callable[[], int]
+) -> TaskSpec:
+    """The rules from `input.function` on (see the module docstring) over `wire`'s values.
+
+    Returns / Raises: as `parse_create_request`."""
     function = _function(wire)
     prompt = _prompt(wire)
     negative_prompt = read_string(
-        wire.input.get("negative_prompt"),
+        wire.inp("negative_prompt"),
         "input.negative_prompt",
         max_chars=MAX_NEGATIVE_PROMPT_CHARS,
     )
@@ -143,8 +158,8 @@ def parse_create_request(
         function=function,
         prompt=prompt,
         seed=draw_seed() if seed is None else seed,
-        model_name=model,
-        upload_model=canonical_model(model),
+        model_name=model_name,
+        upload_model=canonical_model(model_name),
         negative_prompt=negative_prompt,
         prompt_extend=prompt_extend,
         watermark=watermark,
@@ -152,8 +167,53 @@ def parse_create_request(
     )
 
 
+class RequestValues(ABC):
+    """The values of one create request, by their key in `input` and `parameters` (None =
+    absent), and the rule its media URLs follow; the readers below build on those three."""
+
+    @abstractmethod
+    def inp(self, key: str) -> Any: ...
+
+    @abstractmethod
+    def param(self, key: str) -> Any: ...
+
+    @abstractmethod
+    def check_url(self, value: Any, field: str) -> str:
+        """`value` when it is an acceptable media URL for `field`; raises the field's error."""
+
+    def number(self, key: str) -> float:
+        """`parameters[key]` within its `NUMBER_FIELDS` range, or its default."""
+        bounds = NUMBER_FIELDS[key]
+        return read_number(
+            self.param(key),
+            f"parameters.{key}",
+            default=bounds.default,
+            low=bounds.low,
+            high=bounds.high,
+        )
+
+    def url(self, key: str) -> str | None:
+        value = self.inp(key)
+        return None if value is None else self.check_url(value, f"input.{key}")
+
+    def required_url(self, key: str) -> str:
+        value = self.inp(key)
+        if value is None:
+            raise field_required(f"input.{key}")
+        return self.check_url(value, f"input.{key}")
+
+    def url_list(self, key: str, *, keep: int) -> list[str]:
+        """An array of URLs, cut to its first `keep` entries before the entries are checked.
+        Raises: the bad-value error when it is not an array, is empty, or a kept entry is
+        not an acceptable URL."""
+        value, field = self.inp(key), f"input.{key}"
+        if not isinstance(value, list) or not value:
+            raise field_invalid(field)
+        return [self.check_url(item, field) for item in value[:keep]]
+
+
 @dataclass(frozen=True)
-class _Wire:
+class _Wire(RequestValues):
     """The `input` and `parameters` objects of one request, with the 1.x fallback applied."""
 
     input: Mapping[str, Any]
@@ -170,25 +230,8 @@ class _Wire:
     def param(self, key: str) -> Any:
         return self.parameters.get(key)
 
-    def number(self, key: str) -> float:
-        """`parameters[key]` within its `NUMBER_FIELDS` range, or its default."""
-        bounds = NUMBER_FIELDS[key]
-        return read_number(
-            self.param(key),
-            f"parameters.{key}",
-            default=bounds.default,
-            low=bounds.low,
-            high=bounds.high,
-        )
-
-    def url(self, key: str) -> str | None:
-        return read_url(self.inp(key), f"input.{key}", oss_resolve=self.oss_resolve)
-
-    def required_url(self, key: str) -> str:
-        value = self.inp(key)
-        if value is None:
-            raise field_required(f"input.{key}")
-        return check_url(value, f"input.{key}", oss_resolve=self.oss_resolve)
+    def check_url(self, value: Any, field: str) -> str:
+        return check_url(value, field, oss_resolve=self.oss_resolve)
 
 
 # ---------------------------------------------------------------- envelope
@@ -238,8 +281,8 @@ def _envelope(data: Mapping[str, Any], *, oss_resolve: bool) -> _Wire:
     return _Wire(input=wire_input, parameters=parameters, oss_resolve=oss_resolve)
 
 
-def _function(wire: _Wire) -> VaceFunction:
-    value = wire.input.get("function")
+def _function(wire: RequestValues) -> VaceFunction:
+    value = wire.inp("function")
     if value is None or value in ("", SDK1_FUNCTION_PLACEHOLDER):
         raise field_required("input.function")
     if not isinstance(value, str) or value not in FUNCTIONS:
@@ -247,8 +290,8 @@ def _function(wire: _Wire) -> VaceFunction:
     return FUNCTIONS[value]
 
 
-def _prompt(wire: _Wire) -> str:
-    value = wire.input.get("prompt")
+def _prompt(wire: RequestValues) -> str:
+    value = wire.inp("prompt")
     if value is None:
         raise field_required("input.prompt")
     if not isinstance(value, str):
@@ -258,7 +301,9 @@ def _prompt(wire: _Wire) -> str:
     return check_text(value, "input.prompt")[:MAX_PROMPT_CHARS]
 
 
-def _common_parameters(wire: _Wire, function: VaceFunction) -> tuple[bool, bool, int | None]:
+def _common_parameters(
+    wire: RequestValues, function: VaceFunction
+) -> tuple[bool, bool, int | None]:
     """(prompt_extend, watermark, seed or None); also checks `duration` where it applies."""
     prompt_extend = read_bool(
         wire.param("prompt_extend"),
@@ -283,7 +328,9 @@ def _check_duration(value: Any) -> None:
 
 
 # ---------------------------------------------------------------- shared pieces
-def _control(wire: _Wire, function: VaceFunction, *, video_given: bool = False) -> Control | None:
+def _control(
+    wire: RequestValues, function: VaceFunction, *, video_given: bool = False
+) -> Control | None:
     """`control_condition`; an empty string means "no extraction", like an absent one."""
     fields = FUNCTION_FIELDS[function]
     rule = fields.control_rule
@@ -296,13 +343,12 @@ def _control(wire: _Wire, function: VaceFunction, *, video_given: bool = False) 
     return read_choice(value, "parameters.control_condition", fields.controls)
 
 
-def _single_reference(wire: _Wire, function: VaceFunction) -> tuple[Reference, ...]:
+def _single_reference(wire: RequestValues, function: VaceFunction) -> tuple[Reference, ...]:
     """repainting / edit: an optional `ref_images_url` of which only the first image is kept."""
     value = wire.inp("ref_images_url")
     if value is None or value == []:
         return ()
-    keep = FUNCTION_FIELDS[function].max_references
-    urls = read_url_list(value, "input.ref_images_url", oss_resolve=wire.oss_resolve, keep=keep)
+    urls = wire.url_list("ref_images_url", keep=FUNCTION_FIELDS[function].max_references)
     return (Reference(url=urls[0], role=ReferenceRole.SUBJECT),)
 
 
@@ -329,16 +375,12 @@ def _roles(value: Any, count: int) -> list[ReferenceRole]:
 
 
 # ---------------------------------------------------------------- the five functions
-def _image_reference(wire: _Wire) -> dict[str, Any]:
+def _image_reference(wire: RequestValues) -> dict[str, Any]:
     value = wire.inp("ref_images_url")
     if value is None:
         raise field_required("input.ref_images_url")
-    urls = read_url_list(
-        value,
-        "input.ref_images_url",
-        oss_resolve=wire.oss_resolve,
-        keep=FUNCTION_FIELDS[VaceFunction.IMAGE_REFERENCE].max_references,
-    )
+    keep = FUNCTION_FIELDS[VaceFunction.IMAGE_REFERENCE].max_references
+    urls = wire.url_list("ref_images_url", keep=keep)
     roles = _roles(wire.param("obj_or_bg"), len(urls))
     return {
         "references": tuple(
@@ -348,7 +390,7 @@ def _image_reference(wire: _Wire) -> dict[str, Any]:
     }
 
 
-def _video_repainting(wire: _Wire) -> dict[str, Any]:
+def _video_repainting(wire: RequestValues) -> dict[str, Any]:
     return {
         "video_url": wire.required_url("video_url"),
         "references": _single_reference(wire, VaceFunction.VIDEO_REPAINTING),
@@ -357,7 +399,7 @@ def _video_repainting(wire: _Wire) -> dict[str, Any]:
     }
 
 
-def _video_edit(wire: _Wire) -> dict[str, Any]:
+def _video_edit(wire: RequestValues) -> dict[str, Any]:
     video_url = wire.required_url("video_url")
     references = _single_reference(wire, VaceFunction.VIDEO_EDIT)
     mask_image_url = wire.url("mask_image_url")
@@ -386,7 +428,7 @@ def _video_edit(wire: _Wire) -> dict[str, Any]:
     }
 
 
-def _video_extension(wire: _Wire) -> dict[str, Any]:
+def _video_extension(wire: RequestValues) -> dict[str, Any]:
     frames = {key: wire.url(key) for key in EXTENSION_FIELDS}
     if all(url is None for url in frames.values()):
         raise field_required("input.first_clip_url")
@@ -395,13 +437,13 @@ def _video_extension(wire: _Wire) -> dict[str, Any]:
     return {"video_url": video_url, "control": control, **frames}
 
 
-def _video_outpainting(wire: _Wire) -> dict[str, Any]:
+def _video_outpainting(wire: RequestValues) -> dict[str, Any]:
     video_url = wire.required_url("video_url")
     scales = {side: wire.number(f"{side}_scale") for side in OUTPAINT_SIDES}
     return {"video_url": video_url, "outpaint": Outpaint(**scales)}
 
 
-_READERS: Mapping[VaceFunction, Callable[[_Wire], dict[str, Any]]] = {
+_READERS: Mapping[VaceFunction, Callable[[RequestValues], dict[str, Any]]] = {
     VaceFunction.IMAGE_REFERENCE: _image_reference,
     VaceFunction.VIDEO_REPAINTING: _video_repainting,
     VaceFunction.VIDEO_EDIT: _video_edit,

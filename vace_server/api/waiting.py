@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vace_server.api.context import AppContext
 from vace_server.tasks.models import TaskRecord
+from vace_server.tasks.progress import TaskProgress
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,12 @@ def load_failure(c: AppContext) -> str | None:
 
 def queued_progress(c: AppContext, task: TaskRecord) -> dict[str, Any]:
     """The `progress` of a PENDING task. Side effects: reads the queue and the registry."""
-    progress: dict[str, Any] = {"stage": "queued", "queue_position": c.store.queue_position(task)}
+    position = c.store.queue_position(task)
+    message = None
     try:
         reason = load_failure(c)  # one read; usually there is no failure on record
         if reason and not c.workers.alive(c.settings.worker_alive_ms, tidy=False):
-            progress["message"] = reason
+            message = reason
     except SQLAlchemyError as exc:  # the hint is a courtesy: never fail the query for it
         log.warning("could not read the worker registry: %s", exc)
-    return progress
+    return TaskProgress.queued(position, message).to_json()

@@ -66,21 +66,3 @@ def _is_http_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def read_url(value: Any, field: str, *, oss_resolve: bool) -> str | None:
-    """An optional URL: None (absent or JSON null) stays None, anything else is checked."""
-    if value is None:
-        return None
-    return check_url(value, field, oss_resolve=oss_resolve)
-
-
-def read_url_list(value: Any, field: str, *, oss_resolve: bool, keep: int) -> list[str]:
-    """An array of URLs, cut to its first `keep` entries before the entries are checked.
-
-    Raises: the bad-value error for `field` when `value` is not an array or is empty, or
-    when a kept entry is not an acceptable URL (see `check_url`).
-    """
-    if not isinstance(value, list) or not value:
-        raise field_invalid(field)
-    return [check_url(item, field, oss_resolve=oss_resolve) for item in value[:keep]]

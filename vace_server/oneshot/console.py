@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
-from PIL import Image
 from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
@@ -19,31 +16,26 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from vace_server.api.wire_names import wire_name
-from vace_server.errors import InputField
-from vace_server.media.clip import MediaSource, VideoClip
+from vace_server.api.wire_names import wire_message
+from vace_server.tasks.progress import Stage, TaskProgress
 
 
 # ---------------------------------------------------------------- progress
 class ConsoleProgress:
-    """Stages and denoising steps on a `rich` progress display.
+    """Stages and denoising steps on a `rich` progress display: the pipeline's progress hook
+    (as the worker's `Progress` is), one row per stage, with the step count, the mean step
+    time and the ETA the server reports."""
 
-    Same protocol as the worker's `Progress` (`stage(name)`, `step(done, total)`), so the
-    pipeline code can report to either; the ETA is the mean step time times the steps left,
-    as the server reports it."""
-
-    _LABELS: Mapping[str, str] = {
-        "loading": "loading model",
-        "fetching": "inputs",
-        "preprocessing": "inputs",
-        "prompt": "prompt",
-        "denoising": "denoising",
-        "decoding": "decoding",
-        "encoding": "encoding",
+    # fetching and preprocessing alternate while the inputs are read: one row
+    _LABELS: Mapping[Stage, str] = {
+        Stage.FETCHING: "inputs",
+        Stage.PREPROCESSING: "inputs",
+        Stage.DENOISING: "denoising",
+        Stage.DECODING: "decoding",
+        Stage.ENCODING: "encoding",
     }
 
-    def __init__(self, console: Console, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self, console: Console) -> None:
         self._display = Progress(
             _StatusColumn(finished_text="[green]✓"),
             TextColumn("{task.description}"),
@@ -54,8 +46,6 @@ class ConsoleProgress:
         )
         self._row: TaskID | None = None
         self._label: str | None = None
-        self._step_started: float | None = None
-        self.step_times: list[float] = []
 
     def __enter__(self) -> ConsoleProgress:
         self._display.start()
@@ -69,32 +59,30 @@ class ConsoleProgress:
             self._display.stop_task(self._row)
         self._display.stop()
 
-    def stage(self, name: str, detail: str = "") -> None:
-        label = self._LABELS.get(name, name)
+    def loading(self, model: str) -> None:
+        """The row of loading the model, before the task runs."""
+        self._show("loading model", model)
+
+    def __call__(self, progress: TaskProgress, detail: str = "") -> None:
+        self._show(self._LABELS.get(progress.stage, progress.stage.value), detail)
+        if progress.step is None or progress.total_steps is None or self._row is None:
+            return
+        info = f"step {progress.step}/{progress.total_steps}"
+        if progress.step_seconds is not None and progress.eta_seconds is not None:
+            info += f"  {progress.step_seconds:.2f} s/step  ETA {_clock_text(progress.eta_seconds)}"
+        self._display.update(
+            self._row, total=progress.total_steps, completed=progress.step, info=info
+        )
+
+    def _show(self, label: str, detail: str) -> None:
         if label != self._label:
             self._finish_row()
             self._row = self._display.add_task(label, total=None, info="", failed=False)
             self._label = label
         assert self._row is not None
-        description = f"{label}: {detail}" if detail else label
+        # the detail names fields by their mentions (StagedMedia): shown as wire names
+        description = f"{label}: {wire_message(detail)}" if detail else label
         self._display.update(self._row, description=description)
-        if name == "denoising":
-            self._step_started = self._clock()
-
-    def step(self, done: int, total: int) -> None:
-        """Denoising step callback: `done` of `total` steps finished."""
-        now = self._clock()
-        if self._step_started is not None:
-            self.step_times.append(now - self._step_started)
-        self._step_started = now
-        info = f"step {done}/{total}"
-        if self.step_times:
-            mean = sum(self.step_times) / len(self.step_times)
-            info += f"  {mean:.2f} s/step  ETA {_clock_text(mean * (total - done))}"
-        if self._row is not None:
-            self._display.update(self._row, total=total, completed=done, info=info)
-        if done >= total:
-            self.stage("decoding")
 
     def _finish_row(self) -> None:
         if self._row is None:
@@ -119,31 +107,3 @@ def _clock_text(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-class ConsoleStagedMedia:
-    """Reports which field is being read (the CLI twin of worker.progress.StagedMedia)."""
-
-    def __init__(self, inner: MediaSource, progress: ConsoleProgress) -> None:
-        self.inner = inner
-        self.progress = progress
-
-    @contextmanager
-    def _fetching(self, field: InputField) -> Iterator[None]:
-        self.progress.stage("fetching", f"reading {wire_name(field)}")
-        try:
-            yield
-        finally:
-            self.progress.stage("preprocessing")
-
-    def fetch_image(self, url: str, field: InputField) -> Image.Image:
-        with self._fetching(field):
-            return self.inner.fetch_image(url, field)
-
-    def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
-        with self._fetching(field):
-            return self.inner.fetch_mask_image(url, field)
-
-    def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
-        with self._fetching(field):
-            return self.inner.fetch_video(url, field, max_seconds=max_seconds)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.clip import MediaSource, VideoClip
-from vace_server.oneshot.request import LocalFiles
+from vace_server.oneshot.request import local_path
 
 
 # ---------------------------------------------------------------- media
@@ -33,17 +33,16 @@ def _read_capped(path: Path, field: InputField, max_bytes: int) -> bytes:
 
 
 class LocalMediaSource:
-    """`MediaSource` reading placeholder URLs from local files through the download checks
-    (same caps, same loaders) and delegating every other URL to `remote`."""
+    """`MediaSource` reading `file://` URLs (see `request.media_url`) from local files through
+    the download checks (same caps, same loaders) and delegating every other URL to `remote`."""
 
-    def __init__(self, files: LocalFiles, remote: MediaSource) -> None:
-        self.files = files
+    def __init__(self, remote: MediaSource) -> None:
         self.remote = remote
 
     def fetch_image(self, url: str, field: InputField) -> Image.Image:
         from vace_server.media.images import IMAGE_MAX_BYTES, load_image
 
-        path = self.files.path(url)
+        path = local_path(url)
         if path is None:
             return self.remote.fetch_image(url, field)
         return load_image(_read_capped(path, field, IMAGE_MAX_BYTES), field)
@@ -51,7 +50,7 @@ class LocalMediaSource:
     def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         from vace_server.media.images import IMAGE_MAX_BYTES, load_mask_image
 
-        path = self.files.path(url)
+        path = local_path(url)
         if path is None:
             return self.remote.fetch_mask_image(url, field)
         return load_mask_image(_read_capped(path, field, IMAGE_MAX_BYTES), field)
@@ -59,7 +58,7 @@ class LocalMediaSource:
     def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         from vace_server.media.video import VIDEO_MAX_BYTES, open_video
 
-        path = self.files.path(url)
+        path = local_path(url)
         if path is None:
             return self.remote.fetch_video(url, field, max_seconds=max_seconds)
         return open_video(

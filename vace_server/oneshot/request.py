@@ -1,16 +1,17 @@
-"""`vace-server generate` options → the DashScope create body, validated as the API does."""
+"""`vace-server generate` options → a TaskSpec, by the API's own request rules."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from vace_server.api.validation import SEED_MAX, parse_create_request
+from vace_server.api.validation import SEED_MAX, RequestValues, parse_request_values
+from vace_server.api.wire_media import check_url
 from vace_server.api.wire_names import CANONICAL_MODEL
 from vace_server.errors import ServiceError
 from vace_server.tasks.spec import TaskSpec
@@ -20,7 +21,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 WIRE_MODEL = CANONICAL_MODEL
-PLACEHOLDER_HOST = "vace-oneshot.invalid"
 _REMOTE_SCHEMES = ("http://", "https://")
 
 
@@ -35,10 +35,10 @@ class UsageError(Exception):
         self.code = code
 
 
-# ---------------------------------------------------------------- options → request body
+# ---------------------------------------------------------------- options → TaskSpec
 @dataclass(frozen=True)
 class OneShotOptions:
-    """The command's options, one per DashScope field (None / empty = not sent).
+    """The command's options, one per request field (None / empty = not given).
 
     Media fields hold a local path, a `file://` URL or an http(s) URL."""
 
@@ -71,22 +71,29 @@ class OneShotOptions:
     prompt_extend: bool | None = None
 
 
-# option attribute -> (command-line flag, wire field in `input`)
+# request field (its key in `input`) -> (option attribute, command-line flag), media first
 _INPUT_MEDIA = {
-    "video": ("--video", "video_url"),
-    "mask": ("--mask", "mask_image_url"),
-    "mask_video": ("--mask-video", "mask_video_url"),
-    "first_frame": ("--first-frame", "first_frame_url"),
-    "last_frame": ("--last-frame", "last_frame_url"),
-    "first_clip": ("--first-clip", "first_clip_url"),
-    "last_clip": ("--last-clip", "last_clip_url"),
+    "video_url": ("video", "--video"),
+    "mask_image_url": ("mask", "--mask"),
+    "mask_video_url": ("mask_video", "--mask-video"),
+    "first_frame_url": ("first_frame", "--first-frame"),
+    "last_frame_url": ("last_frame", "--last-frame"),
+    "first_clip_url": ("first_clip", "--first-clip"),
+    "last_clip_url": ("last_clip", "--last-clip"),
 }
-# option attribute -> wire field in `parameters`
+_INPUT = {
+    "function": "function",
+    "prompt": "prompt",
+    "negative_prompt": "negative_prompt",
+    "mask_frame_id": "mask_frame_id",
+}
+# request field (its key in `parameters`) -> option attribute
 _PARAMETERS = {
+    "obj_or_bg": "obj_or_bg",
     "mask_type": "mask_type",
     "expand_mode": "expand_mode",
     "expand_ratio": "expand_ratio",
-    "control": "control_condition",
+    "control_condition": "control",
     "strength": "strength",
     "size": "size",
     "top_scale": "top_scale",
@@ -99,73 +106,77 @@ _PARAMETERS = {
 }
 
 
-class LocalFiles:
-    """Placeholder URLs for local files (see the module docstring) and the way back."""
+def media_url(value: str, option: str) -> str:
+    """The URL a media option's value goes into the TaskSpec as.
 
-    def __init__(self) -> None:
-        self._prefix = f"http://{PLACEHOLDER_HOST}/{secrets.token_hex(8)}/"
-        self._paths: dict[str, Path] = {}
-
-    def wire_value(self, value: str, option: str) -> str:
-        """What to put in the body for a media option's value.
-
-        http(s) URLs, and strings with another scheme that name no local file (e.g. `oss://`),
-        go as given, so the validator judges them like any client's. Local paths and `file://`
-        URLs get a placeholder. Raises: UsageError when the local file is missing or not a
-        readable regular file."""
-        if value.lower().startswith(_REMOTE_SCHEMES):
+    A local path or a `file://` URL becomes the `file://` URL of the resolved file (read by
+    `LocalMediaSource`). http(s) URLs, and strings with another scheme that name no local file
+    (e.g. `oss://`), go as given, so the API's URL rules judge them like any client's.
+    Raises: UsageError when the local file is missing or not a readable regular file."""
+    if value.lower().startswith(_REMOTE_SCHEMES):
+        return value
+    if value.lower().startswith("file://"):
+        parts = urlsplit(value)
+        if parts.netloc not in ("", "localhost"):
+            raise UsageError(f"{option}: only local file:// URLs are supported: {value}")
+        path = Path(unquote(parts.path))
+    else:
+        path = Path(value).expanduser()
+        if "://" in value and not path.exists():
             return value
-        if value.lower().startswith("file://"):
-            parts = urlsplit(value)
-            if parts.netloc not in ("", "localhost"):
-                raise UsageError(f"{option}: only local file:// URLs are supported: {value}")
-            path = Path(unquote(parts.path))
-        else:
-            path = Path(value).expanduser()
-            if "://" in value and not path.exists():
-                return value
-        if not path.is_file():
-            what = "is not a file" if path.exists() else "no such file"
-            raise UsageError(f"{option}: {what}: {value}")
-        if not os.access(path, os.R_OK):
-            raise UsageError(f"{option}: cannot read {value}")
-        url = f"{self._prefix}{len(self._paths)}"
-        self._paths[url] = path.resolve()
-        return url
-
-    def path(self, url: str) -> Path | None:
-        """The local file behind a placeholder URL; None for any other URL."""
-        return self._paths.get(url)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "no such file"
+        raise UsageError(f"{option}: {what}: {value}")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{option}: cannot read {value}")
+    return path.resolve().as_uri()
 
 
-def build_body(options: OneShotOptions, files: LocalFiles) -> bytes:
-    """The DashScope create body for `options` (fields that were not given are left out).
+def local_path(url: str) -> Path | None:
+    """The file behind a `file://` URL made by `media_url`; None for any other URL."""
+    if not url.startswith("file://"):
+        return None
+    return Path(unquote(urlsplit(url).path))
 
-    Raises: UsageError for an unusable local file."""
-    wire_input: dict[str, Any] = {}
-    parameters: dict[str, Any] = {}
-    if options.function is not None:
-        wire_input["function"] = options.function
-    if options.prompt is not None:
-        wire_input["prompt"] = options.prompt
-    if options.negative_prompt is not None:
-        wire_input["negative_prompt"] = options.negative_prompt
-    if options.refs:
-        wire_input["ref_images_url"] = [files.wire_value(v, "--ref") for v in options.refs]
-    for attr, (flag, wire) in _INPUT_MEDIA.items():
-        value = getattr(options, attr)
-        if value is not None:
-            wire_input[wire] = files.wire_value(value, flag)
-    if options.mask_frame_id is not None:
-        wire_input["mask_frame_id"] = options.mask_frame_id
-    if options.obj_or_bg:
-        parameters["obj_or_bg"] = list(options.obj_or_bg)
-    for attr, wire in _PARAMETERS.items():
-        value = getattr(options, attr)
-        if value is not None:
-            parameters[wire] = value
-    body = {"model": WIRE_MODEL, "input": wire_input, "parameters": parameters}
-    return json.dumps(body, ensure_ascii=False).encode()
+
+@dataclass(frozen=True)
+class OptionValues(RequestValues):
+    """The options as the request rules read them: a request field's value is its option's
+    (tuples as lists, empty as absent), media options already through `media_url`."""
+
+    options: OneShotOptions
+    media: Mapping[str, Any]  # `input` key -> URL, or list of URLs for the references
+
+    @classmethod
+    def of(cls, options: OneShotOptions) -> OptionValues:
+        """Raises: UsageError for an unusable local file (before any rule is checked)."""
+        media: dict[str, Any] = {}
+        if options.refs:
+            media["ref_images_url"] = [media_url(v, "--ref") for v in options.refs]
+        for key, (attr, flag) in _INPUT_MEDIA.items():
+            value = getattr(options, attr)
+            if value is not None:
+                media[key] = media_url(value, flag)
+        return cls(options=options, media=media)
+
+    def inp(self, key: str) -> Any:
+        if key in self.media:
+            return self.media[key]
+        return self._option(_INPUT.get(key))
+
+    def param(self, key: str) -> Any:
+        return self._option(_PARAMETERS.get(key))
+
+    def check_url(self, value: Any, field: str) -> str:
+        if isinstance(value, str) and local_path(value) is not None:
+            return value  # a local file `media_url` checked
+        return check_url(value, field, oss_resolve=False)  # no upload store to resolve oss://
+
+    def _option(self, attr: str | None) -> Any:
+        value = None if attr is None else getattr(self.options, attr)
+        if isinstance(value, tuple):
+            return list(value) or None
+        return value
 
 
 def check_out_path(out: Path) -> Path:
@@ -177,12 +188,12 @@ def check_out_path(out: Path) -> Path:
     return out
 
 
-def validate_body(body: bytes) -> TaskSpec:
-    """`parse_create_request` as the API runs it (no `oss://` resolution: there is no upload
-    store here). Raises: UsageError carrying the DashScope code and message."""
+def build_spec(values: OptionValues) -> TaskSpec:
+    """The TaskSpec the API would accept for these options (no `oss://` resolution: there is
+    no upload store here). Raises: UsageError carrying the DashScope code and message."""
     try:
-        return parse_create_request(
-            body, oss_resolve=False, draw_seed=lambda: secrets.randbelow(SEED_MAX + 1)
+        return parse_request_values(
+            values, model_name=WIRE_MODEL, draw_seed=lambda: secrets.randbelow(SEED_MAX + 1)
         )
     except ServiceError as exc:
         raise UsageError(exc.message, code=exc.code) from exc

@@ -1,4 +1,4 @@
-"""The worker loop: claim → fetch media → build inputs → run → encode → store → finish.
+"""The worker loop: claim → run the task pipeline (fetch media … encode) → store → finish.
 
 The same loop runs in the embedded child process, in `vace-server worker`, and in the Ray actors
 of `vace-server ray-workers`. It owns no state transitions itself: every transition is a
@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,30 +24,28 @@ from vace_server.clock import wall_clock_ms
 from vace_server.engine.loader import LoadedModel
 from vace_server.engine.prompt_rewrite import PromptRewriter
 from vace_server.engine.runner import free_memory
-from vace_server.errors import AlgoError, ServiceError, UploadError
+from vace_server.errors import UploadError
 from vace_server.logging_setup import task_id_var
 from vace_server.media.clip import MediaSource
-from vace_server.media.encode import encode_mp4
 from vace_server.media.images import media_for_task
-from vace_server.model_inputs import VaceInputs
 from vace_server.settings import Settings
 from vace_server.storage.base import Storage
+from vace_server.tasks.progress import Stage, TaskProgress
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import settle
 from vace_server.worker.heartbeat import Heartbeat
-from vace_server.worker.produce import produce_video
-from vace_server.worker.progress import Progress, StagedMedia, TaskCanceled, TaskInterrupted
-from vace_server.worker.task_model import model_for_task
+from vace_server.worker.pipeline import Pipeline, PipelineResult, TaskPipeline, algo_failure
+from vace_server.worker.progress import Progress, TaskCanceled, TaskInterrupted
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Produced:
-    output_key: str
-    output_seconds: float
-    actual_prompt: str | None
-    effective: dict[str, Any]
+class Stored:
+    """A run's result and where its MP4 now is in the output storage."""
+
+    key: str
+    result: PipelineResult
 
 
 class WorkerLoop:
@@ -63,15 +60,18 @@ class WorkerLoop:
         annotators: AnnotatorSet,
         worker_id: str,
         rewriter: PromptRewriter | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
+        """`pipeline` replaces the one built from `model`, `annotators` and `rewriter`."""
         self.settings = settings
         self.store = store
         self.storage = storage
         self.model = model
         self.media = media
-        self.annotators = annotators
-        self.rewriter = rewriter
         self.worker_id = worker_id
+        self.pipeline = pipeline or TaskPipeline(
+            model=model, annotators=annotators, settings=settings, rewriter=rewriter
+        )
         # Set when a shutdown's grace period is over: the task in hand stops at its next
         # checkpoint and goes back to the queue.
         self.interrupted = threading.Event()
@@ -122,43 +122,37 @@ class WorkerLoop:
     def _process(self, claim: Claim, progress: Progress) -> None:
         started = time.monotonic()
         try:
-            produced = self._produce(claim, progress)
+            stored = self._produce(claim, progress)
         except TaskInterrupted:
             self._requeue_interrupted(claim)
             return
         except TaskCanceled:
             self._stop_canceled(claim)
             return
-        except ServiceError as err:
+        except Exception as exc:  # a ServiceError as it is, any other crash InternalError.Algo
+            err = algo_failure(exc)
             code, message = err.code, err.message  # stored with its field mentions, for the API
             log.warning("task %s failed: %s %s", claim.task.id, code, err)
             self._settle(claim, "fail", lambda: self.store.fail(claim, code=code, message=message))
             return
-        except Exception:
-            log.exception("task %s crashed in the algorithm", claim.task.id)
-            self._settle(
-                claim,
-                "fail",
-                lambda: self.store.fail(
-                    claim, code=AlgoError.code, message=AlgoError.default_message
-                ),
-            )
-            return
+        result = stored.result
         succeeded = self._settle(
             claim,
             "success",
             lambda: self.store.succeed(
                 claim,
-                output_key=produced.output_key,
-                output_seconds=produced.output_seconds,
-                actual_prompt=produced.actual_prompt,
-                effective=produced.effective,
+                output_key=stored.key,
+                output_seconds=result.seconds,
+                actual_prompt=result.actual_prompt,
+                effective=result.effective.to_json(),
             ),
         )
-        if not succeeded:
-            self.storage.delete(produced.output_key)
+        if not succeeded:  # refused by the fence: the result is never shown, so it goes
+            self.storage.delete(stored.key)
+            # A cancel request arrived during the upload (then the task ends CANCELED), or the
+            # claim was lost (the read says so too; `_stop_canceled` then only logs it).
             if self._settle(claim, "read", lambda: self.store.cancel_requested(claim)):
-                self._stop_canceled(claim)  # the cancel request arrived during the upload
+                self._stop_canceled(claim)
             else:
                 log.warning(
                     "task %s finished after losing its claim; result dropped", claim.task.id
@@ -189,65 +183,24 @@ class WorkerLoop:
         else:  # a cancel request came meanwhile, or the claim was lost
             self._stop_canceled(claim)
 
-    def _produce(self, claim: Claim, progress: Progress) -> Produced:
+    def _produce(self, claim: Claim, progress: Progress) -> Stored:
         spec = claim.task.spec
-        model = model_for_task(self.model, spec.engine)
         task_media = media_for_task(self.media, claim.task.account, spec.upload_model)
-        produced = produce_video(
-            spec,
-            StagedMedia(task_media, progress),
-            model=model,
-            annotators=self.annotators,
-            settings=self.settings,
-            progress=progress,
-            rewriter=self.rewriter,
-        )
-        video = produced.video
-        key = self._store_video(claim, video, progress)
-        return Produced(
-            output_key=key,
-            output_seconds=len(video) / self.settings.engine.output_fps,
-            actual_prompt=produced.prompt if spec.prompt_extend else None,
-            effective=self._effective(
-                model, produced.inputs, spec.seed, len(video), progress.step_times
-            ),
-        )
-
-    def _store_video(self, claim: Claim, video: Any, progress: Progress) -> str:
-        day = datetime.now(tz=UTC).strftime("%Y-%m-%d")
-        key = f"{day}/{claim.task.id}-{secrets.token_urlsafe(24)}.mp4"
         with tempfile.TemporaryDirectory(prefix="vace-out-") as tmp:
             path = Path(tmp) / "out.mp4"
-            encode_mp4(video, self.settings.engine.output_fps, path)
-            progress.stage("uploading")
-            try:
-                self.storage.put_file(key, path)
-            except Exception as exc:
-                log.exception("could not store the result of task %s", claim.task.id)
-                raise UploadError() from exc
-        return key
+            result = self.pipeline(spec, task_media, path, on_progress=progress)
+            key = self._upload(claim, path, progress)
+        return Stored(key=key, result=result)
 
-    def _effective(
-        self,
-        model: LoadedModel,
-        inputs: VaceInputs,
-        seed: int,
-        out_frames: int,
-        step_times: list[float],
-    ) -> dict[str, Any]:
-        return {
-            "mean_step_seconds": round(sum(step_times) / len(step_times), 4)
-            if step_times
-            else None,
-            "model": model.name,
-            "generation_size": [inputs.width, inputs.height],
-            "generation_frames": inputs.num_frames,
-            "generation_fps": model.profile.fps,
-            "output_size": list(inputs.output_size),
-            "output_frames": out_frames,
-            "output_fps": self.settings.engine.output_fps,
-            "seed": seed,
-            "steps": model.num_inference_steps,
-            "guidance_scale": model.guidance_scale,
-            "flow_shift": model.flow_shift,
-        }
+    def _upload(self, claim: Claim, path: Path, progress: Progress) -> str:
+        """Puts the MP4 at `path` into the output storage. Returns: its key.
+        Raises: UploadError (the storage failed), TaskCanceled (a checkpoint)."""
+        day = datetime.now(tz=UTC).strftime("%Y-%m-%d")
+        key = f"{day}/{claim.task.id}-{secrets.token_urlsafe(24)}.mp4"
+        progress(TaskProgress.starting(Stage.UPLOADING))
+        try:
+            self.storage.put_file(key, path)
+        except Exception as exc:
+            log.exception("could not store the result of task %s", claim.task.id)
+            raise UploadError() from exc
+        return key

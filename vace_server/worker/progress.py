@@ -1,46 +1,33 @@
-"""Progress of a running task, written to the store (throttled, best effort, off the pipeline's
-thread), and the checkpoint where a cancel request or a shutdown stops the run."""
+"""Progress reporting of a running task: the hook the pipeline reports to, the worker's
+store-backed hook (throttled, best effort, off the pipeline's thread; also the checkpoint where
+a cancel request or a shutdown stops the run), and the media wrapper that reports fetching.
+
+The vocabulary itself (stages, percent spans, the progress record) is `tasks.progress`."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
 from PIL import Image
 
 from vace_server.errors import InputField
 from vace_server.media.clip import MediaSource, VideoClip
+from vace_server.tasks.progress import ProgressTracker, Stage, TaskProgress
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import LatestWriter
 
-# Share of the whole task each stage ends at (denoising fills the span before "decoding").
-STAGE_END_PERCENT = {
-    "fetching": 5,
-    "preprocessing": 10,
-    "denoising": 90,
-    "decoding": 95,
-    "encoding": 99,
-    "uploading": 100,
-}
-STAGE_START_PERCENT = {
-    "fetching": 0,
-    "preprocessing": 5,
-    "denoising": 10,
-    "decoding": 90,
-    "encoding": 95,
-    "uploading": 99,
-}
 
+class ProgressHook(Protocol):
+    """Where a run reports: the worker's `Progress` or the CLI's console. `detail` is for a
+    person (e.g. the field being read, as an `InputField` mention: a hook that shows it maps it
+    with `api.wire_names.wire_message`) and is not stored. A hook may raise to stop the run
+    (the worker's cancel checkpoint)."""
 
-class ProgressSink(Protocol):
-    """Where a run reports: the worker's store-backed `Progress` or the CLI's display.
-    Any call may raise to stop the run (the worker's cancel checkpoint)."""
-
-    def stage(self, name: str) -> None: ...
-
-    def step(self, done: int, total: int) -> None: ...
+    def __call__(self, progress: TaskProgress, detail: str = "") -> None: ...
 
 
 class TaskCanceled(Exception):
@@ -53,9 +40,10 @@ class TaskInterrupted(TaskCanceled):
 
 
 class Progress:
-    """Tracks stage / step / ETA; flushes to the store at most every `min_interval` seconds
-    (stage changes always flush) through a `LatestWriter`, so a database outage never slows or
-    fails the run. Every call is also a cancel / shutdown checkpoint. `close()` when done."""
+    """The worker's hook: keeps the latest report and flushes it to the store at most every
+    `min_interval` seconds (a stage change always flushes) through a `LatestWriter`, so a
+    database outage never slows or fails the run. Every report is also a cancel / shutdown
+    checkpoint. `close()` when done."""
 
     def __init__(
         self,
@@ -75,43 +63,12 @@ class Progress:
         self.min_interval = min_interval
         self._clock = clock
         self._last_flush = float("-inf")
-        self._step_started: float | None = None
-        self._step_times: list[float] = []
-        self.state: dict[str, Any] = {}
+        self.state: TaskProgress | None = None
 
-    def stage(self, name: str) -> None:
-        self.check_cancel()
-        self.state = {"stage": name, "percent": STAGE_START_PERCENT[name]}
-        if name == "denoising":
-            self._step_started = self._clock()
-        self._flush(force=True)
-
-    def step(self, done: int, total: int) -> None:
-        """Denoising step callback: `done` of `total` steps finished."""
-        now = self._clock()
-        if self._step_started is not None:
-            self._step_times.append(now - self._step_started)
-        self._step_started = now
-        mean = sum(self._step_times) / len(self._step_times) if self._step_times else None
-        span = STAGE_END_PERCENT["denoising"] - STAGE_START_PERCENT["denoising"]
-        self.state = {
-            "stage": "denoising",
-            "step": done,
-            "total_steps": total,
-            "percent": STAGE_START_PERCENT["denoising"] + round(span * done / max(total, 1)),
-        }
-        if mean is not None:
-            self.state["step_seconds"] = round(mean, 3)
-            self.state["eta_seconds"] = round(mean * (total - done), 1)
-        self.check_cancel()  # before decoding: a canceled run never decodes
-        if done >= total:
-            self.stage("decoding")
-        else:
-            self._flush()
-
-    @property
-    def step_times(self) -> list[float]:
-        return list(self._step_times)
+    def __call__(self, progress: TaskProgress, detail: str = "") -> None:
+        self.check_cancel()  # before anything is written: a canceled run reports nothing more
+        self.state = progress
+        self._flush(progress, force=progress.step is None)  # only steps are throttled
 
     def check_cancel(self) -> None:
         if self.canceled.is_set():
@@ -123,37 +80,38 @@ class Progress:
         """Stops the writer (the last state gets a moment to be written)."""
         self.writer.close()
 
-    def _flush(self, *, force: bool = False) -> None:
+    def _flush(self, progress: TaskProgress, *, force: bool) -> None:
         now = self._clock()
         if force or now - self._last_flush >= self.min_interval:
             self._last_flush = now
-            self.writer.submit(self.state)
+            self.writer.submit(progress.to_json())
 
 
 class StagedMedia:
-    """MediaSource wrapper: "fetching" while a download runs, "preprocessing" in between."""
+    """MediaSource wrapper: "fetching" (with the field being read) while a download runs,
+    "preprocessing" in between. The worker and the console both read media through it."""
 
-    def __init__(self, inner: MediaSource, progress: ProgressSink) -> None:
+    def __init__(self, inner: MediaSource, tracker: ProgressTracker, hook: ProgressHook) -> None:
         self.inner = inner
-        self.progress = progress
+        self.tracker = tracker
+        self.hook = hook
+
+    @contextmanager
+    def _fetching(self, field: InputField) -> Iterator[None]:
+        self.hook(self.tracker.stage(Stage.FETCHING), f"reading {field.mention}")
+        try:
+            yield
+        finally:
+            self.hook(self.tracker.stage(Stage.PREPROCESSING))
 
     def fetch_image(self, url: str, field: InputField) -> Image.Image:
-        self.progress.stage("fetching")
-        try:
+        with self._fetching(field):
             return self.inner.fetch_image(url, field)
-        finally:
-            self.progress.stage("preprocessing")
 
     def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
-        self.progress.stage("fetching")
-        try:
+        with self._fetching(field):
             return self.inner.fetch_mask_image(url, field)
-        finally:
-            self.progress.stage("preprocessing")
 
     def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
-        self.progress.stage("fetching")
-        try:
+        with self._fetching(field):
             return self.inner.fetch_video(url, field, max_seconds=max_seconds)
-        finally:
-            self.progress.stage("preprocessing")

@@ -1,7 +1,5 @@
 // Pure formatting: durations, times, progress, the server line, file names. No DOM.
 
-import { STAGE_TEXT } from "./text.js";
-
 export function formatDuration(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return "";
   const s = Math.round(seconds);
@@ -24,13 +22,14 @@ export function badgeClass(status) {
 
 /**
  * What the progress box shows for a task: { hidden } when it is not active, else
- * { stage, percent (number or null: indeterminate), percentText, detail }.
+ * { stage, percent (number or null: indeterminate), percentText, detail }. `labels` maps a
+ * stage name to what a person is shown (the schema's stages, see schema.js stageLabels).
  */
-export function progressView(status, progress, { active, cancelRequested = false }) {
+export function progressView(status, progress, { active, labels = {}, cancelRequested = false }) {
   if (!active.has(status)) return { hidden: true };
   const p = progress || {};
   const stage = p.stage || (status === "PENDING" ? "queued" : "");
-  const label = STAGE_TEXT[stage] || (stage ? stage : status === "RUNNING" ? "Starting" : "Queued");
+  const label = labels[stage] || (stage ? stage : status === "RUNNING" ? "Starting" : "Queued");
   const details = [];
   let percent = null;
   if (status === "PENDING") {

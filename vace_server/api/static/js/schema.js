@@ -36,6 +36,11 @@ export function finalStatuses(schema) {
   return new Set(schema.statuses.final);
 }
 
+/** Stage name -> what a person is shown, from the server's progress vocabulary. */
+export function stageLabels(schema) {
+  return Object.fromEntries(schema.stages.map((stage) => [stage.name, stage.label]));
+}
+
 export function activeStatuses(schema) {
   return new Set(schema.statuses.active);
 }

@@ -3,7 +3,7 @@
 import { ApiError } from "./api.js";
 import { $, $$, hideError, setBadge, showError } from "./dom.js";
 import { progressView, recentTimes, usageText } from "./format.js";
-import { activeStatuses, finalStatuses } from "./schema.js";
+import { activeStatuses, finalStatuses, stageLabels } from "./schema.js";
 import { state } from "./state.js";
 
 const POLL_MS = 1000;
@@ -91,7 +91,8 @@ function renderTask(answer, token) {
   $("#task-ended").textContent = out.end_time || "–";
   const active = activeStatuses(state.schema);
   $("#cancel").disabled = !active.has(status) || Boolean(token.cancelRequested);
-  renderProgress(progressView(status, out.progress, { active, cancelRequested: token.cancelRequested }));
+  const labels = stageLabels(state.schema);
+  renderProgress(progressView(status, out.progress, { active, labels, cancelRequested: token.cancelRequested }));
 
   const errorBox = $("#task-error");
   const outcome = OUTCOME[status];

@@ -28,16 +28,6 @@ export const CHOICE_TEXT = {
   expand_mode: { hull: "hull (polygon)", bbox: "bbox (rectangle)", original: "original" },
 };
 
-export const STAGE_TEXT = {
-  queued: "Queued",
-  fetching: "Fetching media",
-  preprocessing: "Preprocessing",
-  denoising: "Denoising",
-  decoding: "Decoding",
-  encoding: "Encoding",
-  uploading: "Storing the result",
-};
-
 // The hint over the reference images of a function that takes only one.
 export const SINGLE_REFERENCE_HINT = {
   video_edit: "A subject or background that replaces the content of the edit area.",
