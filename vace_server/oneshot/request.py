@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from vace_server.api.validation import SEED_MAX, RequestValues, parse_request_values
+from vace_server.api.request_values import RequestValues
+from vace_server.api.validation import SEED_MAX, parse_request_values
 from vace_server.api.wire_media import check_url
 from vace_server.api.wire_names import CANONICAL_MODEL
 from vace_server.errors import ServiceError
