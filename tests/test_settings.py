@@ -23,6 +23,7 @@ from vace_server.settings import (
     Settings,
     describe_invalid,
     from_worker_payload,
+    scrub_worker_environment,
     worker_payload,
 )
 
@@ -367,6 +368,42 @@ def test_the_payload_is_read_without_the_environment(clean_env: pytest.MonkeyPat
     payload = worker_payload(Settings(num_frames=17))
     clean_env.setenv("VACE_NUM_FRAMES", "21")
     assert from_worker_payload(payload).engine.num_frames == 17
+
+
+def test_a_worker_scrubs_the_api_secrets_from_its_inherited_environment() -> None:
+    environ = {
+        "VACE_API_KEYS": "k1",
+        "vace_accounts__api_keys": "k2",
+        "VACE_ACCOUNTS": '{"api_keys": "k3"}',
+        "VACE_WEBHOOK_SECRET": "whsec",
+        "VACE_RATE_LIMITS": "{}",
+        "VACE_URL_SIGNING_SECRET": "sign",
+        "VACE_STORAGE__URL_SIGNING_SECRET": "sign2",
+        # what a worker uses stays, secrets included
+        "VACE_DATABASE_URL": "postgresql://u:p@db/x",
+        "VACE_S3_SECRET_ACCESS_KEY": "s3",
+        "VACE_NUM_FRAMES": "17",
+        "PATH": "/usr/bin",
+    }
+    removed = scrub_worker_environment(environ)
+    assert sorted(removed) == sorted(
+        [
+            "VACE_API_KEYS",
+            "vace_accounts__api_keys",
+            "VACE_ACCOUNTS",
+            "VACE_WEBHOOK_SECRET",
+            "VACE_RATE_LIMITS",
+            "VACE_URL_SIGNING_SECRET",
+            "VACE_STORAGE__URL_SIGNING_SECRET",
+        ]
+    )
+    assert environ == {
+        "VACE_DATABASE_URL": "postgresql://u:p@db/x",
+        "VACE_S3_SECRET_ACCESS_KEY": "s3",
+        "VACE_NUM_FRAMES": "17",
+        "PATH": "/usr/bin",
+    }
+    assert scrub_worker_environment(environ) == []
 
 
 # --- one VACE_LOG_LEVEL ----------------------------------------------------------------------

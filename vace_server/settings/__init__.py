@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ __all__ = [
     "parse_networks",
     "reveal",
     "route_flat",
+    "scrub_worker_environment",
     "worker_payload",
 ]
 
@@ -229,6 +231,32 @@ def worker_payload(settings: Settings) -> str:
             values[field] = None if secret is None else secret.get_secret_value()
         payload[name] = values
     return json.dumps(payload)
+
+
+def _not_for_workers() -> set[tuple[str, str]]:
+    """(group, field) of every setting a worker is not given."""
+    left_out = {
+        (group, field) for group in _NOT_FOR_WORKERS for field in GROUPS[group].model_fields
+    }
+    left_out |= {(group, f) for group, fields in _NOT_FOR_WORKERS_FIELDS.items() for f in fields}
+    return left_out
+
+
+def scrub_worker_environment(environ: MutableMapping[str, str]) -> list[str]:
+    """Removes from `environ` the variables of the settings a worker is not given
+    (`VACE_API_KEYS`, `VACE_WEBHOOK_SECRET`, `VACE_URL_SIGNING_SECRET`, … in their flat and
+    nested spellings, any case): a worker process inherits its parent's environment, and this
+    keeps those secrets from its code and from any process it starts.
+
+    Returns: the names removed. Side effects: mutates `environ`."""
+    names = set()
+    for group, field in _not_for_workers():
+        names |= {f"vace_{field}", f"vace_{group}__{field}"}
+    names |= {f"vace_{group}" for group in _NOT_FOR_WORKERS}  # a whole group as JSON
+    removed = [key for key in environ if key.lower() in names]
+    for key in removed:
+        del environ[key]
+    return removed
 
 
 def from_worker_payload(payload: str) -> Settings:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, scrub_worker_environment
 from vace_server.worker.events import EventSink, Failed
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def child_main(payload: str, worker_id: str, report: EventSink, parent_pid: int)
 
     die_with_parent(parent_pid)
     settings = settings_from_payload(payload)
+    scrub_worker_environment(os.environ)  # inherited from `serve`: the API's secrets
     configure_logging(settings.logging.log_level, settings.logging.log_format)
     try:
         run_worker(settings, worker_id, report, second_signal_kills=False)

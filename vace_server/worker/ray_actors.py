@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, scrub_worker_environment
 from vace_server.worker.core import child_settings_payload, new_worker_id, settings_from_payload
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class VaceWorkerActor:
         from vace_server.worker.runtime import WorkerRuntime
 
         settings = settings_from_payload(payload)
+        scrub_worker_environment(os.environ)  # whatever the node's `ray start` was given
         configure_logging(settings.logging.log_level, settings.logging.log_format)
         self.name = name
         self.worker_id = incarnation_id(name)

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, scrub_worker_environment
 from vace_server.worker.core import Releases, Slot, WorkerPool, new_worker_id
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def run_one(
 
         die_with_parent(parent_pid)
 
+    scrub_worker_environment(os.environ)  # settings are read: the API's secrets can go
     if gpu is not None:
         if "torch" in sys.modules:  # too late for CUDA_VISIBLE_DEVICES to take effect
             log.warning("torch was imported before --gpus could select device %s", gpu)
@@ -146,6 +147,7 @@ class PerGpuWorkers:
         cmd = [sys.executable, "-m", "vace_server", "worker", "--gpus", gpu]
         cmd += ["--worker-id", slot.worker_id, "--parent-pid", str(os.getpid())]
         env = {**os.environ, **self.env, "CUDA_VISIBLE_DEVICES": gpu}
+        scrub_worker_environment(env)  # a worker never needs the API's secrets
         # Its own process group: a terminal's Ctrl-C reaches only this process, which passes
         # one SIGTERM on (two signals would mean "stop now" to the child).
         proc = subprocess.Popen(cmd, env=env, process_group=0)
