@@ -9,16 +9,14 @@ import logging
 import pytest
 
 from tests.support.fake_workers import FakeLauncher, FakeReleases, SecondsClock
-from vace_server.settings import Settings
+from vace_server.settings import Settings, from_worker_payload, worker_payload
 from vace_server.worker.core import (
     MAX_BACKOFF_SECONDS,
     WORKER_ID_CHARS,
     Slot,
     WorkerPool,
-    child_settings_payload,
     new_worker_id,
     restart_backoff,
-    settings_from_payload,
 )
 from vace_server.worker.events import Failed, Ready
 
@@ -62,7 +60,7 @@ def test_worker_ids_are_unique_per_incarnation_and_fit_the_column() -> None:
 
 def test_the_settings_payload_round_trips() -> None:
     settings = Settings(model="tiny", num_frames=17, stop_grace_seconds=3)
-    assert settings_from_payload(child_settings_payload(settings)) == settings
+    assert from_worker_payload(worker_payload(settings)) == settings
 
 
 def test_backoff_is_bounded_for_any_number_of_failures() -> None:

@@ -8,7 +8,7 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
-from vace_server.settings import Settings, scrub_worker_environment
+from vace_server.settings import Settings, from_worker_payload, scrub_worker_environment
 from vace_server.worker.events import EventSink, Failed
 
 if TYPE_CHECKING:
@@ -77,14 +77,13 @@ def run_worker(
 
 
 def child_main(payload: str, worker_id: str, report: EventSink, parent_pid: int) -> None:
-    """multiprocessing target (spawned): settings travel as `core.child_settings_payload`.
+    """multiprocessing target (spawned): settings travel as `settings.worker_payload`.
     The child dies with its parent (see `lifeline`)."""
     from vace_server.logging_setup import configure_logging
-    from vace_server.worker.core import settings_from_payload
     from vace_server.worker.lifeline import die_with_parent
 
     die_with_parent(parent_pid)
-    settings = settings_from_payload(payload)
+    settings = from_worker_payload(payload)
     scrub_worker_environment(os.environ)  # inherited from `serve`: the API's secrets
     configure_logging(settings.logging.log_level, settings.logging.log_format)
     try:

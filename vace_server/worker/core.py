@@ -1,12 +1,13 @@
-"""The worker core every launcher uses: worker ids, the settings payload a child or actor
-receives, the restart policy, and `WorkerPool`, which starts a fixed set of worker slots,
-notices a dead child, releases its tasks and restarts it, and stops them all.
+"""The worker core every launcher uses: worker ids, the restart policy, and `WorkerPool`,
+which starts a fixed set of worker slots, notices a dead child, releases its tasks and
+restarts it, and stops them all.
 
 `WorkerPool` is a plain state machine: it never sleeps, never starts a thread and reads time
 from the clock it is given, so a launcher drives it (`poll()` from its own loop) and tests drive
 it with a fake clock and fake children. What a child is (a multiprocessing process for `serve`,
 a `vace-server worker` subprocess per GPU) is the launcher's `spawn`. Ray restarts its actors
-itself; `ray_actors` uses the ids, the payload and the events, not the pool.
+itself; `ray_actors` uses the ids and the events, not the pool. What a child or
+actor receives of the settings is `settings.worker_payload`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from vace_server.settings import Settings, from_worker_payload, worker_payload
 from vace_server.worker.events import ChildEvent, Failed, Ready
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,6 @@ def new_worker_id(*role: str) -> str:
     dead one. At most WORKER_ID_CHARS long (host and role are cut, never the suffix)."""
     prefix = ":".join([socket.gethostname()[:40], *role])
     return f"{prefix[: WORKER_ID_CHARS - _SUFFIX_CHARS - 1]}:{uuid.uuid4().hex[:_SUFFIX_CHARS]}"
-
-
-def child_settings_payload(settings: Settings) -> str:
-    """The settings a worker child process or Ray actor receives (the one place it is built):
-    `worker_payload`, which leaves out what a worker never uses (API keys, webhook secrets, the
-    URL-signing secret) and carries the rest, secrets included, in clear."""
-    return worker_payload(settings)
-
-
-def settings_from_payload(payload: str) -> Settings:
-    """The child's side of `child_settings_payload`."""
-    return from_worker_payload(payload)
 
 
 def restart_backoff(failures: int) -> float:

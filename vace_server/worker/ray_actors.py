@@ -23,8 +23,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from vace_server.settings import Settings, scrub_worker_environment
-from vace_server.worker.core import child_settings_payload, new_worker_id, settings_from_payload
+from vace_server.settings import (
+    Settings,
+    from_worker_payload,
+    scrub_worker_environment,
+    worker_payload,
+)
+from vace_server.worker.core import new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ class VaceWorkerActor:
         from vace_server.logging_setup import configure_logging
         from vace_server.worker.runtime import WorkerRuntime
 
-        settings = settings_from_payload(payload)
+        settings = from_worker_payload(payload)
         scrub_worker_environment(os.environ)  # whatever the node's `ray start` was given
         configure_logging(settings.logging.log_level, settings.logging.log_format)
         self.name = name
@@ -216,7 +221,7 @@ def start_workers(
             log.warning("removing surplus actors %s", ", ".join(sorted(extra)))
             _stop_actors(extra, timeout=60.0)
         cls = actor_class(placement.max_restarts)
-        payload = child_settings_payload(settings)
+        payload = worker_payload(settings)
         handles = []
         for i in range(placement.replicas):
             name = f"{placement.prefix}-{i}"

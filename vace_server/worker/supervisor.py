@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from vace_server.settings import Settings
+from vace_server.settings import Settings, worker_payload
 from vace_server.tasks.store import TaskStore
 from vace_server.worker.child import child_main
 from vace_server.worker.core import (
@@ -23,7 +23,6 @@ from vace_server.worker.core import (
     Slot,
     Spawn,
     WorkerPool,
-    child_settings_payload,
     restart_backoff,
 )
 from vace_server.worker.events import Failed, Ready
@@ -135,7 +134,7 @@ class WorkerSupervisor:
         process = self._ctx.Process(
             target=child_main,
             args=(
-                child_settings_payload(self.settings),
+                worker_payload(self.settings),
                 slot.worker_id,
                 self._reports,
                 os.getpid(),
