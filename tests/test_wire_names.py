@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from vace_server.api import validation
+from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.wire_names import MODEL_NAMES, WIRE_NAMES
 from vace_server.tasks.spec import TaskSpec
 
@@ -35,7 +36,7 @@ def _api_wire_keys() -> set[str]:
     """Every key api/ reads or names in `input` / `parameters`: its literal paths, the
     table of InputField names and the validator's field tables."""
     keys = {name.split(".", 1)[1] for name in WIRE_NAMES.values()}
-    keys |= set(validation.PARAMETER_FALLBACK_FIELDS) | set(validation.NUMBER_FIELDS)
+    keys |= set(validation.PARAMETER_FALLBACK_FIELDS) | set(NUMBER_FIELDS)
     for path in API.glob("*.py"):
         keys |= {m.group(2) for m in _WIRE_PATH.finditer(path.read_text(encoding="utf-8"))}
     return keys

@@ -20,6 +20,7 @@ from vace_server.api.playground_schema import (
     build_schema,
     schema_json,
 )
+from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.waiting import queued_progress
 from vace_server.api.wire_fields import FUNCTION_FIELDS, MAX_SCENE_REFERENCES
 from vace_server.api.wire_values import DEFAULT_SIZE, SIZES
@@ -78,7 +79,7 @@ def test_choices_defaults_and_limits_are_the_validators() -> None:
     assert {k: defaults[k] for k in validation.BOOL_DEFAULTS} == validation.BOOL_DEFAULTS
     assert SCHEMA["numbers"] == {
         key: {"default": r.default, "low": r.low, "high": r.high}
-        for key, r in validation.NUMBER_FIELDS.items()
+        for key, r in NUMBER_FIELDS.items()
     }
     assert SCHEMA["integers"]["seed"] == {"low": 0, "high": validation.SEED_MAX}
     assert SCHEMA["limits"] == {

@@ -1,8 +1,9 @@
 """An OpenAPI 3.0 document of the wire API, written from the validator's own tables.
 
 Nothing here repeats a value by hand: functions, enums, ranges, limits and route paths come
-from `vace_server.api.validation`, `wire_values`, `routes_tasks`, `routes_uploads`,
-`upload_policy` and `storage.local`, so the fuzzer follows the validator as it changes. Only
+from `vace_server.api.validation`, `request_values`, `wire_fields`, `wire_names`,
+`wire_values`, `routes_tasks`, `routes_uploads`, `upload_policy` and `storage.local`, so the
+fuzzer follows the validator as it changes. Only
 the *shape* (which function reads which field) is written out, as docs/contract.md §5 gives it.
 Positive examples are well-typed requests shaped to get past the early checks and reach the
 code behind them (the database, the signature comparison); a few constraints are left open on
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vace_server.api import routes_tasks, validation
+from vace_server.api import routes_tasks, validation, wire_fields, wire_names
+from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.routes_create import CALLBACK_HEADER
 from vace_server.api.routes_uploads import POLICY_ROUTE, RECEIVE_ROUTE
 from vace_server.api.upload_policy import OSS_ACCESS_KEY_ID, UPLOAD_DIR_ROOT
@@ -42,7 +44,7 @@ def enum(values: Any) -> dict[str, Any]:
 
 
 def number(field: str) -> dict[str, Any]:
-    bounds = validation.NUMBER_FIELDS[field]
+    bounds = NUMBER_FIELDS[field]
     return {"type": "number", "minimum": bounds.low, "maximum": bounds.high}
 
 
@@ -71,14 +73,14 @@ def function_inputs() -> dict[VaceFunction, tuple[dict[str, Any], dict[str, Any]
     mask_frame = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
     return {
         VaceFunction.IMAGE_REFERENCE: (
-            obj({"ref_images_url": url_list(validation.MAX_REFERENCES)}, ("ref_images_url",)),
+            obj({"ref_images_url": url_list(wire_fields.MAX_REFERENCES)}, ("ref_images_url",)),
             obj({"obj_or_bg": {"type": "array", "items": enum(validation.ROLES)}, "size": size}),
         ),
         VaceFunction.VIDEO_REPAINTING: (
             obj({"video_url": URL, "ref_images_url": url_list(1)}, ("video_url",)),
             obj(
                 {
-                    "control_condition": enum(validation.REPAINTING_CONTROLS),
+                    "control_condition": enum(wire_fields.REPAINTING_CONTROLS),
                     "strength": number("strength"),
                 },
                 ("control_condition",),
@@ -97,7 +99,7 @@ def function_inputs() -> dict[VaceFunction, tuple[dict[str, Any], dict[str, Any]
             ),
             obj(
                 {
-                    "control_condition": enum(validation.OTHER_CONTROLS),
+                    "control_condition": enum(wire_fields.OTHER_CONTROLS),
                     "mask_type": enum(validation.MASK_TYPES),
                     "expand_ratio": number("expand_ratio"),
                     "expand_mode": enum(validation.EXPAND_MODES),
@@ -106,12 +108,12 @@ def function_inputs() -> dict[VaceFunction, tuple[dict[str, Any], dict[str, Any]
             ),
         ),
         VaceFunction.VIDEO_EXTENSION: (
-            obj({key: URL for key in validation.EXTENSION_FIELDS}, ("first_clip_url",)),
+            obj({key: URL for key in wire_fields.EXTENSION_FIELDS}, ("first_clip_url",)),
             obj({}),
         ),
         VaceFunction.VIDEO_OUTPAINTING: (
             obj({"video_url": URL}, ("video_url",)),
-            obj({f"{s}_scale": number(f"{s}_scale") for s in validation.OUTPAINT_SIDES}),
+            obj({f"{s}_scale": number(f"{s}_scale") for s in wire_fields.OUTPAINT_SIDES}),
         ),
     }
 
@@ -129,7 +131,7 @@ def create_body() -> dict[str, Any]:
         parameters["properties"] |= COMMON_PARAMETERS
         variants.append(
             obj(
-                {"model": enum(validation.MODEL_NAMES), "input": inputs, "parameters": parameters},
+                {"model": enum(wire_names.MODEL_NAMES), "input": inputs, "parameters": parameters},
                 ("model", "input"),
             )
         )
@@ -232,7 +234,7 @@ def build_document(now_ms: int | None = None) -> dict[str, Any]:
                 "get": operation(
                     [
                         query("action", enum(["getPolicy"]), required=True),
-                        query("model", enum(validation.MODEL_NAMES), required=True),
+                        query("model", enum(wire_names.MODEL_NAMES), required=True),
                     ]
                 )
             },

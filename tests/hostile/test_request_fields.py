@@ -29,13 +29,13 @@ from tests.support.hostile import (
     hostile_settings,
     invalid,
 )
+from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.validation import (
     MAX_NEGATIVE_PROMPT_CHARS,
-    NUMBER_FIELDS,
-    OUTPAINT_SIDES,
     SEED_MAX,
     parse_create_request,
 )
+from vace_server.api.wire_fields import OUTPAINT_SIDES
 from vace_server.api.wire_media import MAX_URL_CHARS
 from vace_server.api.wire_values import INT32_MAX
 

@@ -10,9 +10,9 @@ from tests.tasks.test_store import _create
 from vace_server.settings import Settings
 from vace_server.tasks.status import TaskStatus
 from vace_server.tasks.store import TaskStore
-from vace_server.worker.core import Slot
+from vace_server.worker.core import MAX_BACKOFF_SECONDS, Slot, restart_backoff
 from vace_server.worker.events import Ready
-from vace_server.worker.supervisor import MAX_BACKOFF_SECONDS, WorkerSupervisor, restart_backoff
+from vace_server.worker.supervisor import WorkerSupervisor
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.validation import (
     BOOL_DEFAULTS,
     DEFAULT_EXPAND_MODE,
@@ -21,12 +22,11 @@ from vace_server.api.validation import (
     MASK_TYPES,
     MAX_NEGATIVE_PROMPT_CHARS,
     MAX_PROMPT_CHARS,
-    MODEL_NAMES,
-    NUMBER_FIELDS,
     ROLES,
     SEED_MAX,
 )
 from vace_server.api.wire_fields import FUNCTION_FIELDS, MAX_SCENE_REFERENCES, FunctionFields
+from vace_server.api.wire_names import MODEL_NAMES
 from vace_server.api.wire_values import DEFAULT_SIZE, INT32_MAX, SIZES
 from vace_server.functions.common import VIDEO_SECONDS
 from vace_server.functions.video_extension import CLIP_SECONDS

@@ -20,9 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from vace_server.api.request_values import (  # re-exported: tests read it from here
-    NUMBER_FIELDS as NUMBER_FIELDS,
-)
 from vace_server.api.request_values import RequestValues
 from vace_server.api.wire_fields import (
     EXTENSION_FIELDS,
@@ -31,12 +28,6 @@ from vace_server.api.wire_fields import (
     MAX_SCENE_REFERENCES,
     OUTPAINT_SIDES,
     ControlRule,
-)
-from vace_server.api.wire_fields import (  # re-exported: tests read them from here
-    OTHER_CONTROLS as OTHER_CONTROLS,
-)
-from vace_server.api.wire_fields import (
-    REPAINTING_CONTROLS as REPAINTING_CONTROLS,
 )
 from vace_server.api.wire_media import check_url
 from vace_server.api.wire_names import MODEL_NAMES, canonical_model

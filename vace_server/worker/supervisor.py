@@ -18,16 +18,8 @@ from typing import Any
 from vace_server.settings import Settings, worker_payload
 from vace_server.tasks.store import TaskStore
 from vace_server.worker.child import child_main
-from vace_server.worker.core import (
-    MAX_BACKOFF_SECONDS,
-    Slot,
-    Spawn,
-    WorkerPool,
-    restart_backoff,
-)
+from vace_server.worker.core import Slot, Spawn, WorkerPool
 from vace_server.worker.events import Failed, Ready
-
-__all__ = ["MAX_BACKOFF_SECONDS", "STOP_MARGIN_SECONDS", "WorkerSupervisor", "restart_backoff"]
 
 log = logging.getLogger(__name__)
 
