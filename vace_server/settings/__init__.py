@@ -37,6 +37,7 @@ from vace_server.settings.groups import (
     StoreSettings,
     WebhookSettings,
     parse_networks,
+    storage_url_problem,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "reveal",
     "route_flat",
     "scrub_worker_environment",
+    "storage_url_problem",
     "worker_payload",
 ]
 

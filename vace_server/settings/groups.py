@@ -163,6 +163,19 @@ class StoreSettings(SettingsGroup):
     task_timeout_hours: float = Field(default=3.0, gt=0)
 
 
+def storage_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a `VACE_STORAGE_URL` (another scheme than s3:// or file://, or an
+    s3:// URL without a bucket), or None. Checked at load and by `storage.base`, which reads
+    the URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "s3" and not parts.netloc:
+        return "names no bucket (s3://bucket/prefix)"
+    if scheme not in ("s3", "file") and len(scheme) > 1:  # one letter: a Windows drive
+        return "only s3:// URLs and folders are supported"
+    return None
+
+
 class StorageSettings(SettingsGroup):
     """Outputs and uploads: a folder, or any S3-compatible service (storage_url=s3://…)."""
 
@@ -197,15 +210,8 @@ class StorageSettings(SettingsGroup):
     @field_validator("storage_url")
     @classmethod
     def _storage_scheme(cls, value: str | None) -> str | None:
-        # The same rules as storage.base.parse_storage_url, checked at load.
-        if not value:
-            return value
-        parts = urlsplit(value)
-        scheme = parts.scheme.lower()
-        if scheme == "s3" and not parts.netloc:
-            raise ValueError("names no bucket (s3://bucket/prefix)")
-        if scheme not in ("s3", "file") and len(scheme) > 1:  # one letter: a Windows drive
-            raise ValueError("only s3:// URLs and folders are supported")
+        if value and (problem := storage_url_problem(value)):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

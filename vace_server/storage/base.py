@@ -12,6 +12,8 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from vace_server.settings import storage_url_problem
+
 
 class Storage(Protocol):
     """Objects addressed by relative, slash-separated keys (never absolute, no `..`)."""
@@ -65,17 +67,15 @@ def parse_storage_url(url: str | None, data_dir: Path) -> Path | S3Location:
     Raises: ValueError (another scheme, an s3:// URL without a bucket)."""
     if not url:
         return data_dir / "outputs"
+    if problem := storage_url_problem(url):
+        raise ValueError(f"VACE_STORAGE_URL {url!r}: {problem}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "s3":
-        if not parts.netloc:
-            raise ValueError(f"VACE_STORAGE_URL {url!r} names no bucket (s3://bucket/prefix)")
         prefix = parts.path.strip("/")
         if prefix:
             check_key(prefix)
         return S3Location(parts.netloc, prefix)
     if scheme == "file":
         return Path(url2pathname(parts.path))
-    if scheme and len(scheme) > 1:  # not a Windows drive letter
-        raise ValueError(f"VACE_STORAGE_URL {url!r}: only s3:// URLs and folders are supported")
-    return Path(url)
+    return Path(url)  # a folder (a one-letter scheme is a Windows drive)
