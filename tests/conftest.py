@@ -12,6 +12,7 @@ from tests.support import postgres as pg
 from tests.support.clock import FakeClock
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
+from vace_server.tasks.uploads import UploadStore
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
@@ -75,3 +76,12 @@ def store(database_url: str, clock: FakeClock) -> Iterator[TaskStore]:
     store = TaskStore(engine, lease_ms=10_000, max_attempts=2, retention_ms=3_600_000, clock=clock)
     yield store
     store.close()
+
+
+@pytest.fixture
+def uploads(database_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[UploadStore]:
+    """The upload store on the same fresh database, files under `tmp_path/uploads`."""
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield UploadStore(engine, tmp_path / "uploads", clock=clock)
+    engine.dispose()

@@ -4,7 +4,6 @@ the same checks as downloads."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,7 +17,6 @@ from vace_server.errors import InputField, InvalidFile, InvalidURL
 from vace_server.media.fetch import FetchedMedia
 from vace_server.media.images import IMAGE_MAX_BYTES, MediaFetcher, media_for_task
 from vace_server.settings import Settings
-from vace_server.tasks import db
 from vace_server.tasks.uploads import UPLOAD_TTL_MS, UploadStore
 
 FIELD = InputField.FIRST_FRAME
@@ -32,14 +30,6 @@ class _FakeFetcher:
     def fetch(self, url: str, *, field: InputField, max_bytes: int) -> FetchedMedia:
         self.calls.append(url)
         return FetchedMedia(png_bytes(scene()), "image/png", url)
-
-
-@pytest.fixture
-def uploads(database_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[UploadStore]:
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    yield UploadStore(engine, tmp_path / "uploads", clock=clock)
-    engine.dispose()
 
 
 @pytest.fixture

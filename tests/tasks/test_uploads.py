@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from tests.support.clock import FakeClock
 from vace_server.api.wire_names import canonical_model
 from vace_server.storage.uploads import UploadTooLarge
-from vace_server.tasks import db
 from vace_server.tasks.uploads import (
     UPLOAD_TTL_MS,
     UploadExists,
@@ -19,14 +17,6 @@ from vace_server.tasks.uploads import (
 )
 
 KEY = "dashscope-instant/abc/2026-11-24/def/cat.png"
-
-
-@pytest.fixture
-def uploads(database_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[UploadStore]:
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    yield UploadStore(engine, tmp_path / "uploads", clock=clock)
-    engine.dispose()
 
 
 def _put(store: UploadStore, key: str = KEY, data: bytes = b"hello", **kw: str) -> Path:
