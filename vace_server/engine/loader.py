@@ -139,11 +139,7 @@ def load_model(settings: Settings) -> LoadedModel:
             STEPS_REAL,
             FLOW_SHIFT_REAL,
         )
-    preset = resolve_preset(settings.engine, model_steps=default_steps, model_shift=default_shift)
-    try:
-        apply_preset(pipe, preset, loras)  # LoRAs fused, the preset's scheduler
-    except LoraError as exc:
-        raise ModelLoadError(str(exc)) from exc
+    preset = _apply_preset(pipe, settings, loras, steps=default_steps, shift=default_shift)
     flow_shift = preset.flow_shift
     _apply_flow_shift(pipe, flow_shift)
     _place(pipe, kind, device, dtype, settings.engine.model_cpu_offload)
@@ -198,6 +194,19 @@ def _check_schedule(pipe: Pipeline, steps: int, shift: float) -> None:
             f"VACE_NUM_INFERENCE_STEPS={steps} is more than this scheduler can take with "
             f"flow_shift={shift}: its timesteps repeat. Use fewer steps (a few hundred at most)."
         )
+
+
+def _apply_preset(
+    pipe: Pipeline, settings: Settings, loras: list[LoraFile], *, steps: int, shift: float
+) -> ResolvedPreset:
+    """VACE_PRESET for a model whose own defaults are `steps` and `shift`: LoRAs fused, the
+    preset's scheduler set (engine/presets.py)."""
+    preset = resolve_preset(settings.engine, model_steps=steps, model_shift=shift)
+    try:
+        apply_preset(pipe, preset, loras)
+    except LoraError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    return preset
 
 
 def _configured_loras(settings: Settings) -> list[LoraFile]:
