@@ -85,3 +85,11 @@ def uploads(database_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[Upl
     db.upgrade(engine)
     yield UploadStore(engine, tmp_path / "uploads", clock=clock)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA file for the tiny model (tests/support/tiny_lora.py)."""
+    from tests.support.tiny_lora import save_tiny_lora  # imports torch: only when used
+
+    return save_tiny_lora(tmp_path_factory.mktemp("lora"), seed=11)

@@ -86,6 +86,26 @@ def test_image_reference_from_a_local_png(files: dict[str, Path], tmp_path: Path
     assert "seed 7" in stdout
 
 
+def test_the_fast_preset_runs_with_its_lora_and_says_so(
+    files: dict[str, Path], tmp_path: Path, tiny_lora: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VACE_PRESET", "fast")
+    monkeypatch.setenv("VACE_DISTILL_LORA", str(tiny_lora))
+    out = tmp_path / "fast.mp4"
+    code, stdout, stderr = invoke(
+        "--function", "image_reference", "--prompt", "a red ball",
+        "--ref", files["subject"], "--seed", "7", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "preset fast, 4 steps, guidance 1" in stdout
+    monkeypatch.setenv("VACE_DISTILL_LORA", str(tmp_path / "absent.safetensors"))
+    code, _stdout, stderr = invoke(
+        "--function", "image_reference", "--prompt", "a red ball",
+        "--ref", files["subject"], "--out", out,
+    )  # fmt: skip
+    assert code == 1 and "VACE_DISTILL_LORA" in stderr and "does not exist" in stderr
+
+
 def test_video_outpainting_from_a_local_mp4(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "wide.mp4"
     code, _stdout, stderr = invoke(

@@ -117,6 +117,34 @@ def _claim(context: AppContext) -> Claim:
     return claim
 
 
+def test_usage_names_the_preset_steps_and_guidance(
+    client: TestClient, context: AppContext, tmp_path: Path
+) -> None:
+    task_id = _create(client)
+    recorded = context.store.get(task_id)
+    assert recorded is not None and recorded.spec.engine is not None
+    assert recorded.spec.engine.preset == "quality"  # VACE_PRESET at submission
+    assert recorded.spec.engine.guidance_scale is None  # the preset's: not pinned at submission
+    key = f"2026-01-01/{task_id}-secret.mp4"
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    context.storage.put_file(key, video)
+    effective = {"preset": "fast", "steps": 4, "guidance_scale": 1.0, "flow_shift": 5.0}
+    claim = _claim(context)
+    context.store.succeed(
+        claim, output_key=key, output_seconds=5.0, actual_prompt=None, effective=effective
+    )
+    body = client.get(f"/api/v1/tasks/{task_id}", headers=auth()).json()
+    assert body["usage"] == {
+        "video_duration": 5,
+        "video_ratio": "standard",
+        "video_count": 1,
+        "preset": "fast",
+        "steps": 4,
+        "guidance_scale": 1.0,
+    }
+
+
 def test_running_failed_succeeded_shapes(
     client: TestClient, context: AppContext, tmp_path: Path
 ) -> None:

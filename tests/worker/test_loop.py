@@ -139,6 +139,7 @@ def test_a_task_runs_with_the_engine_settings_it_was_accepted_under(
     assert first.effective is not None and second.effective is not None
     got = {k: first.effective[k] for k in ("generation_frames", "steps", "guidance_scale")}
     assert got == {"generation_frames": 9, "steps": 3, "guidance_scale": 3.0}
+    assert first.effective["preset"] == second.effective["preset"] == "quality"
     # the worker's own settings apply to a row without them; the loaded model is untouched
     assert (second.effective["generation_frames"], second.effective["steps"]) == (5, 2)
     assert (model.profile.num_frames, model.num_inference_steps) == (5, 2)

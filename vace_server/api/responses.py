@@ -51,8 +51,19 @@ def query_body(
             "video_duration": max(1, round(task.output_seconds or 0)),
             "video_ratio": VIDEO_RATIO,
             "video_count": 1,
+            **engine_usage(task.effective),
         }
     return body
+
+
+# This server's extension of `usage` (docs/contract.md §7.2): which preset, steps and guidance
+# produced the video, from the task's `effective` record (absent in rows written before it).
+USAGE_ENGINE_FIELDS = ("preset", "steps", "guidance_scale")
+
+
+def engine_usage(effective: dict[str, Any] | None) -> dict[str, Any]:
+    found = effective or {}
+    return {k: found[k] for k in USAGE_ENGINE_FIELDS if k in found}
 
 
 def list_entry(task: TaskRecord, *, region: str) -> dict[str, Any]:

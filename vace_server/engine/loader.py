@@ -27,6 +27,9 @@ from diffusers import AutoencoderKLWan, WanVACEPipeline
 from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 
+from .loras import LoraError, LoraFile, configured_loras
+from .presets import PRESETS, ResolvedPreset, apply_preset, resolve_preset
+from .prompt_cache import PromptCache, build_prompt_cache
 from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
 
 __all__ = [
@@ -95,6 +98,8 @@ class LoadedModel:
     flow_shift: float
     warning: str | None = None
     max_sequence_length: int = MAX_SEQUENCE_LENGTH_REAL
+    preset: ResolvedPreset | None = None  # None: built without one (tests' fakes)
+    prompts: PromptCache | None = None  # None: VACE_PROMPT_CACHE_SIZE=0
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -108,6 +113,7 @@ def load_model(settings: Settings) -> LoadedModel:
     _check_settings(settings)  # before any weights are read
     device = _resolve_device(settings.engine.device)
     dtype = _resolve_dtype(settings.engine.dtype, device)
+    loras = _configured_loras(settings)  # missing files fail before any weights are read
 
     name, warning = _resolve_name(settings.engine.model.strip())
     kind: ModelKind
@@ -133,13 +139,14 @@ def load_model(settings: Settings) -> LoadedModel:
             STEPS_REAL,
             FLOW_SHIFT_REAL,
         )
-    flow_shift = default_shift if settings.engine.flow_shift is None else settings.engine.flow_shift
+    preset = _apply_preset(pipe, settings, loras, steps=default_steps, shift=default_shift)
+    flow_shift = preset.flow_shift
     _apply_flow_shift(pipe, flow_shift)
     _place(pipe, kind, device, dtype, settings.engine.model_cpu_offload)
     pipe.set_progress_bar_config(disable=True)
 
     area = settings.engine.generation_area or default_area
-    steps = settings.engine.num_inference_steps or default_steps
+    steps = preset.steps
     _check_schedule(pipe, steps, flow_shift)
     loaded = LoadedModel(
         pipe=pipe,
@@ -151,17 +158,25 @@ def load_model(settings: Settings) -> LoadedModel:
             generation_area=area, num_frames=settings.engine.num_frames, fps=settings.engine.fps
         ),
         num_inference_steps=steps,
-        guidance_scale=settings.engine.guidance_scale,
+        guidance_scale=preset.guidance_scale,
         flow_shift=flow_shift,
         warning=warning,
         max_sequence_length=TINY_MAX_SEQUENCE_LENGTH
         if kind == "tiny"
         else MAX_SEQUENCE_LENGTH_REAL,
+        preset=preset,
+    )
+    loaded.prompts = build_prompt_cache(
+        pipe,
+        model=name,
+        size=settings.engine.prompt_cache_size,
+        max_sequence_length=loaded.max_sequence_length,
+        default_negative=settings.engine.negative_prompt if preset.guidance_scale > 1 else None,
     )
     logger.info(
-        "loaded model %s (%s) on %s/%s: area=%d frames=%d steps=%d shift=%s cfg=%s",
-        name, kind, device, str(dtype).removeprefix("torch."), area, settings.engine.num_frames,
-        loaded.num_inference_steps, flow_shift, settings.engine.guidance_scale,
+        "loaded model %s (%s) on %s/%s: preset=%s area=%d frames=%d steps=%d shift=%s cfg=%s",
+        name, kind, device, str(dtype).removeprefix("torch."), preset.name, area,
+        settings.engine.num_frames, loaded.num_inference_steps, flow_shift, preset.guidance_scale,
     )  # fmt: skip
     return loaded
 
@@ -179,6 +194,35 @@ def _check_schedule(pipe: Pipeline, steps: int, shift: float) -> None:
             f"VACE_NUM_INFERENCE_STEPS={steps} is more than this scheduler can take with "
             f"flow_shift={shift}: its timesteps repeat. Use fewer steps (a few hundred at most)."
         )
+
+
+def _apply_preset(
+    pipe: Pipeline, settings: Settings, loras: list[LoraFile], *, steps: int, shift: float
+) -> ResolvedPreset:
+    """VACE_PRESET for a model whose own defaults are `steps` and `shift`: LoRAs fused, the
+    preset's scheduler set (engine/presets.py)."""
+    preset = resolve_preset(settings.engine, model_steps=steps, model_shift=shift)
+    try:
+        apply_preset(pipe, preset, loras)
+    except LoraError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    return preset
+
+
+def _configured_loras(settings: Settings) -> list[LoraFile]:
+    preset = PRESETS.get(settings.engine.preset)
+    if preset is None:  # settings refuse it at load; unvalidated settings meet it here
+        raise ModelLoadError(
+            f"VACE_PRESET={settings.engine.preset!r} is not one of {', '.join(PRESETS)}."
+        )
+    if preset.distill_lora and settings.engine.distill_lora is None:
+        raise ModelLoadError(
+            f"VACE_PRESET={preset.name} needs VACE_DISTILL_LORA=<file> (see docs/presets.md)."
+        )
+    try:
+        return configured_loras(settings.engine, distill=preset.distill_lora)
+    except LoraError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def _check_settings(settings: Settings) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -87,10 +88,10 @@ def generate(
             on_step(step_index + 1, int(total))
         return tensors
 
-    with torch.inference_mode():
+    cfg = model.guidance_scale > 1  # diffusers' rule: at 1 the unconditional pass is skipped
+    with torch.inference_mode(), _seeded_global_rng(seed, model.device):
         output = pipe(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
+            **_prompt_arguments(model, prompt, negative_prompt if cfg else None),
             video=inputs.video,
             mask=inputs.mask,
             reference_images=pipeline_references(inputs),
@@ -110,6 +111,33 @@ def generate(
     if frames.shape != expected:  # never hand a misshapen video to the encoder
         raise RuntimeError(f"pipeline returned frames of shape {frames.shape}, expected {expected}")
     return frames
+
+
+def _prompt_arguments(
+    model: LoadedModel, prompt: str, negative_prompt: str | None
+) -> dict[str, Any]:
+    """The prompts as the pipeline takes them: encoded through the worker's cache when it has
+    one (`prompt_embeds`), else as text for the pipeline to encode. No negative without CFG."""
+    if model.prompts is None:
+        return {"prompt": prompt, "negative_prompt": negative_prompt}
+    length = model.max_sequence_length
+    return {
+        "prompt_embeds": model.prompts.embeds(prompt, length),
+        "negative_prompt_embeds": None
+        if negative_prompt is None
+        else model.prompts.embeds(negative_prompt, length),
+    }
+
+
+@contextlib.contextmanager
+def _seeded_global_rng(seed: int, device: str) -> Iterator[None]:
+    """The global RNG seeded from the task's seed for the run, and restored after: a
+    stochastic scheduler (the fast preset's re-noising step) draws from it, since the pipeline
+    does not hand its generator to `scheduler.step`. So a seed is still one video."""
+    cuda = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
 
 
 def free_memory(model: LoadedModel) -> None:

@@ -137,7 +137,10 @@ def run(
         markup=False,
     )
     width, height = eff.generation_size
-    line = f"generated at {width}x{height}, {eff.generation_frames} frames, {eff.steps} steps"
+    line = (
+        f"generated at {width}x{height}, {eff.generation_frames} frames, preset "
+        f"{eff.preset or 'none'}, {eff.steps} steps, guidance {eff.guidance_scale:g}"
+    )
     if eff.mean_step_seconds is not None:
         line += f", {eff.mean_step_seconds:.2f} s/step"
     out.print(line, markup=False)

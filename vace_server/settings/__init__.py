@@ -36,6 +36,7 @@ from vace_server.settings.groups import (
     StorageSettings,
     StoreSettings,
     WebhookSettings,
+    parse_loras,
     parse_networks,
     storage_url_problem,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "WebhookSettings",
     "describe_invalid",
     "from_worker_payload",
+    "parse_loras",
     "parse_networks",
     "reveal",
     "route_flat",

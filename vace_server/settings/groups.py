@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,32 @@ def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
         except ValueError as exc:
             raise ValueError(f"bad network {entry!r} in the allowed networks: {exc}") from None
     return tuple(networks)
+
+
+def parse_loras(text: str) -> tuple[tuple[str, float], ...]:
+    """`"/loras/a.safetensors:0.8, /loras/b.safetensors"` -> ((path, scale), ...), the format of
+    `loras` (scale 1 when none is given; the text after the last ':' is a scale only when it
+    reads as a number, so a Windows drive letter stays part of the path). Here so settings
+    validates it at load without importing engine/ (the loader reads it through this).
+
+    Returns: the entries. Raises: ValueError naming a bad entry (empty path, scale not finite)."""
+    entries: list[tuple[str, float]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        path, scale = entry, 1.0
+        head, sep, tail = entry.rpartition(":")
+        if sep:
+            try:
+                path, scale = head.strip(), float(tail)
+            except ValueError:
+                path, scale = entry, 1.0
+        if not path:
+            raise ValueError(f"LoRA entry {entry!r} has no path (want path[:scale])")
+        if not math.isfinite(scale):
+            raise ValueError(f"LoRA entry {entry!r}: the scale must be a finite number")
+        entries.append((path, scale))
+    return tuple(entries)
 
 
 class SettingsGroup(BaseModel):
@@ -270,9 +297,24 @@ class EngineSettings(SettingsGroup):
     model: str = Field(default="auto", description="auto | tiny | local folder | hub repo id")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps ...")
     dtype: str = Field(default="auto", description="auto | float32 | bfloat16 | float16")
-    num_inference_steps: int | None = Field(default=None, ge=1, description="Default per model.")
-    guidance_scale: float = Field(default=5.0, ge=0)
-    flow_shift: float | None = Field(default=None, gt=0, description="Default per model.")
+    preset: Literal["quality", "balanced", "fast"] = Field(
+        default="quality",
+        description="Speed preset: steps, guidance, shift, scheduler (and fast's distill LoRA); "
+        "explicit num_inference_steps / guidance_scale / flow_shift still win.",
+    )
+    distill_lora: Path | None = Field(
+        default=None, description="The step-distill LoRA file (.safetensors) the fast preset fuses."
+    )
+    loras: str = Field(
+        default="",
+        description="User LoRAs fused at load: comma-separated path[:scale] (scale default 1).",
+    )
+    prompt_cache_size: int = Field(
+        default=32, ge=0, description="Encoded prompts kept per worker (LRU); 0 = off."
+    )
+    num_inference_steps: int | None = Field(default=None, ge=1, description="Default per preset.")
+    guidance_scale: float | None = Field(default=None, ge=0, description="Default per preset.")
+    flow_shift: float | None = Field(default=None, gt=0, description="Default per preset/model.")
     generation_area: int | None = Field(
         default=None, ge=16 * 16, description="Pixels (at least one 16x16 cell); default per model."
     )
@@ -288,6 +330,21 @@ class EngineSettings(SettingsGroup):
         if (value - 1) % 4:
             raise ValueError(f"must be 4n+1 (e.g. 81 or 17), not {value}")
         return value
+
+    @field_validator("loras")
+    @classmethod
+    def _loras_parse(cls, value: str) -> str:
+        parse_loras(value)  # a bad entry stops the server at start; the files are the loader's
+        return value
+
+    @model_validator(mode="after")
+    def _fast_has_lora(self) -> EngineSettings:
+        if self.preset == "fast" and self.distill_lora is None:
+            raise ValueError(
+                "VACE_PRESET=fast needs VACE_DISTILL_LORA=<file>: the step-distill LoRA it fuses "
+                "(download command in docs/presets.md)"
+            )
+        return self
 
     @field_validator("dtype")
     @classmethod

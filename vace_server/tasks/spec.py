@@ -65,10 +65,11 @@ class EngineParams:
 
     num_frames: int
     fps: int
-    guidance_scale: float
+    guidance_scale: float | None  # None: the preset's (older rows always recorded one)
     num_inference_steps: int | None = None
     flow_shift: float | None = None
     generation_area: int | None = None
+    preset: str | None = None  # VACE_PRESET at submission; None in older rows
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineParams:
@@ -79,6 +80,7 @@ class EngineParams:
             num_inference_steps=settings.engine.num_inference_steps,
             flow_shift=settings.engine.flow_shift,
             generation_area=settings.engine.generation_area,
+            preset=settings.engine.preset,
         )
 
 

@@ -52,6 +52,7 @@ class Effective:
     steps: int
     guidance_scale: float
     flow_shift: float
+    preset: str = ""  # VACE_PRESET of the weights that ran ("" for a model loaded without one)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form (sizes as lists, the key order of the stored JSON)."""
@@ -68,6 +69,7 @@ class Effective:
             "steps": self.steps,
             "guidance_scale": self.guidance_scale,
             "flow_shift": self.flow_shift,
+            "preset": self.preset,
         }
 
 
@@ -232,4 +234,5 @@ class TaskPipeline:
             steps=model.num_inference_steps,
             guidance_scale=model.guidance_scale,
             flow_shift=model.flow_shift,
+            preset=model.preset.name if model.preset is not None else "",
         )
