@@ -27,6 +27,7 @@ from diffusers import AutoencoderKLWan, WanVACEPipeline
 from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 
+from .speedups import apply_speedups
 from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
 
 __all__ = [
@@ -135,7 +136,6 @@ def load_model(settings: Settings) -> LoadedModel:
         )
     flow_shift = default_shift if settings.engine.flow_shift is None else settings.engine.flow_shift
     _apply_flow_shift(pipe, flow_shift)
-    _place(pipe, kind, device, dtype, settings.engine.model_cpu_offload)
     pipe.set_progress_bar_config(disable=True)
 
     area = settings.engine.generation_area or default_area
@@ -158,6 +158,7 @@ def load_model(settings: Settings) -> LoadedModel:
         if kind == "tiny"
         else MAX_SEQUENCE_LENGTH_REAL,
     )
+    apply_speedups(loaded, settings.engine)  # placement, offload, cache, compile + warm-up
     logger.info(
         "loaded model %s (%s) on %s/%s: area=%d frames=%d steps=%d shift=%s cfg=%s",
         name, kind, device, str(dtype).removeprefix("torch."), area, settings.engine.num_frames,
@@ -340,17 +341,3 @@ def _apply_flow_shift(pipe: Pipeline, shift: float) -> None:
             type(pipe.scheduler).__name__,
             shift,
         )
-
-
-def _place(pipe: Pipeline, kind: ModelKind, device: str, dtype: torch.dtype, offload: bool) -> None:
-    if kind == "tiny" and dtype != torch.float32:
-        # Built in fp32; convert like a loaded checkpoint would be (VAE stays fp32).
-        pipe.transformer.to(dtype=dtype)
-        pipe.text_encoder.to(dtype=dtype)
-    if offload and device != "cpu":
-        # Keeps each component on the GPU only while it runs: fits 14B on smaller cards.
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        if offload:
-            logger.warning("VACE_MODEL_CPU_OFFLOAD ignored: the model already runs on the CPU")
-        pipe.to(device)

@@ -13,6 +13,7 @@ from PIL import Image
 from vace_server.model_inputs import VaceInputs
 
 from .loader import LoadedModel
+from .speedups import reset_cache_state
 
 __all__ = ["StepCallback", "free_memory", "generate", "letterbox_reference", "pipeline_references"]
 
@@ -87,6 +88,7 @@ def generate(
             on_step(step_index + 1, int(total))
         return tensors
 
+    reset_cache_state(pipe)  # a cancelled run leaves cache state behind
     with torch.inference_mode():
         output = pipe(
             prompt=prompt,
