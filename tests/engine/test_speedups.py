@@ -14,7 +14,7 @@ from diffusers import FirstBlockCacheConfig, MagCacheConfig
 from diffusers.hooks.group_offloading import _is_group_offload_enabled
 from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
 
-from vace_server.engine import loader
+from vace_server.engine import loader, runner
 from vace_server.engine.loader import LoadedModel, ModelLoadError, load_model
 from vace_server.engine.runner import generate
 from vace_server.engine.speedups import attention_problem, enable_offload
@@ -140,7 +140,9 @@ def test_taylorseer_predicts_attention_between_full_steps(
     assert not np.array_equal(out, reference[6])
 
 
-def test_cache_runs_are_deterministic_even_after_an_aborted_run() -> None:
+def test_cache_runs_are_deterministic_even_after_an_aborted_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     model = load(cache="taylorseer", cache_interval=2, num_inference_steps=6)
     first = run(model)
 
@@ -151,6 +153,11 @@ def test_cache_runs_are_deterministic_even_after_an_aborted_run() -> None:
     with pytest.raises(KeyboardInterrupt):
         run(model, on_step=cancel)
     np.testing.assert_array_equal(run(model), first)
+    # ...thanks to the reset before each run: without it the leftover state changes the video
+    monkeypatch.setattr(runner, "reset_cache_state", lambda pipe: None)
+    with pytest.raises(KeyboardInterrupt):
+        run(model, on_step=cancel)
+    assert not np.array_equal(run(model), first)
 
 
 def test_pab_needs_guidance_one_and_then_reuses_attention() -> None:

@@ -68,7 +68,7 @@ def apply_speedups(model: LoadedModel, engine: EngineSettings) -> tuple[str, ...
     """Applies every switch `engine` turns on to `model.pipe`, places it on `model.device`,
     and, with VACE_COMPILE, compiles and warms it up.
 
-    Returns: what was applied, one short label each (logged, and shown in /health's info).
+    Returns: what was applied, one short label each (also logged).
     Raises: ModelLoadError naming the setting when a switch cannot work here.
     Side effects: moves the pipeline's modules, registers diffusers hooks, runs warm-up
     generations (VACE_COMPILE only)."""
@@ -165,8 +165,11 @@ def _attention(pipe: Pipeline, backend: str, device: str) -> list[str]:
     capability = torch.cuda.get_device_capability(torch.device(device)) if on_cuda else None
     if problem := attention_problem(backend, device, capability):
         _fail(problem)
-    for module in transformers_of(pipe):
-        module.set_attention_backend(backend)
+    try:  # the *_hub backends fetch their kernel from the Hugging Face Hub here
+        for module in transformers_of(pipe):
+            module.set_attention_backend(backend)
+    except Exception as exc:
+        _fail(f"VACE_ATTENTION_BACKEND={backend}: {type(exc).__name__}: {str(exc)[:300]}")
     return [f"attention {backend}"]
 
 
