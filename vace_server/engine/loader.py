@@ -30,6 +30,7 @@ from vace_server.settings import Settings
 from .loras import LoraError, LoraFile, configured_loras
 from .presets import PRESETS, ResolvedPreset, apply_preset, resolve_preset
 from .prompt_cache import PromptCache, build_prompt_cache
+from .speedups import apply_speedups
 from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
 
 __all__ = [
@@ -142,7 +143,6 @@ def load_model(settings: Settings) -> LoadedModel:
     preset = _apply_preset(pipe, settings, loras, steps=default_steps, shift=default_shift)
     flow_shift = preset.flow_shift
     _apply_flow_shift(pipe, flow_shift)
-    _place(pipe, kind, device, dtype, settings.engine.model_cpu_offload)
     pipe.set_progress_bar_config(disable=True)
 
     area = settings.engine.generation_area or default_area
@@ -166,6 +166,9 @@ def load_model(settings: Settings) -> LoadedModel:
         else MAX_SEQUENCE_LENGTH_REAL,
         preset=preset,
     )
+    apply_speedups(loaded, settings.engine)  # placement, offload, cache, compile + warm-up
+    # After placement: the cache encodes on the pipeline's execution device, and its tensors
+    # stay there (encoded before `pipe.to("cuda")`, they would sit on the CPU).
     loaded.prompts = build_prompt_cache(
         pipe,
         model=name,
@@ -384,17 +387,3 @@ def _apply_flow_shift(pipe: Pipeline, shift: float) -> None:
             type(pipe.scheduler).__name__,
             shift,
         )
-
-
-def _place(pipe: Pipeline, kind: ModelKind, device: str, dtype: torch.dtype, offload: bool) -> None:
-    if kind == "tiny" and dtype != torch.float32:
-        # Built in fp32; convert like a loaded checkpoint would be (VAE stays fp32).
-        pipe.transformer.to(dtype=dtype)
-        pipe.text_encoder.to(dtype=dtype)
-    if offload and device != "cpu":
-        # Keeps each component on the GPU only while it runs: fits 14B on smaller cards.
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        if offload:
-            logger.warning("VACE_MODEL_CPU_OFFLOAD ignored: the model already runs on the CPU")
-        pipe.to(device)

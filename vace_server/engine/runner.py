@@ -14,6 +14,7 @@ from PIL import Image
 from vace_server.model_inputs import VaceInputs
 
 from .loader import LoadedModel
+from .speedups import reset_cache_state
 
 __all__ = ["StepCallback", "free_memory", "generate", "letterbox_reference", "pipeline_references"]
 
@@ -89,6 +90,7 @@ def generate(
         return tensors
 
     cfg = model.guidance_scale > 1  # diffusers' rule: at 1 the unconditional pass is skipped
+    reset_cache_state(pipe)  # a cancelled run leaves cache state behind
     with torch.inference_mode(), _seeded_global_rng(seed, model.device):
         output = pipe(
             **_prompt_arguments(model, prompt, negative_prompt if cfg else None),

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from vace_server.settings.speedups import SpeedupFields
+
 DEFAULT_NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
     "images, static, overall gray, worst quality, low quality, JPEG compression residue, ugly, "
@@ -293,7 +295,8 @@ class QueueSettings(SettingsGroup):
         return self
 
 
-class EngineSettings(SettingsGroup):
+class EngineSettings(SettingsGroup, SpeedupFields):
+    # The acceleration switches (VACE_ATTENTION_BACKEND, VACE_CACHE, ...) are SpeedupFields'.
     model: str = Field(default="auto", description="auto | tiny | local folder | hub repo id")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps ...")
     dtype: str = Field(default="auto", description="auto | float32 | bfloat16 | float16")
