@@ -142,26 +142,30 @@ def write_docs(rows: list[Row], results_path: Path, docs: Path = DOCS) -> None:
     gpu_docs.replace_section(docs, section)
 
 
-def _child_main(model: str, pairs: list[str], max_steps: int, peak: float | None) -> int:
+def _child_main(
+    model: str, pairs: list[str], max_steps: int, peak: float | None, warmup: bool
+) -> int:
     """Runs one row in this process; prints its JSON after ROW_TAG."""
     parse_overrides(pairs)  # an unknown setting fails before the random LoRA is written
     extra: list[str] = []
     if "VACE_PRESET=fast" in pairs and not any(p.startswith("VACE_DISTILL_LORA=") for p in pairs):
         lora = Path(tempfile.gettempdir()) / f"bench-random-lora-{model}.safetensors"
         extra = [f"VACE_DISTILL_LORA={write_random_lora(ARCHS[model], lora)}"]
-    report = run_row(model, pairs + extra, max_steps=max_steps, peak=peak)
+    report = run_row(model, pairs + extra, max_steps=max_steps, peak=peak, warmup=warmup)
     report["settings"] = pairs
     report["random_distill_lora"] = bool(extra)
     print(ROW_TAG + json.dumps(report), flush=True)
     return 0
 
 
-def _spawn(row: Row, peak: float | None, timeout: float) -> dict[str, Any]:
+def _spawn(row: Row, peak: float | None, timeout: float, warmup: bool) -> dict[str, Any]:
     model, pairs, max_steps = row
     command = [sys.executable, "-m", "bench.gpu", "--child", model, "--max-steps", str(max_steps)]
     command += [arg for pair in pairs for arg in ("--set", pair)]
     if peak is not None:
         command += ["--peak-tflops", str(peak)]
+    if warmup:
+        command.append("--warmup")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -182,7 +186,13 @@ def _spawn(row: Row, peak: float | None, timeout: float) -> dict[str, Any]:
 
 
 def run_matrix(
-    rows: list[Row], results_path: Path, *, budget_s: float, peak: float | None, strict: bool
+    rows: list[Row],
+    results_path: Path,
+    *,
+    budget_s: float,
+    peak: float | None,
+    strict: bool,
+    warmup: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Runs each row in a child process until the budget is spent; stores each result as it
     arrives (so a killed run keeps what it measured). Returns the stored results."""
@@ -202,7 +212,7 @@ def run_matrix(
             print(f"SKIPPED {rid}: time budget spent", file=sys.stderr, flush=True)
             continue
         print(f"RUN {rid}", file=sys.stderr, flush=True)
-        result = {"model": row[0], "settings": row[1]} | _spawn(row, peak, left)
+        result = {"model": row[0], "settings": row[1]} | _spawn(row, peak, left, warmup)
         results[rid] = result
         gpu_docs.save_results(results_path, results)
         print(f"DONE {rid}: {json.dumps(result)[:400]}", file=sys.stderr, flush=True)
@@ -219,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="VACE_NAME=value")
     parser.add_argument("--max-steps", type=int, default=3, help="denoising steps run at most")
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="matrix time budget")
+    parser.add_argument("--warmup", action="store_true", help="untimed 1-step run first")
     parser.add_argument("--peak-tflops", type=float, help="bf16 peak of an unlisted GPU")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--write-docs", action="store_true", help="rewrite its docs section")
@@ -236,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.child:
-            return _child_main(args.child, args.set, args.max_steps, args.peak_tflops)
+            return _child_main(args.child, args.set, args.max_steps, args.peak_tflops, args.warmup)
         rows = ROWS[args.rows or "default"]
         if args.model:
             parse_overrides(args.set)  # fail here, clearly, before any child starts
@@ -251,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.model or args.rows:
             run_matrix(
                 rows, args.results, budget_s=args.budget_s, peak=args.peak_tflops,
-                strict=args.strict,
+                strict=args.strict, warmup=args.warmup,
             )  # fmt: skip
         if args.write_docs:
             write_docs(ROWS["default"], args.results, args.docs)

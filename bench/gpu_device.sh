@@ -14,5 +14,6 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.txt" 2>&1
 python3 -c 'import torch, diffusers; print(torch.__version__, diffusers.__version__, torch.cuda.get_device_name())' \
   | tee -a "$OUT/gpu.txt"
-python3 -m bench.gpu --rows device --budget-s "${BUDGET_S:-480}" --results "$OUT/gpu.json" \
-  2>&1 | tee "$OUT/log.txt"
+# ROWS=smoke runs the tiny CPU row instead (a check of this script without a GPU).
+python3 -m bench.gpu --rows "${ROWS:-device}" --budget-s "${BUDGET_S:-480}" \
+  --results "$OUT/gpu.json" 2>&1 | tee "$OUT/log.txt"

@@ -184,8 +184,10 @@ def run_row(
     *,
     max_steps: int,
     peak: float | None = None,
+    warmup: bool = False,
 ) -> dict[str, Any]:
-    """Loads `model_key` with random weights and the `pairs` overrides, generates once.
+    """Loads `model_key` with random weights and the `pairs` overrides, generates once
+    (after an untimed one-step generation when `warmup`).
 
     Returns: the row's measurements (JSON-ready). Raises: BenchError for an unknown model or
     setting, or settings the loader refuses; anything else the run raises.
@@ -206,17 +208,25 @@ def run_row(
     steps_full = model.num_inference_steps
     steps_run = min(steps_full, max_steps)
     timed = dataclasses.replace(model, num_inference_steps=steps_run)
+    inputs = _inputs(arch)
+    if warmup:  # first-call costs (cuBLAS/cuDNN set-up, allocator growth) out of the timing
+        runner.generate(
+            dataclasses.replace(model, num_inference_steps=1), inputs, prompt=PROMPT,
+            negative_prompt=settings.engine.negative_prompt, seed=0,
+        )  # fmt: skip
     _instrument(model.pipe, clock)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     weights_gib = torch.cuda.memory_allocated() / 2**30 if cuda else None
 
     def on_step(done: int, total: int) -> None:
+        if total != steps_run:  # the runner took its steps from elsewhere: stop, don't run 50
+            raise BenchError(f"the runner ran {total} steps, not the bench's {steps_run}")
         clock.step_ends.append(clock.now())
 
     began = clock.now()
     runner.generate(
-        timed, _inputs(arch), prompt=PROMPT, negative_prompt=settings.engine.negative_prompt,
+        timed, inputs, prompt=PROMPT, negative_prompt=settings.engine.negative_prompt,
         seed=0, on_step=on_step,
     )  # fmt: skip
     total_s = clock.now() - began
@@ -224,6 +234,7 @@ def run_row(
     name = _device_name(model.device)
     peak = peak_tflops(name, peak) if cuda else peak
     return _report(arch, pairs, model, clock, steps_full, steps_run, total_s, peak) | {
+        "warmup": warmup,
         "load_s": load_s,
         "weights_gib": weights_gib,
         "peak_gib": peak_gib,

@@ -54,3 +54,11 @@ def test_targets_table_reads_measured_rows_only() -> None:
     assert table.count("not measured") == 3
     slow = gpu_docs.targets_table({"vace-14b VACE_PRESET=fast": row | {"video_s": 50.0}})
     assert "not met: 50.0 s" in slow
+
+
+def test_merge_adds_a_gpu_runs_rows_newest_winning(tmp_path: Path) -> None:
+    stored, returned = tmp_path / "gpu.json", tmp_path / "returned.json"
+    gpu_docs.save_results(stored, {"a": {"v": 1}, "b": {"v": 1}})
+    gpu_docs.save_results(returned, {"b": {"v": 2}, "c": {"v": 2}})
+    assert gpu.main(["--merge", str(returned), "--results", str(stored)]) == 0
+    assert gpu_docs.load_results(stored) == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 2}}

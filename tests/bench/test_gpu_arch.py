@@ -59,3 +59,12 @@ def test_random_lora_loads_into_the_pipeline_and_changes_the_transformer(tmp_pat
     pipe.load_lora_weights(str(path))
     pipe.fuse_lora()
     assert not torch.equal(pipe.transformer.blocks[1].ffn.net[2].weight, before)
+
+
+@pytest.mark.parametrize("key", ["vace-1.3b", "vace-14b", "vace-fun-a14b"])
+def test_real_size_pipeline_assembles_on_the_meta_device(key: str) -> None:
+    arch = ARCHS[key]
+    pipe = build_pipeline(arch, "meta", torch.bfloat16)
+    assert pipe.transformer.config.num_layers == arch.transformer["num_layers"]
+    assert (pipe.transformer_2 is not None) == (arch.experts == 2)
+    assert pipe.text_encoder.config.vocab_size == 256384 and pipe.vae.config.z_dim == 16
