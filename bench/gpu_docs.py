@@ -53,13 +53,14 @@ def _num(value: Any, digits: int = 2) -> str:
 
 def _measured_row(rid: str, row: dict[str, Any]) -> str:
     if "error" in row:
-        return f"| `{rid}` | {row.get('device', '')} | failed: {row['error']} |" + " |" * 9
+        return f"| `{rid}` | {row.get('device', '')} | failed: {row['error']} |" + " |" * 10
     mark = "≈" if row["projected"] else ""
     steps = f"{row['steps_run']}/{row['steps_full']}"
     peak = "n/a" if row["pct_of_peak"] is None else f"{row['pct_of_peak']:.0f} %"
     memory = "n/a" if row["peak_gib"] is None else f"{row['peak_gib']:.1f}"
     cells = [
-        f"`{rid}`", row["device"], steps, _num(row["step_s"]), _num(row["text_encode_s"]),
+        f"`{rid}`", row["device"], _num(row["load_s"], 1), steps, _num(row["step_s"]),
+        _num(row["text_encode_s"]),
         _num(row["vae_encode_s"]), mark + _num(row["denoise_s"], 1), _num(row["vae_decode_s"]),
         mark + _num(row["video_s"], 1), memory, peak, row["date"],
     ]  # fmt: skip
@@ -68,9 +69,9 @@ def _measured_row(rid: str, row: dict[str, Any]) -> str:
 
 def _rows_table(plan: list[tuple[str, str | None]], results: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| row (model + settings) | GPU | steps run/full | s/step | text encode s | "
+        "| row (model + settings) | GPU | load s | steps run/full | s/step | text encode s | "
         "VAE encode s | denoise s | VAE decode s | s/video | peak GiB | % bf16 peak | date |",
-        "|" + " --- |" * 12,
+        "|" + " --- |" * 13,
     ]
     seen = set()
     for rid, reason in plan:
@@ -79,7 +80,7 @@ def _rows_table(plan: list[tuple[str, str | None]], results: dict[str, dict[str,
             lines.append(_measured_row(rid, results[rid]))
         else:
             why = NOT_MEASURED + (f" ({reason})" if reason else "")
-            lines.append(f"| `{rid}` | {why} |" + " |" * 10)
+            lines.append(f"| `{rid}` | {why} |" + " |" * 11)
     # Measured rows outside the plan, except the CPU smoke test's (tiny widths: no benchmark).
     extra = [(rid, row) for rid, row in sorted(results.items()) if rid not in seen]
     lines += [_measured_row(rid, row) for rid, row in extra if row.get("model") != "tiny"]

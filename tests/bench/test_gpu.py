@@ -26,6 +26,13 @@ def test_smoke_matrix_runs_in_a_child_and_renders_its_section(tmp_path: Path) ->
     assert text.endswith("<!-- bench:gpu:end -->\n\n" + other) and "old" not in text
     assert "| `vace-14b` | not measured |" in text  # a planned row never run
     assert "tiny VACE" not in text  # the smoke row is not a benchmark
+    # A planned row with a measurement: every column filled, the projection marked.
+    rid = "tiny VACE_NUM_INFERENCE_STEPS=3"
+    line = next(x for x in gpu_docs.render_section([(rid, None)], {rid: row}, "").splitlines()
+                if x.startswith(f"| `{rid}`"))  # fmt: skip
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert len(cells) == 13 and cells[1].startswith("CPU") and cells[3] == "2/3"
+    assert cells[7].startswith("≈") and cells[9].startswith("≈") and "" not in cells
 
 
 def test_matrix_skips_rows_with_unknown_settings_by_name(
