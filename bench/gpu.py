@@ -256,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             parse_overrides(args.set)  # fail here, clearly, before any child starts
             rows = [(args.model, args.set, args.max_steps)]
         if args.merge:
-            merged = gpu_docs.load_results(args.results) | gpu_docs.load_results(args.merge)
+            merged = gpu_docs.merge_results(
+                gpu_docs.load_results(args.results), gpu_docs.load_results(args.merge)
+            )
             gpu_docs.save_results(args.results, merged)
         elif args.plan:
             for rid, reason in _plan_rows(rows):

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "load_results",
+    "merge_results",
     "render_section",
     "replace_section",
     "row_id",
@@ -45,6 +46,19 @@ def load_results(path: Path) -> dict[str, dict[str, Any]]:
 def save_results(path: Path, rows: dict[str, dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"rows": rows}, indent=1, sort_keys=True) + "\n")
+
+
+def merge_results(
+    stored: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """`new` rows replace stored ones, except that a failed row never replaces a measured one
+    (a later run that failed, e.g. out of time, must not erase a measurement)."""
+    merged = dict(stored)
+    for rid, row in new.items():
+        if "error" in row and rid in stored and "error" not in stored[rid]:
+            continue
+        merged[rid] = row
+    return merged
 
 
 def _num(value: Any, digits: int = 2) -> str:

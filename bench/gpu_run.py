@@ -178,6 +178,18 @@ def _device_name(device: str) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
+def _load(arch: Arch, settings: Settings) -> tuple[loader.LoadedModel, float]:
+    """The server's loader with the random-weight builder; returns the model and the seconds
+    it took (build, placement and whatever the loader's settings add, e.g. a compile warm-up)."""
+    start = time.perf_counter()
+    try:
+        model = loader.load_model(settings, build=lambda dev, dt: build_pipeline(arch, dev, dt))
+    except loader.ModelLoadError as exc:
+        raise BenchError(str(exc)) from None
+    _Clock(model.device).now()  # the GPU's queued work belongs to the load
+    return model, time.perf_counter() - start
+
+
 def run_row(
     model_key: str,
     pairs: list[str],
@@ -196,15 +208,9 @@ def run_row(
         raise BenchError(f"unknown model {model_key!r}; choose from {', '.join(ARCHS)}")
     arch = ARCHS[model_key]
     settings = bench_settings(arch, parse_overrides(pairs))
-    start = time.perf_counter()
-    try:
-        model = loader.load_model(settings, build=lambda dev, dt: build_pipeline(arch, dev, dt))
-    except loader.ModelLoadError as exc:
-        raise BenchError(str(exc)) from None
+    model, load_s = _load(arch, settings)
     clock = _Clock(model.device)
     cuda = model.device.startswith("cuda")
-    clock.now()
-    load_s = time.perf_counter() - start
     steps_full = model.num_inference_steps
     steps_run = min(steps_full, max_steps)
     timed = dataclasses.replace(model, num_inference_steps=steps_run)

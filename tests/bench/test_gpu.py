@@ -63,9 +63,16 @@ def test_targets_table_reads_measured_rows_only() -> None:
     assert "not met: 50.0 s" in slow
 
 
-def test_merge_adds_a_gpu_runs_rows_newest_winning(tmp_path: Path) -> None:
+def test_merge_adds_a_gpu_runs_rows_newest_measurement_winning(tmp_path: Path) -> None:
     stored, returned = tmp_path / "gpu.json", tmp_path / "returned.json"
-    gpu_docs.save_results(stored, {"a": {"v": 1}, "b": {"v": 1}})
-    gpu_docs.save_results(returned, {"b": {"v": 2}, "c": {"v": 2}})
+    gpu_docs.save_results(stored, {"a": {"v": 1}, "b": {"v": 1}, "d": {"v": 1}})
+    failed = {"error": "stopped after 30 s (time budget)"}
+    gpu_docs.save_results(returned, {"b": {"v": 2}, "c": {"v": 2}, "d": failed, "e": failed})
     assert gpu.main(["--merge", str(returned), "--results", str(stored)]) == 0
-    assert gpu_docs.load_results(stored) == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 2}}
+    assert gpu_docs.load_results(stored) == {
+        "a": {"v": 1},
+        "b": {"v": 2},
+        "c": {"v": 2},
+        "d": {"v": 1},
+        "e": failed,
+    }  # fmt: skip  (a failure never erases a measurement)
