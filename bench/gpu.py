@@ -28,7 +28,12 @@ from typing import Any
 
 from . import gpu_docs
 from .gpu_arch import ARCHS, component_sizes, write_random_lora
-from .gpu_flops import counted_forward_flops, forward_flops, latent_tokens
+from .gpu_flops import (
+    activation_floor_bytes,
+    counted_forward_flops,
+    forward_flops,
+    latent_tokens,
+)
 from .gpu_run import BenchError, parse_overrides, run_row, unknown_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +83,9 @@ def computed_tables(models: tuple[str, ...] = REAL, *, check: bool = False) -> s
     `check` also counts each forward's FLOPs on the meta device and refuses a mismatch."""
     size_lines = [
         "| model | transformer(s) params | UMT5-XXL params | VAE params | weights GiB, "
-        "all resident (bf16; VAE fp32) | largest component GiB (model offload) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "all resident (bf16; VAE fp32) | largest component GiB (model offload) | "
+        "transformer activations GiB, lower bound |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     flop_lines = [
         "| model | size | latent tokens | TFLOPs / forward | TFLOPs / step, CFG (2 forwards) "
@@ -95,7 +101,8 @@ def computed_tables(models: tuple[str, ...] = REAL, *, check: bool = False) -> s
         largest = max(v["bytes"] for v in sizes.values())
         size_lines.append(
             f"| {arch.title} | {params} | {sizes['text_encoder']['params'] / 1e9:.2f} B | "
-            f"{sizes['vae']['params'] / 1e6:.0f} M | {_gib(total)} | {_gib(largest)} |"
+            f"{sizes['vae']['params'] / 1e6:.0f} M | {_gib(total)} | {_gib(largest)} | "
+            f"{_gib(activation_floor_bytes(arch.transformer, arch.width, arch.height, 81))} |"
         )
         flops = forward_flops(arch.transformer, arch.width, arch.height, arch.num_frames, 512)
         if check:
@@ -115,7 +122,9 @@ def computed_tables(models: tuple[str, ...] = REAL, *, check: bool = False) -> s
             "",
             "Weights at the server's load dtypes (engine/loader.py: bf16 on CUDA, the modules "
             "diffusers keeps in float32 in float32, the VAE in float32); activations come on "
-            "top and are only known by measuring (peak GiB above).",
+            "top and are only known by measuring (peak GiB above); the lower bound counts "
+            "what diffusers' VACE forward must hold at once (every VACE layer's hint, the "
+            "hidden and control states, one FFN intermediate; bench/gpu_flops.py).",
             "",
             *size_lines,
             "",

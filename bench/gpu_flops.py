@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["counted_forward_flops", "forward_flops", "latent_tokens"]
+__all__ = ["activation_floor_bytes", "counted_forward_flops", "forward_flops", "latent_tokens"]
 
 VAE_SPATIAL, VAE_TEMPORAL, LATENT_CHANNELS = 8, 4, 16  # the Wan2.1 VAE
 
@@ -89,3 +89,17 @@ def counted_forward_flops(
             return_dict=False,
         )
     return int(counter.get_total_flops())
+
+
+def activation_floor_bytes(
+    config: dict[str, Any], width: int, height: int, num_frames: int, itemsize: int = 2
+) -> int:
+    """A lower bound on the transformer's activation memory in one forward: diffusers' VACE
+    forward computes every VACE layer's hint before the main blocks and holds them all, so at
+    the first main block the hints, the hidden and control states and at least one FFN
+    intermediate are alive at once (bf16). Attention workspace, norms' float32 copies and the
+    VAE come on top; the real peak is what bench/gpu.py measures."""
+    tokens = latent_tokens(config, width, height, num_frames)
+    dim = config["num_attention_heads"] * config["attention_head_dim"]
+    states = (len(config["vace_layers"]) + 2) * tokens * dim
+    return (states + tokens * config["ffn_dim"]) * itemsize

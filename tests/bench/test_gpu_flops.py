@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from bench.gpu_arch import ARCHS, VACE_1_3B
-from bench.gpu_flops import counted_forward_flops, forward_flops, latent_tokens
+from bench.gpu_flops import (
+    activation_floor_bytes,
+    counted_forward_flops,
+    forward_flops,
+    latent_tokens,
+)
 
 _SMALL = {**VACE_1_3B, "num_attention_heads": 2, "attention_head_dim": 16, "ffn_dim": 48}
 
@@ -39,3 +44,9 @@ def test_attention_dominates_at_720p_and_grows_quadratically() -> None:
     short = forward_flops(config, 1280, 720, 41, 512)
     full = forward_flops(config, 1280, 720, 81, 512)
     assert 1.9 * short < full < 4 * short  # 11 -> 21 latent frames: more than linear
+
+
+def test_activation_floor_counts_the_hints_held_at_once() -> None:
+    # 14B 720p: 75600 tokens x 5120 wide; 8 hints + hidden + control, one 13824-wide FFN, bf16
+    expected = (10 * 75600 * 5120 + 75600 * 13824) * 2
+    assert activation_floor_bytes(ARCHS["vace-14b"].transformer, 1280, 720, 81) == expected
