@@ -16,14 +16,16 @@ from bench import gpu, gpu_docs
 def test_smoke_matrix_runs_in_a_child_and_renders_its_section(tmp_path: Path) -> None:
     results, docs = tmp_path / "gpu.json", tmp_path / "benchmarks.md"
     other = "<!-- bench:serving:start -->\nkept as is\n<!-- bench:serving:end -->\n"
-    docs.write_text("# B\n\n<!-- bench:gpu:start -->\nold\n<!-- bench:gpu:end -->\n\n" + other)
+    docs.write_text(
+        "# B\n\n<!-- bench:gpu:start -->\nSTALE-SECTION\n<!-- bench:gpu:end -->\n\n" + other
+    )
     argv = ["--rows", "smoke", "--results", str(results), "--write-docs", "--docs", str(docs)]
     assert gpu.main(argv) == 0
     row = json.loads(results.read_text())["rows"]["tiny VACE_NUM_INFERENCE_STEPS=3"]
     assert row["steps_run"] == 2 and row["video_s"] > row["denoise_s"] > 0
     text = docs.read_text()
     assert text.startswith("# B\n\n<!-- bench:gpu:start -->\n## GPU benchmark")
-    assert text.endswith("<!-- bench:gpu:end -->\n\n" + other) and "old" not in text
+    assert text.endswith("<!-- bench:gpu:end -->\n\n" + other) and "STALE-SECTION" not in text
     assert "| `vace-14b` | not measured |" in text  # a planned row never run
     assert "tiny VACE" not in text  # the smoke row is not a benchmark
     # A planned row with a measurement: every column filled, the projection marked.
