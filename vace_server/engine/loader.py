@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,7 @@ __all__ = [
     "ModelKind",
     "ModelLoadError",
     "Pipeline",
+    "PipelineBuilder",
     "load_model",
 ]
 
@@ -78,6 +80,8 @@ _DTYPES = {
 # A diffusers `WanVACEPipeline`. Typed Any: mypy resolves diffusers' lazy, availability-gated
 # exports to stubs without the pipeline's attributes.
 Pipeline = Any
+# Builds a pipeline for (device, dtype): bench/gpu.py's real-size random-weight models.
+PipelineBuilder = Callable[[str, torch.dtype], Pipeline]
 
 
 class ModelLoadError(RuntimeError):
@@ -103,8 +107,11 @@ class LoadedModel:
     prompts: PromptCache | None = None  # None: VACE_PROMPT_CACHE_SIZE=0
 
 
-def load_model(settings: Settings) -> LoadedModel:
+def load_model(settings: Settings, *, build: PipelineBuilder | None = None) -> LoadedModel:
     """Resolves `settings.engine.model` and loads the pipeline onto the configured device.
+    `build`, when given, makes the pipeline instead (on the resolved device and dtype, like a
+    loaded checkpoint: VAE float32); the name is then only recorded, and the model is
+    treated as a real one (per-model defaults by its layer count).
 
     Returns: a LoadedModel with per-model defaults filled in.
     Raises: ModelLoadError for bad engine settings, a missing folder/repo, no network
@@ -118,7 +125,9 @@ def load_model(settings: Settings) -> LoadedModel:
 
     name, warning = _resolve_name(settings.engine.model.strip())
     kind: ModelKind
-    if name == "tiny":
+    if build is not None:
+        kind, pipe = "local", build(device, dtype)
+    elif name == "tiny":
         kind, pipe = "tiny", build_tiny_pipeline()
     elif Path(name).expanduser().is_dir():
         kind, pipe = "local", _load_folder(Path(name).expanduser(), dtype)
