@@ -62,10 +62,10 @@ ROWS["default"] = [
     ("vace-1.3b", ["VACE_ATTENTION_BACKEND=flash"], 3),
     ("vace-1.3b", ["VACE_ATTENTION_BACKEND=_flash_3"], 3),
     ("vace-1.3b", ["VACE_ATTENTION_BACKEND=sage"], 3),
-    ("vace-1.3b", ["VACE_CACHE=first_block"], 4),
-    ("vace-1.3b", ["VACE_LAYERWISE_CASTING=true"], 3),
+    ("vace-1.3b", ["VACE_CACHE=taylorseer"], 4),
+    ("vace-1.3b", ["VACE_LAYERWISE_CASTING=float8_e4m3fn"], 3),
     ("vace-14b", ["VACE_PRESET=fast", "VACE_OFFLOAD=model"], 8),
-    ("vace-14b", ["VACE_PRESET=fast", "VACE_LAYERWISE_CASTING=true"], 8),
+    ("vace-14b", ["VACE_PRESET=fast", "VACE_LAYERWISE_CASTING=float8_e4m3fn"], 8),
     ("vace-fun-a14b", [], 2),
 ]
 # Rough seconds a row needs on an H200 (child start, build, run): only for not starting a row
