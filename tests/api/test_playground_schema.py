@@ -23,6 +23,7 @@ from vace_server.api.playground_schema import (
 from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.waiting import queued_progress
 from vace_server.api.wire_fields import FUNCTION_FIELDS, MAX_SCENE_REFERENCES
+from vace_server.api.wire_names import MODEL_NAMES
 from vace_server.api.wire_values import DEFAULT_SIZE, SIZES
 from vace_server.errors import InvalidParameter
 from vace_server.tasks.progress import STAGE_LABELS, STAGE_SPANS, Stage
@@ -63,8 +64,8 @@ def test_functions_are_the_validators_table() -> None:
 
 
 def test_choices_defaults_and_limits_are_the_validators() -> None:
-    assert SCHEMA["model"] == PLAYGROUND_MODEL and PLAYGROUND_MODEL in validation.MODEL_NAMES
-    assert SCHEMA["models"] == sorted(validation.MODEL_NAMES)
+    assert SCHEMA["model"] == PLAYGROUND_MODEL and PLAYGROUND_MODEL in MODEL_NAMES
+    assert SCHEMA["models"] == sorted(MODEL_NAMES)
     assert SCHEMA["choices"] == {
         "size": list(SIZES),
         "obj_or_bg": list(validation.ROLES),

@@ -4,7 +4,8 @@
 
 1. `auto`  -> `Wan-AI/Wan2.1-VACE-1.3B-diffusers` when CUDA is available, else `tiny` with a
    loud warning (exposed as `LoadedModel.warning`, shown by /health).
-2. `tiny`  -> the randomly initialised test pipeline (engine/tiny.py), built in memory.
+2. `tiny`  -> the randomly initialised test pipeline (engine/tiny.py), built in memory;
+   `tiny-a14b` the same laid out as Wan2.2-VACE-Fun-A14B (two transformers, a boundary).
 3. an existing folder -> `WanVACEPipeline.from_pretrained(folder)` (diffusers layout).
 4. `org/name` -> the same from the Hugging Face Hub (downloaded when online, else the cache).
 5. anything else, or any load failure -> `ModelLoadError` saying what was tried and how to fix it.
@@ -27,7 +28,7 @@ from diffusers import AutoencoderKLWan, WanVACEPipeline
 from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 
-from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
+from .tiny import TINY_A14B, TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
 
 __all__ = [
     "DEFAULT_HUB_MODEL",
@@ -111,17 +112,17 @@ def load_model(settings: Settings) -> LoadedModel:
 
     name, warning = _resolve_name(settings.engine.model.strip())
     kind: ModelKind
-    if name == "tiny":
-        kind, pipe = "tiny", build_tiny_pipeline()
+    if name in ("tiny", TINY_A14B):
+        kind, pipe = "tiny", build_tiny_pipeline(two_stage=name == TINY_A14B)
     elif Path(name).expanduser().is_dir():
         kind, pipe = "local", _load_folder(Path(name).expanduser(), dtype)
     elif _HUB_ID.match(name):
         kind, pipe = "hub", _load_hub(name, dtype)
     else:
         raise ModelLoadError(
-            f"VACE_MODEL={name!r} is neither 'auto', 'tiny', an existing folder nor a Hugging Face "
-            f"repo id like {DEFAULT_HUB_MODEL!r}. Point it at a downloaded diffusers folder, "
-            "e.g. `huggingface-cli download "
+            f"VACE_MODEL={name!r} is neither 'auto', 'tiny', 'tiny-a14b', an existing folder "
+            f"nor a Hugging Face repo id like {DEFAULT_HUB_MODEL!r}. Point it at a downloaded "
+            "diffusers folder, e.g. `huggingface-cli download "
             f"{DEFAULT_HUB_MODEL} --local-dir /models/vace-1.3b` then VACE_MODEL=/models/vace-1.3b."
         )
 
@@ -197,8 +198,8 @@ def _check_settings(settings: Settings) -> None:
 
 
 def _resolve_name(model: str) -> tuple[str, str | None]:
-    if model.lower() == "tiny":
-        return "tiny", None
+    if model.lower() in ("tiny", TINY_A14B):
+        return model.lower(), None
     if model.lower() != "auto":
         return model, None
     if torch.cuda.is_available():
@@ -346,6 +347,8 @@ def _place(pipe: Pipeline, kind: ModelKind, device: str, dtype: torch.dtype, off
     if kind == "tiny" and dtype != torch.float32:
         # Built in fp32; convert like a loaded checkpoint would be (VAE stays fp32).
         pipe.transformer.to(dtype=dtype)
+        if pipe.transformer_2 is not None:  # the two-stage layout's low-noise expert
+            pipe.transformer_2.to(dtype=dtype)
         pipe.text_encoder.to(dtype=dtype)
     if offload and device != "cpu":
         # Keeps each component on the GPU only while it runs: fits 14B on smaller cards.

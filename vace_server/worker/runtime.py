@@ -83,7 +83,12 @@ class WorkerRuntime:
         migrate: bool = False,
         info: dict[str, Any] | None = None,
     ) -> None:
-        self.settings = settings
+        try:
+            # A worker serves one model: its entry of VACE_MODELS over the deployment's
+            # engine settings (the same settings without a registry).
+            self.settings = settings.for_served_model()
+        except ValueError as exc:
+            raise WorkerStartupError(str(exc)) from None
         self.worker_id = worker_id
         self.migrate = migrate
         self.extra_info = dict(info or {})
@@ -141,7 +146,12 @@ class WorkerRuntime:
             self._registry = RegistryBeat(
                 WorkerRegistry(store.engine),
                 self.worker_id,
-                {"model": model.name, "device": str(model.device), **self.extra_info},
+                {
+                    "model": model.name,
+                    "served_model": settings.engine.served_model or None,
+                    "device": str(model.device),
+                    **self.extra_info,
+                },
                 settings.queue.heartbeat_seconds,
             )
             self._registry.start()
@@ -191,7 +201,11 @@ class WorkerRuntime:
         if self.store is None:
             return
         try:
-            WorkerRegistry(self.store.engine).record_failure(self.settings.engine.model, str(exc))
+            WorkerRegistry(self.store.engine).record_failure(
+                self.settings.engine.model,
+                str(exc),
+                served_model=self.settings.engine.served_model or None,
+            )
         except Exception as err:
             log.warning("could not record the load failure in the worker registry: %s", err)
 
