@@ -164,6 +164,8 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "output_fps": ("24", 24),
     "negative_prompt": ("blurry", "blurry"),
     "model_cpu_offload": ("1", True),
+    "models": ('{"m": {"model": "tiny"}}', '{"m": {"model": "tiny"}}'),
+    "served_model": ("m", "m"),
     "annotator_dir": ("/models/annotators", Path("/models/annotators")),
     "segmentation_backend": ("classical", "classical"),
     "tracking_backend": ("model", "model"),
@@ -185,7 +187,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "log_format": ("TEXT", "text"),
 }
 # Checked in pairs: a key id without its secret is refused.
-_PARTNERS = {"s3_access_key_id": "s3_secret_access_key", "s3_secret_access_key": "s3_access_key_id"}
+_PARTNERS = {
+    "s3_access_key_id": "s3_secret_access_key",
+    "s3_secret_access_key": "s3_access_key_id",
+    "served_model": "models",  # a served model names an entry of the registry
+}
 
 
 def _held(settings: Settings, field: str) -> object:

@@ -26,6 +26,7 @@ from vace_server.api.wire_fields import FUNCTION_FIELDS, MAX_SCENE_REFERENCES
 from vace_server.api.wire_names import MODEL_NAMES
 from vace_server.api.wire_values import DEFAULT_SIZE, SIZES
 from vace_server.errors import InvalidParameter
+from vace_server.settings import Settings
 from vace_server.tasks.progress import STAGE_LABELS, STAGE_SPANS, Stage
 from vace_server.tasks.spec import TaskSpec, VaceFunction
 
@@ -123,7 +124,8 @@ def test_stages_are_queued_then_the_workers() -> None:
     assert all(a["end"] == b["start"] for a, b in itertools.pairwise(running))
     # The stage a PENDING task reports is the schema's first one.
     context: Any = SimpleNamespace(
-        store=SimpleNamespace(queue_position=lambda task: 1),
+        settings=Settings(),
+        store=SimpleNamespace(queue_position=lambda task, models=None: 1),
         workers=SimpleNamespace(failures=lambda: []),
     )
     task: Any = SimpleNamespace()

@@ -148,8 +148,8 @@ class WorkerRuntime:
                 self.worker_id,
                 {
                     "model": model.name,
-                    "served_model": settings.engine.served_model or None,
                     "device": str(model.device),
+                    **self._served_info(),
                     **self.extra_info,
                 },
                 settings.queue.heartbeat_seconds,
@@ -163,6 +163,12 @@ class WorkerRuntime:
             raise
         log.info("worker %s ready (model %s on %s)", self.worker_id, model.name, model.device)
         return self
+
+    def _served_info(self) -> dict[str, str]:
+        """The served model's name for the registry row, with VACE_MODELS only (per-model
+        /ready and /metrics count by it); nothing without a registry, as before it."""
+        served = self.settings.engine.served_model
+        return {"served_model": served} if served else {}
 
     def ready_event(self) -> Ready:
         """What the launcher reports once the worker is ready (the /health worker entry)."""

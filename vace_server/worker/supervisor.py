@@ -106,9 +106,8 @@ class WorkerSupervisor:
 
     def _entry(self, slot: Slot) -> dict[str, Any]:
         ready = slot.ready
-        return {
+        entry = {
             "worker_id": slot.worker_id,
-            "served_model": self.served[slot.index],
             "pid": slot.child.pid if slot.child else None,
             "alive": bool(slot.child and slot.child.exit_code() is None),
             "ready": ready is not None,
@@ -119,6 +118,9 @@ class WorkerSupervisor:
             "annotators": ready.annotators if ready else None,
             "error": slot.last_error,
         }
+        if self.settings.engine.served_models:  # the model it serves (VACE_MODELS only)
+            entry["served_model"] = self.served[slot.index]
+        return entry
 
     def _reap_stale(self) -> None:
         """Workers of this host that died with an earlier `serve` (killed): their registry
