@@ -5,10 +5,13 @@ worker's settings are its served model's."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from vace_server.cli import app
 from vace_server.settings import Settings, describe_invalid, from_worker_payload, worker_payload
 
 REGISTRY = {
@@ -115,7 +118,19 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.claim_names() == ("small",)
 
 
-def test_a_served_models_folder_is_checked_like_vace_model(tmp_path: object) -> None:
+def test_a_served_models_folder_is_checked_like_vace_model(tmp_path: Path) -> None:
     missing = f"{tmp_path}/nowhere"
     problem = _settings({"a": {"model": missing}}).model_folder_problem() or ""
     assert problem.startswith("VACE_MODELS: a: model=") and "does not exist" in problem
+
+
+def test_worker_refuses_an_unserved_model_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VACE_MODELS", json.dumps(REGISTRY))
+    command = ["worker", "--served-model", "nope", "--data-dir", str(tmp_path / "data")]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2
+    assert "VACE_SERVED_MODEL='nope' is not in VACE_MODELS" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()  # refused before anything started
