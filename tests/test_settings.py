@@ -181,6 +181,8 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "text_encoder_device": ("CPU", "cpu"),
     "vae_tiling": ("true", True),
     "vae_slicing": ("1", True),
+    "models": ('{"m": {"model": "tiny"}}', '{"m": {"model": "tiny"}}'),
+    "served_model": ("m", "m"),
     "annotator_dir": ("/models/annotators", Path("/models/annotators")),
     "segmentation_backend": ("classical", "classical"),
     "tracking_backend": ("model", "model"),
@@ -202,7 +204,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "log_format": ("TEXT", "text"),
 }
 # Checked in pairs: a key id without its secret is refused.
-_PARTNERS = {"s3_access_key_id": "s3_secret_access_key", "s3_secret_access_key": "s3_access_key_id"}
+_PARTNERS = {
+    "s3_access_key_id": "s3_secret_access_key",
+    "s3_secret_access_key": "s3_access_key_id",
+    "served_model": "models",  # a served model names an entry of the registry
+}
 
 
 def _held(settings: Settings, field: str) -> object:

@@ -123,6 +123,14 @@ def worker(
             "replica (which migrates on start) does it.",
         ),
     ] = False,
+    served_model: Annotated[
+        str | None,
+        typer.Option(
+            help="The VACE_MODELS name these workers serve (claim only its tasks, load its "
+            "weights and settings) [VACE_SERVED_MODEL].",
+            show_default=False,
+        ),
+    ] = None,
     worker_id: Annotated[str | None, typer.Option(hidden=True)] = None,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
@@ -142,6 +150,7 @@ def worker(
         "data_dir": data_dir,
         "database_url": database_url,
         "device": device,
+        "served_model": served_model,
     }
     settings = _settings(loads_model=True, **flags)
     if migrate:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -443,11 +443,11 @@ def test_run_forever_rides_out_a_database_outage(store: TaskStore, tmp_path: Pat
     real_claim = store.claim
     calls: list[str] = []
 
-    def claim(worker_id: str) -> Claim | None:
+    def claim(worker_id: str, *, models: Collection[str] | None = None) -> Claim | None:
         calls.append(worker_id)
         if len(calls) == 1:
             raise _outage()
-        return real_claim(worker_id)
+        return real_claim(worker_id, models=models)
 
     store.claim = claim  # type: ignore[method-assign]
     loop.run_forever(lambda: _task(store, task_id).status is TaskStatus.SUCCEEDED)

@@ -25,6 +25,7 @@ from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
 from vace_server.api.request_context import RequestContextMiddleware
 from vace_server.api.task_view import task_body
+from vace_server.api.wire_names import ServedNames
 from vace_server.media.fetch import UrlFetcher
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings, reveal
@@ -60,6 +61,8 @@ def build_context(settings: Settings) -> AppContext:
     )
     storage = open_storage(settings)
     workers = WorkerRegistry(store.engine)
+    served = ServedNames.from_settings(settings)
+    per_model = served if settings.engine.served_models else None
     return AppContext(
         settings=settings,
         store=store,
@@ -68,7 +71,8 @@ def build_context(settings: Settings) -> AppContext:
         zone=ZoneInfo(settings.http.time_zone),
         limiter=RateLimiter.from_settings(settings),
         workers=workers,
-        metrics=Metrics(store, workers, alive_ms=settings.worker_alive_ms),
+        metrics=Metrics(store, workers, alive_ms=settings.worker_alive_ms, served=per_model),
+        served=served,
     )
 
 
@@ -102,9 +106,11 @@ def create_app(settings: Settings) -> FastAPI:
         maintenance.start()
         dispatcher = build_dispatcher(context)
         dispatcher.start()
-        if settings.queue.workers > 0:
+        if settings.queue.workers > 0 or settings.engine.served_models:
             from vace_server.worker.supervisor import WorkerSupervisor
 
+            # With VACE_MODELS: workers per served model (the entries' `workers`, default
+            # VACE_WORKERS); a plan of none starts no supervisor thread's children.
             context.supervisor = WorkerSupervisor(settings, context.store, settings.queue.workers)
             context.supervisor.start()
         try:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from vace_server.api.wire_names import ServedNames
 from vace_server.clock import wall_clock_ms
 from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
@@ -26,10 +27,17 @@ LATE_COMMIT_MS = 10_000  # how far back each sweep looks again for late-committe
 
 
 class _LiveState(Collector):
-    def __init__(self, store: TaskStore, registry: WorkerRegistry, alive_ms: int) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        registry: WorkerRegistry,
+        alive_ms: int,
+        served: ServedNames | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.alive_ms = alive_ms
+        self.served = served  # with a registry (VACE_MODELS): the per-model gauges too
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts = self.store.count_by_status()
@@ -38,18 +46,52 @@ class _LiveState(Collector):
             if status is not TaskStatus.UNKNOWN:
                 tasks.add_metric([status.value], counts.get(status.value, 0))
         yield tasks
+        alive = self.registry.alive(self.alive_ms)
         yield GaugeMetricFamily(
-            "vace_workers_alive",
-            "Workers that beat into the registry recently",
-            value=len(self.registry.alive(self.alive_ms)),
+            "vace_workers_alive", "Workers that beat into the registry recently", value=len(alive)
         )
+        if self.served is not None:
+            yield from self._per_model(self.served, alive)
+
+    def _per_model(
+        self, served: ServedNames, alive: list[dict[str, object]]
+    ) -> Iterator[GaugeMetricFamily]:
+        """Tasks by status and live workers for each served model (aliases summed in)."""
+        models = served.models()
+        counts = {(m, st.value): 0 for m in models for st in TaskStatus if st.value != "UNKNOWN"}
+        for (name, status), n in self.store.count_by_model_status().items():
+            key = (served.upload_model(name), status)
+            if key in counts:
+                counts[key] += n
+        tasks = GaugeMetricFamily(
+            "vace_model_tasks", "Tasks in the store by served model and status",
+            labels=["model", "status"],
+        )  # fmt: skip
+        for (model, status), n in sorted(counts.items()):
+            tasks.add_metric([model, status], n)
+        yield tasks
+        workers = GaugeMetricFamily(
+            "vace_model_workers_alive", "Live workers by served model", labels=["model"]
+        )
+        for model in models:
+            workers.add_metric([model], sum(1 for w in alive if w.get("served_model") == model))
+        yield workers
 
 
 class Metrics:
-    def __init__(self, store: TaskStore, registry: WorkerRegistry, *, alive_ms: int) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        registry: WorkerRegistry,
+        *,
+        alive_ms: int,
+        served: ServedNames | None = None,
+    ) -> None:
+        """`served`: the registry's model names (VACE_MODELS), for the per-model gauges;
+        None (one model) leaves them out."""
         self.store = store
         self.registry = CollectorRegistry()
-        self.registry.register(_LiveState(store, registry, alive_ms))
+        self.registry.register(_LiveState(store, registry, alive_ms, served))
         self.duration = Histogram(
             "vace_task_duration_seconds",
             "Submission to end of finished tasks",

@@ -40,10 +40,12 @@ async def create_task(request: Request) -> dict[str, object]:
         raise AccessDenied()
     oss_resolve = request.headers.get("x-dashscope-ossresourceresolve", "").lower() == "enable"
     body = await request.body()
-    spec = parse_create_request(body, oss_resolve=oss_resolve, draw_seed=draw_seed)
     c = ctx(request)
-    # the engine settings it is accepted under travel with it: a retry makes the same video
-    spec = dataclasses.replace(spec, engine=EngineParams.from_settings(c.settings))
+    spec = parse_create_request(body, oss_resolve=oss_resolve, draw_seed=draw_seed, served=c.served)
+    # the engine settings it is accepted under (its served model's) travel with it: a retry
+    # makes the same video
+    engine = EngineParams.from_settings(c.settings_for(spec.model_name))
+    spec = dataclasses.replace(spec, engine=engine)
     await run_in_threadpool(
         c.limiter.check_submit, who.account, lambda: c.store.count_in_flight(who.account)
     )

@@ -4,7 +4,8 @@
 
 1. `auto`  -> `Wan-AI/Wan2.1-VACE-1.3B-diffusers` when CUDA is available, else `tiny` with a
    loud warning (exposed as `LoadedModel.warning`, shown by /health).
-2. `tiny`  -> the randomly initialised test pipeline (engine/tiny.py), built in memory.
+2. `tiny`  -> the randomly initialised test pipeline (engine/tiny.py), built in memory;
+   `tiny-a14b` the same laid out as Wan2.2-VACE-Fun-A14B (two transformers, a boundary).
 3. an existing folder -> `WanVACEPipeline.from_pretrained(folder)` (diffusers layout).
 4. `org/name` -> the same from the Hugging Face Hub (downloaded when online, else the cache).
 5. anything else, or any load failure -> `ModelLoadError` saying what was tried and how to fix it.
@@ -32,7 +33,7 @@ from .loras import LoraError, LoraFile, configured_loras
 from .presets import PRESETS, ResolvedPreset, apply_preset, resolve_preset
 from .prompt_cache import PromptCache, build_prompt_cache
 from .speedups import apply_speedups
-from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
+from .tiny import TINY_A14B, TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
 
 __all__ = [
     "DEFAULT_HUB_MODEL",
@@ -127,17 +128,17 @@ def load_model(settings: Settings, *, build: PipelineBuilder | None = None) -> L
     kind: ModelKind
     if build is not None:
         kind, pipe = "local", build(device, dtype)
-    elif name == "tiny":
-        kind, pipe = "tiny", build_tiny_pipeline()
+    elif name in ("tiny", TINY_A14B):
+        kind, pipe = "tiny", build_tiny_pipeline(two_stage=name == TINY_A14B)
     elif Path(name).expanduser().is_dir():
         kind, pipe = "local", _load_folder(Path(name).expanduser(), dtype)
     elif _HUB_ID.match(name):
         kind, pipe = "hub", _load_hub(name, dtype)
     else:
         raise ModelLoadError(
-            f"VACE_MODEL={name!r} is neither 'auto', 'tiny', an existing folder nor a Hugging Face "
-            f"repo id like {DEFAULT_HUB_MODEL!r}. Point it at a downloaded diffusers folder, "
-            "e.g. `huggingface-cli download "
+            f"VACE_MODEL={name!r} is neither 'auto', 'tiny', 'tiny-a14b', an existing folder "
+            f"nor a Hugging Face repo id like {DEFAULT_HUB_MODEL!r}. Point it at a downloaded "
+            "diffusers folder, e.g. `huggingface-cli download "
             f"{DEFAULT_HUB_MODEL} --local-dir /models/vace-1.3b` then VACE_MODEL=/models/vace-1.3b."
         )
 
@@ -253,8 +254,8 @@ def _check_settings(settings: Settings) -> None:
 
 
 def _resolve_name(model: str) -> tuple[str, str | None]:
-    if model.lower() == "tiny":
-        return "tiny", None
+    if model.lower() in ("tiny", TINY_A14B):
+        return model.lower(), None
     if model.lower() != "auto":
         return model, None
     if torch.cuda.is_available():

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from vace_server.settings.speedups import SpeedupFields
+from vace_server.settings.models import ServedModel, check_registry, choose_entry, parse_models
 
 DEFAULT_NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
@@ -326,6 +327,33 @@ class EngineSettings(SettingsGroup, SpeedupFields):
     output_fps: int = Field(default=30, ge=1)
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     model_cpu_offload: bool = False
+    models: str = Field(
+        default="",
+        description="Served-model registry as JSON (settings/models.py); empty = one model.",
+    )
+    served_model: str = Field(
+        default="",
+        description="The VACE_MODELS name this worker serves (a worker serves one model).",
+    )
+
+    @property
+    def served_models(self) -> tuple[ServedModel, ...]:
+        """VACE_MODELS' entries; () when unset (one model, under the API's own names)."""
+        return parse_models(self.models, frozenset(type(self).model_fields))
+
+    def served_entry(self) -> ServedModel | None:
+        """The entry this worker serves: VACE_SERVED_MODEL's (a name or an alias), or the only
+        one; None without a registry. Raises: ValueError (several served, none chosen)."""
+        return choose_entry(self.served_models, self.served_model)
+
+    @model_validator(mode="after")
+    def _registry_valid(self) -> EngineSettings:
+        try:
+            entries = self.served_models
+        except ValueError as exc:
+            raise ValueError(f"VACE_MODELS: {exc}") from None
+        check_registry(self, entries, self.served_model)
+        return self
 
     @field_validator("num_frames")
     @classmethod

@@ -12,11 +12,11 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Select, Update, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, Select, Update, and_, func, insert, or_, select, true, update
 from sqlalchemy.sql import ColumnElement
 
 from vace_server.clock import Clock, wall_clock_ms
@@ -199,10 +199,12 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         query = query.where(tasks.c.account == account, tasks.c.status.in_(busy))
         return int(self._read(lambda conn: conn.execute(query).scalar_one()))
 
-    def queue_position(self, task: TaskRecord) -> int:
-        """1-based place of a PENDING task in the queue (claims take the oldest first)."""
+    def queue_position(self, task: TaskRecord, *, models: Collection[str] | None = None) -> int:
+        """1-based place of a PENDING task in the queue (claims take the oldest first); with
+        `models`, in the queue of the workers that claim those model names."""
         ahead = and_(
             tasks.c.status == TaskStatus.PENDING.value,
+            self._of_models(models),
             or_(
                 tasks.c.created_ms < task.created_ms,
                 and_(tasks.c.created_ms == task.created_ms, tasks.c.id < task.id),
@@ -212,8 +214,10 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         return int(self._read(lambda conn: conn.execute(query).scalar_one())) + 1
 
     # ------------------------------------------------------------------ worker side
-    def claim(self, worker_id: str) -> Claim | None:
-        """Atomically takes the oldest PENDING task and leases it to `worker_id`.
+    def claim(self, worker_id: str, *, models: Collection[str] | None = None) -> Claim | None:
+        """Atomically takes the oldest PENDING task (of the `models` names, when given: a
+        worker serves one model and claims only its tasks, oldest first) and leases it to
+        `worker_id`.
 
         Returns the claim, or None when the queue is empty. Side effects: one UPDATE.
         (Retried across a lost connection; should the lost attempt have committed, that task
@@ -221,7 +225,7 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         now = self._now()
         oldest = (
             select(tasks.c.id)
-            .where(tasks.c.status == TaskStatus.PENDING.value)
+            .where(tasks.c.status == TaskStatus.PENDING.value, self._of_models(models))
             .order_by(tasks.c.created_ms, tasks.c.id)
             .limit(1)
         )
@@ -412,12 +416,27 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         rows = self._read(lambda conn: conn.execute(query).all())
         return {status: int(n) for status, n in rows}
 
+    def count_by_model_status(self) -> dict[tuple[str, str], int]:
+        """Tasks per (model name as the client gave it, status)."""
+        query = select(tasks.c.model_name, tasks.c.status, func.count()).group_by(
+            tasks.c.model_name, tasks.c.status
+        )
+        rows = self._read(lambda conn: conn.execute(query).all())
+        return {(name, status): int(n) for name, status, n in rows}
+
     # ------------------------------------------------------------------ helpers
     def _expiry(self, ended_ms: int) -> int:
         return ended_ms + self.retention_ms
 
     def _not_expired(self) -> ColumnElement[bool]:
         return or_(tasks.c.expires_ms.is_(None), tasks.c.expires_ms > self._now())
+
+    @staticmethod
+    def _of_models(models: Collection[str] | None) -> ColumnElement[bool]:
+        """Tasks of these model names; every task for None."""
+        if models is None:
+            return true()
+        return tasks.c.model_name.in_(sorted(models))
 
     @staticmethod
     def _owned(claim: Claim) -> ColumnElement[bool]:

@@ -96,7 +96,7 @@ class WorkerLoop:
 
     def run_once(self) -> bool:
         """Claims and processes one task. Returns False when the queue was empty."""
-        claim = self.store.claim(self.worker_id)
+        claim = self.store.claim(self.worker_id, models=self.settings.claim_names())
         if claim is None:
             return False
         token = task_id_var.set(claim.task.id)
