@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from vace_server.settings.speedups import SpeedupFields
 from vace_server.settings.models import ServedModel, check_registry, choose_entry, parse_models
+from vace_server.settings.speedups import SpeedupFields
 
 DEFAULT_NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
