@@ -96,6 +96,8 @@ def test_a_worker_must_be_told_which_of_several_models() -> None:
         ({"a": {"settings": {"VACE_NUM_FRAMES": 80}}}, {}, "a: VACE_NUM_FRAMES=80: must be 4n+1"),
         ({"a": {"settings": {"dtype": "int8"}}}, {}, "a: VACE_DTYPE='int8'"),
         ({"a": {}}, {"served_model": "b"}, "VACE_SERVED_MODEL='b' is not in VACE_MODELS"),
+        ({"a": {"preset": "turbo"}}, {}, "a: VACE_PRESET='turbo'"),
+        ({"a": {"preset": "fast"}}, {}, "a: VACE_PRESET=fast needs VACE_DISTILL_LORA"),
     ],
 )
 def test_refused_at_load_with_one_line(

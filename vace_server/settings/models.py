@@ -186,9 +186,15 @@ def check_registry(engine: BaseModel, entries: tuple[ServedModel, ...], served_m
         try:
             type(engine).model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"VACE_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: "
-                + str(e["msg"]).removeprefix("Value error, ")
-                for e in exc.errors(include_url=False)
-            )
+            problems = "; ".join(_problem(e) for e in exc.errors(include_url=False))
             raise ValueError(f"VACE_MODELS: {entry.name}: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    """One validation error as a line: the setting and its value when the error has a field
+    (a model-level check, e.g. `fast` without its LoRA, has none and names it itself)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    name = "_".join(str(part) for part in error["loc"]).upper()
+    return f"VACE_{name}={error.get('input')!r}: {message}"
