@@ -66,7 +66,7 @@ class Lookahead:
             self._model_loop(should_stop)
         finally:
             claimer.join()
-            self._requeue_ready()
+            self._requeue_ready()  # what the model thread left when it stopped first
             with self._cond:
                 self._model_done = True
                 self._cond.notify_all()
@@ -148,6 +148,7 @@ class Lookahead:
             with self._cond:
                 self._claims_done = True
                 self._cond.notify_all()
+            self._requeue_ready()  # a shutdown: the look-ahead tasks go back now, not after
 
     def _room(self) -> bool:
         """Another look-ahead claim fits: fewer than `depth` waiting, memory under budget."""
