@@ -174,7 +174,8 @@ def _ahead(loop: WorkerLoop, depth: int = 1, budget_mb: int = 64) -> Lookahead:
 def test_the_next_task_is_prepared_while_one_denoises_and_the_last_delivered_meanwhile(
     sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
 ) -> None:
-    store, steps = sqlite_store, []
+    store = sqlite_store
+    steps: list[Step] = []
     pipeline = GatedPipeline(steps)
     pipeline.gate("t0", "t1")
     ids = _submit(store, clock, 3)
@@ -198,7 +199,8 @@ def test_the_next_task_is_prepared_while_one_denoises_and_the_last_delivered_mea
 def test_a_canceled_look_ahead_task_ends_canceled_without_running(
     sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
 ) -> None:
-    store, steps = sqlite_store, []
+    store = sqlite_store
+    steps: list[Step] = []
     pipeline = GatedPipeline(steps)
     pipeline.gate("t0")
     ids = _submit(store, clock, 2)
@@ -219,7 +221,8 @@ def test_a_dead_worker_requeues_every_task_it_held(
     """The supervisor's `release_worker` (a child died) moves every task held under the
     worker's id back to the queue; this worker's late writes are fenced off, and the tasks run
     again (here: by the same loop, as a restarted worker would)."""
-    store, steps = sqlite_store, []
+    store = sqlite_store
+    steps: list[Step] = []
     pipeline = GatedPipeline(steps)
     pipeline.gate("t0")
     ids = _submit(store, clock, 2)
@@ -238,7 +241,8 @@ def test_a_dead_worker_requeues_every_task_it_held(
 def test_the_leases_of_every_held_task_are_renewed(
     sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
 ) -> None:
-    store, steps = sqlite_store, []
+    store = sqlite_store
+    steps: list[Step] = []
     pipeline = GatedPipeline(steps)
     pipeline.gate("t0")
     ids = _submit(store, clock, 2)
@@ -293,7 +297,8 @@ def test_claims_stay_fifo_across_workers_and_each_runs_in_claim_order(
 def test_a_look_ahead_task_over_the_memory_budget_is_prepared_again_in_its_turn(
     sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
 ) -> None:
-    store, steps = sqlite_store, []
+    store = sqlite_store
+    steps: list[Step] = []
     pipeline = GatedPipeline(steps)
     pipeline.gate("t0", "t1")
     pipeline.sizes = {"t1": 2 * MB, "t2": MB // 4}  # the budget: 1 MB
@@ -318,7 +323,8 @@ def test_a_look_ahead_task_over_the_memory_budget_is_prepared_again_in_its_turn(
 def test_a_shutdown_requeues_look_ahead_tasks_at_once(
     sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
 ) -> None:
-    store, steps = sqlite_store, []
+    store = sqlite_store
+    steps: list[Step] = []
     pipeline = GatedPipeline(steps)
     pipeline.gate("t0")
     ids = _submit(store, clock, 2)
@@ -337,7 +343,8 @@ def test_a_shutdown_requeues_look_ahead_tasks_at_once(
 def test_a_claim_that_fails_is_tried_again(
     sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
 ) -> None:
-    store, steps = sqlite_store, []
+    store = sqlite_store
+    steps: list[Step] = []
     ids = _submit(store, clock, 1)
     real_claim, calls = store.claim, []
 
