@@ -121,7 +121,7 @@ def _media(tmp: Path) -> LocalMedia:
         frames[i] = np.asarray(img)
     clip, short = tmp / "clip.mp4", tmp / "short.mp4"
     encode_mp4(frames, FPS, clip)
-    encode_mp4(frames[:FPS], FPS, short)  # 1 s: the clip a video_extension task extends
+    encode_mp4(frames[: FPS // 2], FPS, short)  # 0.5 s: the clip video_extension extends
     mask = Image.new("L", (WIDTH, HEIGHT), 0)
     ImageDraw.Draw(mask).ellipse((60, 80, 150, 170), fill=255)
     subject = Image.new("RGB", (512, 512), (255, 255, 255))
@@ -245,7 +245,7 @@ def run(
         )
         rows += _compare(SIMULATED, settings, simulated, tasks, Path(tmp))
         if tiny:
-            tiny_settings = settings.replace(num_frames=9, generation_area=112 * 64)
+            tiny_settings = settings.replace(num_frames=17, generation_area=112 * 64)
             real = TaskPipeline(
                 model=load_model(tiny_settings), annotators=annotators, settings=tiny_settings
             )
