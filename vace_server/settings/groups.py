@@ -285,6 +285,19 @@ class QueueSettings(SettingsGroup):
         gt=0,
         description="A worker child that ran this long restarts without accumulated backoff.",
     )
+    prefetch: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="Tasks a worker claims and preprocesses ahead while its model runs one "
+        "(0: one task at a time, claim to store).",
+    )
+    prefetch_memory_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="Prepared inputs and finished frames a pipelined worker may hold besides "
+        "the task on its model; a look-ahead task over it is prepared again in its turn.",
+    )
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> QueueSettings:

@@ -8,7 +8,8 @@ finishes the task; the CLI leaves it at `--out`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,12 +92,50 @@ class PipelineResult:
         return self.frames / self.fps
 
 
-class Pipeline(Protocol):
-    """What the worker loop runs a task with (a fake in the loop's unit tests)."""
+@dataclass(frozen=True)
+class Prepared:
+    """A task after steps 1-3 (its model settings, inputs and prompt): CPU work only, so a
+    pipelined worker builds the next task's while the model runs another."""
 
-    def __call__(
-        self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
-    ) -> PipelineResult: ...
+    spec: TaskSpec
+    model: LoadedModel
+    inputs: VaceInputs
+    prompt: str
+    tracker: ProgressTracker
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the input frames and references (what a look-ahead task holds)."""
+        images = [
+            *(self.inputs.video or ()),
+            *(self.inputs.mask or ()),
+            *(self.inputs.reference_images or ()),
+        ]
+        return sum(im.width * im.height * len(im.getbands()) for im in images)
+
+
+@dataclass(frozen=True)
+class Denoised:
+    """A task after step 4: the generated frames, for delivery off the model's thread."""
+
+    prepared: Prepared
+    frames: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.frames.nbytes) + self.prepared.nbytes
+
+
+class Pipeline(Protocol):
+    """What the worker loop runs a task with, in three steps so that each can run on its own
+    thread: `prepare` (fetch + preprocess, CPU), `denoise` (the model), `deliver` (frames →
+    MP4, CPU). A fake in the loop's unit tests."""
+
+    def prepare(self, spec: TaskSpec, media: MediaSource, *, on_progress: ProgressHook) -> Any: ...
+
+    def denoise(self, prepared: Any, *, on_progress: ProgressHook) -> Any: ...
+
+    def deliver(self, denoised: Any, out: Path, *, on_progress: ProgressHook) -> PipelineResult: ...
 
 
 def algo_failure(exc: Exception) -> ServiceError:
@@ -110,8 +149,21 @@ def algo_failure(exc: Exception) -> ServiceError:
     return failure
 
 
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """A step's errors as the task fails with them: ServiceError and TaskCanceled as they are,
+    anything else `algo_failure`."""
+    try:
+        yield
+    except (ServiceError, TaskCanceled):
+        raise
+    except Exception as exc:
+        raise algo_failure(exc) from exc
+
+
 class TaskPipeline:
-    """The loaded model, annotators and settings, ready to run tasks one at a time."""
+    """The loaded model, annotators and settings, ready to run tasks: whole (`__call__`) or
+    step by step (`prepare`, `denoise`, `deliver`)."""
 
     def __init__(
         self,
@@ -133,21 +185,32 @@ class TaskPipeline:
     def __call__(
         self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
     ) -> PipelineResult:
-        """Runs `spec` and writes the delivered video to `out`.
+        """Runs `spec` and writes the delivered video to `out` (the three steps in a row).
 
         Raises: ServiceError (the media and function modules' typed errors, AlgoError for any
         other crash, `write_failure`'s error); whatever `on_progress` raises (TaskCanceled)."""
-        try:
-            return self._run(spec, media, out, on_progress)
-        except (ServiceError, TaskCanceled):
-            raise
-        except Exception as exc:
-            raise algo_failure(exc) from exc
+        prepared = self.prepare(spec, media, on_progress=on_progress)
+        denoised = self.denoise(prepared, on_progress=on_progress)
+        return self.deliver(denoised, out, on_progress=on_progress)
 
-    def _run(
-        self, spec: TaskSpec, media: MediaSource, out: Path, on_progress: ProgressHook
+    def prepare(self, spec: TaskSpec, media: MediaSource, *, on_progress: ProgressHook) -> Prepared:
+        """Steps 1-3. Raises as `__call__` does."""
+        with _mapped_errors():
+            return self._prepare(spec, media, on_progress)
+
+    def denoise(self, prepared: Prepared, *, on_progress: ProgressHook) -> Denoised:
+        """Step 4, on the model. Raises as `__call__` does."""
+        with _mapped_errors():
+            return self._denoise(prepared, on_progress)
+
+    def deliver(
+        self, denoised: Denoised, out: Path, *, on_progress: ProgressHook
     ) -> PipelineResult:
-        settings = self.settings
+        """Steps 5-6: the delivered video written to `out`. Raises as `__call__` does."""
+        with _mapped_errors():
+            return self._deliver(denoised, out, on_progress)
+
+    def _prepare(self, spec: TaskSpec, media: MediaSource, on_progress: ProgressHook) -> Prepared:
         tracker = ProgressTracker()
 
         # 1. The model as this task was accepted under (frames, fps, steps, guidance, shift)
@@ -160,29 +223,39 @@ class TaskPipeline:
             StagedMedia(media, tracker, on_progress),
             model.profile,
             annotators=self.annotators,
-            edit_reference_role=ReferenceRole(settings.annotators.edit_reference_role),
+            edit_reference_role=ReferenceRole(self.settings.annotators.edit_reference_role),
         )
 
         # 3. Prompt (extended when asked)
         prompt = spec.prompt
         if spec.prompt_extend:
             prompt = extend_prompt(self.rewriter, spec.prompt, function=spec.function.value)
+        return Prepared(spec=spec, model=model, inputs=inputs, prompt=prompt, tracker=tracker)
+
+    def _denoise(self, prepared: Prepared, on_progress: ProgressHook) -> Denoised:
+        spec, tracker = prepared.spec, prepared.tracker
 
         # 4. Denoise: the step callback reports progress and is where a cancel stops the run
         on_progress(tracker.stage(Stage.DENOISING))
         frames = generate(
-            model,
-            inputs,
-            prompt=prompt,
-            negative_prompt=spec.negative_prompt or settings.engine.negative_prompt,
+            prepared.model,
+            prepared.inputs,
+            prompt=prepared.prompt,
+            negative_prompt=spec.negative_prompt or self.settings.engine.negative_prompt,
             seed=spec.seed,
             on_step=lambda done, total: on_progress(tracker.step(done, total)),
         )
+        return Denoised(prepared=prepared, frames=frames)
+
+    def _deliver(self, denoised: Denoised, out: Path, on_progress: ProgressHook) -> PipelineResult:
+        settings = self.settings
+        prepared = denoised.prepared
+        spec, inputs = prepared.spec, prepared.inputs
 
         # 5. Deliver frames: retimed, resized, watermarked
-        on_progress(tracker.stage(Stage.ENCODING))
+        on_progress(prepared.tracker.stage(Stage.ENCODING))
         video = render_output(
-            frames,
+            denoised.frames,
             size=inputs.output_size,
             seconds=inputs.output_seconds,
             fps=settings.engine.output_fps,
@@ -199,9 +272,11 @@ class TaskPipeline:
             width=int(video.shape[2]),
             height=int(video.shape[1]),
             fps=settings.engine.output_fps,
-            prompt=prompt,
-            actual_prompt=prompt if spec.prompt_extend else None,
-            effective=self._effective(model, inputs, spec.seed, len(video), tracker),
+            prompt=prepared.prompt,
+            actual_prompt=prepared.prompt if spec.prompt_extend else None,
+            effective=self._effective(
+                prepared.model, inputs, spec.seed, len(video), prepared.tracker
+            ),
         )
 
     def _encode(self, video: np.ndarray, out: Path) -> None:
