@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -267,9 +267,9 @@ class OrderedStore(TaskStore):
     claims: list[tuple[str, str]]
     lock = threading.Lock()
 
-    def claim(self, worker_id: str) -> Claim | None:
+    def claim(self, worker_id: str, *, models: Collection[str] | None = None) -> Claim | None:
         with self.lock:
-            claim = super().claim(worker_id)
+            claim = super().claim(worker_id, models=models)
             if claim is not None:
                 self.claims.append((worker_id, claim.task.spec.prompt))
             return claim
@@ -348,11 +348,11 @@ def test_a_claim_that_fails_is_tried_again(
     ids = _submit(store, clock, 1)
     real_claim, calls = store.claim, []
 
-    def claim(worker_id: str) -> Claim | None:
+    def claim(worker_id: str, *, models: Collection[str] | None = None) -> Claim | None:
         calls.append(worker_id)
         if len(calls) == 1:
             raise OperationalError("UPDATE tasks ...", {}, Exception("server closed"))
-        return real_claim(worker_id)
+        return real_claim(worker_id, models=models)
 
     store.claim = claim  # type: ignore[method-assign]
     pipeline = GatedPipeline(steps)
