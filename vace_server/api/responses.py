@@ -52,6 +52,9 @@ def query_body(
             "video_ratio": VIDEO_RATIO,
             "video_count": 1,
         }
+        stage_ms = (task.effective or {}).get("stage_ms")
+        if isinstance(stage_ms, dict):  # this server's extension: where the time went
+            body["usage"]["stage_ms"] = stage_ms
     return body
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from vace_server.model_inputs import VaceInputs
 
 from .loader import LoadedModel
+from .part_timer import PartRecorder, timed_parts
 
 __all__ = ["StepCallback", "free_memory", "generate", "letterbox_reference", "pipeline_references"]
 
@@ -64,6 +65,7 @@ def generate(
     negative_prompt: str,
     seed: int,
     on_step: StepCallback | None = None,
+    on_part: PartRecorder | None = None,
 ) -> np.ndarray:
     """Runs the pipeline once.
 
@@ -72,7 +74,9 @@ def generate(
     Raises: ValueError from `inputs.validate()` before any model work when the inputs would
     run misaligned; whatever `on_step` raises (that is how a cancel aborts a run: diffusers'
     `_interrupt` would still decode); torch/diffusers errors unwrapped (the worker maps them).
-    Side effects: `on_step(done, total)` after each denoising step, done = 1..total.
+    Side effects: `on_step(done, total)` after each denoising step, done = 1..total;
+    `on_part(part, seconds)` after each text-encoder pass and VAE encode/decode call
+    (`part_timer`).
     """
     inputs.validate()
     pipe = model.pipe
@@ -87,7 +91,7 @@ def generate(
             on_step(step_index + 1, int(total))
         return tensors
 
-    with torch.inference_mode():
+    with torch.inference_mode(), timed_parts(pipe, str(model.device), on_part):
         output = pipe(
             prompt=prompt,
             negative_prompt=negative_prompt,

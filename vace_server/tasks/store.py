@@ -4,7 +4,8 @@ Every transition is one atomic UPDATE guarded by the state it leaves (and, for a
 its claim: worker id + attempt number), so two processes can never both move a task.
 
 Calls that are safe to repeat ride out a database restart (see `transient`); making a task
-claimable wakes idle workers at once on PostgreSQL (see `wakeup`).
+claimable wakes idle workers at once (NOTIFY on PostgreSQL, a local socket on SQLite: see
+`wakeup`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vace_server.tasks.recovery import RecoveryMixin
 from vace_server.tasks.spec import TaskSpec
 from vace_server.tasks.status import TaskStatus
 from vace_server.tasks.transient import RETRY_SECONDS, RetryingAccess
-from vace_server.tasks.wakeup import WorkWaiter, notify_work, waiter_for
+from vace_server.tasks.wakeup import LocalWaker, WorkWaiter, local_waker, notify_work, waiter_for
 
 
 class CancelOutcome(enum.Enum):
@@ -75,6 +76,7 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         self._now = clock
         self._postgres = engine.dialect.name == "postgresql"
         self._waiter: WorkWaiter | None = None
+        self._waker: LocalWaker | None = local_waker(engine)
 
     # ------------------------------------------------------------------ client side
     def create(
@@ -133,6 +135,7 @@ class TaskStore(RecoveryMixin, RetryingAccess):
                 notify_work(conn)
 
         self._retry(insert_task, "create")
+        self.wake_local()
         return TaskRecord.inserted(values, spec)
 
     def get(self, task_id: str, *, account: str | None = None) -> TaskRecord | None:
@@ -373,12 +376,22 @@ class TaskStore(RecoveryMixin, RetryingAccess):
                 row = conn.execute(left.where(tasks.c.id == claim.task.id)).first()
                 return row is not None and tuple(row) == as_left
 
-        return self._retry(run, what)
+        changed = self._retry(run, what)
+        if changed and notify:
+            self.wake_local()
+        return changed
 
     # ------------------------------------------------------------------ waiting for work
+    def wake_local(self) -> None:
+        """After a commit that made a task claimable: wakes the idle workers of this machine
+        (SQLite; PostgreSQL's NOTIFY went with the transaction). Never raises."""
+        if self._waker is not None:
+            self._waker.wake()
+
     def wait_for_work(self, poll_seconds: float) -> bool:
         """Blocks until a task may have become claimable. On PostgreSQL: until a NOTIFY from
-        a create or requeue (or at most max(poll_seconds, 2 s), a safety net); elsewhere: a
+        a create or requeue (or at most max(poll_seconds, 2 s), a safety net); on a SQLite
+        file: until a local wake-up (or at most max(poll_seconds, 1 s)); in-memory SQLite: a
         plain sleep of `poll_seconds`. Meant for one worker loop per store.
 
         Returns True when woken by a notification. Never raises for a lost database: the
@@ -393,6 +406,9 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         if self._waiter is not None:
             self._waiter.close()
             self._waiter = None
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
         self.engine.dispose()
 
     # ------------------------------------------------------------------ reads for operations

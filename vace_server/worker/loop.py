@@ -7,6 +7,7 @@ TaskStore call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import tempfile
@@ -189,7 +190,9 @@ class WorkerLoop:
         with tempfile.TemporaryDirectory(prefix="vace-out-") as tmp:
             path = Path(tmp) / "out.mp4"
             result = self.pipeline(spec, task_media, path, on_progress=progress)
-            key = self._upload(claim, path, progress)
+            timings = result.effective.timings
+            with timings.timed("store") if timings else contextlib.nullcontext():
+                key = self._upload(claim, path, progress)
         return Stored(key=key, result=result)
 
     def _upload(self, claim: Claim, path: Path, progress: Progress) -> str:

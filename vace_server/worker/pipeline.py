@@ -8,8 +8,9 @@ finishes the task; the CLI leaves it at `--out`)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from vace_server.tasks.progress import ProgressTracker, Stage
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
 from vace_server.worker.progress import ProgressHook, StagedMedia, TaskCanceled
 from vace_server.worker.task_model import model_for_task
+from vace_server.worker.timings import PIPELINE_CALL_STAGES, StageTimings
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,14 @@ class Effective:
     steps: int
     guidance_scale: float
     flow_shift: float
+    # Seconds per stage; the worker adds `store` after the pipeline returned, so it is read
+    # when the record is stored (`worker.timings`).
+    timings: StageTimings | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form (sizes as lists, the key order of the stored JSON)."""
-        return {
+        """The stored form (sizes as lists, the key order of the stored JSON; `stage_ms` once
+        timed)."""
+        stored: dict[str, Any] = {
             "mean_step_seconds": self.mean_step_seconds,
             "model": self.model,
             "generation_size": list(self.generation_size),
@@ -69,6 +75,9 @@ class Effective:
             "guidance_scale": self.guidance_scale,
             "flow_shift": self.flow_shift,
         }
+        if self.timings is not None:
+            stored["stage_ms"] = self.timings.to_json()
+        return stored
 
 
 @dataclass(frozen=True)
@@ -153,9 +162,11 @@ class TaskPipeline:
 
         # 2. Fetch and preprocess the inputs (media reads report "fetching")
         on_progress(tracker.stage(Stage.PREPROCESSING))
+        timings = StageTimings()
+        started = time.perf_counter()
         inputs = build_inputs(
             spec,
-            StagedMedia(media, tracker, on_progress),
+            StagedMedia(media, tracker, on_progress, timings),
             model.profile,
             annotators=self.annotators,
             edit_reference_role=ReferenceRole(settings.annotators.edit_reference_role),
@@ -165,9 +176,12 @@ class TaskPipeline:
         prompt = spec.prompt
         if spec.prompt_extend:
             prompt = extend_prompt(self.rewriter, spec.prompt, function=spec.function.value)
+        # preprocess: the input building and the prompt, less the reads timed as fetch
+        timings.add("preprocess", time.perf_counter() - started - timings.seconds("fetch"))
 
         # 4. Denoise: the step callback reports progress and is where a cancel stops the run
         on_progress(tracker.stage(Stage.DENOISING))
+        started = time.perf_counter()
         frames = generate(
             model,
             inputs,
@@ -175,21 +189,23 @@ class TaskPipeline:
             negative_prompt=spec.negative_prompt or settings.engine.negative_prompt,
             seed=spec.seed,
             on_step=lambda done, total: on_progress(tracker.step(done, total)),
+            on_part=timings.add,
         )
+        parts = sum(timings.seconds(s) for s in PIPELINE_CALL_STAGES)
+        timings.add("denoise", time.perf_counter() - started - parts)
 
-        # 5. Deliver frames: retimed, resized, watermarked
+        # 5. Deliver frames: retimed, resized, watermarked; 6. encode the video
         on_progress(tracker.stage(Stage.ENCODING))
-        video = render_output(
-            frames,
-            size=inputs.output_size,
-            seconds=inputs.output_seconds,
-            fps=settings.engine.output_fps,
-            watermark=spec.watermark,
-            font_path=settings.media.watermark_font,
-        )
-
-        # 6. Encode the video
-        self._encode(video, out)
+        with timings.timed("encode_video"):
+            video = render_output(
+                frames,
+                size=inputs.output_size,
+                seconds=inputs.output_seconds,
+                fps=settings.engine.output_fps,
+                watermark=spec.watermark,
+                font_path=settings.media.watermark_font,
+            )
+            self._encode(video, out)
 
         return PipelineResult(
             out=out,
@@ -199,7 +215,7 @@ class TaskPipeline:
             fps=settings.engine.output_fps,
             prompt=prompt,
             actual_prompt=prompt if spec.prompt_extend else None,
-            effective=self._effective(model, inputs, spec.seed, len(video), tracker),
+            effective=self._effective(model, inputs, spec.seed, len(video), tracker, timings),
         )
 
     def _encode(self, video: np.ndarray, out: Path) -> None:
@@ -217,6 +233,7 @@ class TaskPipeline:
         seed: int,
         out_frames: int,
         tracker: ProgressTracker,
+        timings: StageTimings,
     ) -> Effective:
         mean = tracker.mean_step_seconds
         return Effective(
@@ -232,4 +249,5 @@ class TaskPipeline:
             steps=model.num_inference_steps,
             guidance_scale=model.guidance_scale,
             flow_shift=model.flow_shift,
+            timings=timings,
         )
