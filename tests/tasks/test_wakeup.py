@@ -138,3 +138,23 @@ def test_postgres_and_memory_have_no_local_folder() -> None:
     assert wake_folder(engine) is None
     assert isinstance(waiter_for(engine), SleepWaiter)
     engine.dispose()
+
+
+def test_local_wakeups_off_means_polling(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = TaskStore(db.make_engine(url), local_wakeups=False)
+    sleeps: list[float] = []
+    monkeypatch.setattr("time.sleep", sleeps.append)
+    assert not store.wait_for_work(0.2)
+    assert sleeps == [0.2]  # a plain sleep of the polling interval
+    store.close()
+
+
+def test_the_setting_reaches_the_store(tmp_path: Path) -> None:
+    from vace_server.runtime import open_store
+    from vace_server.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, local_wakeups=False)
+    assert settings.queue.local_wakeups is False
+    store = open_store(settings)
+    assert store.local_wakeups is False
+    store.close()

@@ -67,7 +67,10 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         retention_ms: int = 24 * 3_600_000,
         clock: Clock = wall_clock_ms,
         retry_seconds: float = RETRY_SECONDS,
+        local_wakeups: bool = True,
     ) -> None:
+        """`local_wakeups`: on a SQLite file, wake and be woken through local sockets
+        (`wakeup`); off, waiting is plain polling."""
         self.engine = engine
         self.lease_ms = lease_ms
         self.max_attempts = max_attempts
@@ -76,7 +79,8 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         self._now = clock
         self._postgres = engine.dialect.name == "postgresql"
         self._waiter: WorkWaiter | None = None
-        self._waker: LocalWaker | None = local_waker(engine)
+        self.local_wakeups = local_wakeups
+        self._waker: LocalWaker | None = local_waker(engine) if local_wakeups else None
 
     # ------------------------------------------------------------------ client side
     def create(
@@ -398,7 +402,7 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         listener reconnects on a later call. Side effects: on PostgreSQL, keeps one extra
         connection open (until `close()`)."""
         if self._waiter is None:
-            self._waiter = waiter_for(self.engine)
+            self._waiter = waiter_for(self.engine, local=self.local_wakeups)
         return self._waiter.wait(poll_seconds)
 
     def close(self) -> None:

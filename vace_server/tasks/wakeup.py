@@ -248,12 +248,14 @@ def local_waker(engine: Engine) -> LocalWaker | None:
     return None if folder is None else LocalWaker(folder)
 
 
-def waiter_for(engine: Engine, *, poll_seconds: float = LOCAL_POLL_SECONDS) -> WorkWaiter:
-    """The right waiter for the engine's database; `poll_seconds` is the local waiter's
-    safety-net interval (at least the caller's own)."""
+def waiter_for(
+    engine: Engine, *, local: bool = True, poll_seconds: float = LOCAL_POLL_SECONDS
+) -> WorkWaiter:
+    """The right waiter for the engine's database; `local=False` turns SQLite's wake-ups off;
+    `poll_seconds` is the local waiter's safety-net interval (at least the caller's own)."""
     if engine.dialect.name == "postgresql":
         return PostgresListener(engine)
-    folder = wake_folder(engine)
+    folder = wake_folder(engine) if local else None
     if folder is None:
         return SleepWaiter()
     return SocketWaiter(folder, poll_seconds=poll_seconds)
