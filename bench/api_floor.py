@@ -154,67 +154,87 @@ def _pair(
     return _median(mine), _median(theirs)
 
 
-def measure(tmp: Path, sizes: FloorSizes) -> list[Row]:
+def _start(tmp: Path, name: str) -> tuple[LiveServer, TaskStore]:
     # Production defaults where the test harness speeds things up (maintenance every 5 s).
     server = LiveServer(
-        tmp / "api", tmp / "api.log", VACE_WORKERS="0", VACE_MAINTENANCE_SECONDS="5"
+        tmp / name, tmp / f"{name}.log", VACE_WORKERS="0", VACE_MAINTENANCE_SECONDS="5"
     ).start()
-    store = TaskStore(db.make_engine(f"sqlite:///{tmp / 'api' / 'vace.db'}"))
+    return server, TaskStore(db.make_engine(f"sqlite:///{tmp / name / 'vace.db'}"))
+
+
+def measure(tmp: Path, sizes: FloorSizes) -> list[Row]:
+    """Two of our servers side by side (10 tasks stored; `many_tasks` more) and the baseline,
+    every pair of runs alternated so that the machine's load falls on both alike."""
+    small, small_store = _start(tmp, "small")
+    large, large_store = _start(tmp, "large")
     baseline: Baseline | None = None
     try:
-        first = server.submit(BODY)
-        for _ in range(9):
-            server.submit(BODY)
-        _finish(store, 10)  # 10 tasks in the store, all SUCCEEDED
-        answer = server.query(first)
+        firsts = []
+        for server, store in ((small, small_store), (large, large_store)):
+            firsts.append(server.submit(BODY))
+            for _ in range(9):
+                server.submit(BODY)
+            _finish(store, 10)  # 10 tasks in the store, all SUCCEEDED
+        answer = small.query(firsts[0])
         baseline = Baseline(tmp, answer)
-        return _rows(server, store, baseline, first, sizes)
+        ids = _bulk_copies(large_store, firsts[1], sizes.many_tasks)
+        return _rows(small, large, baseline, (firsts[0], ids), sizes, large_store)
     finally:
         if baseline is not None:
             baseline.stop()
-        store.close()
-        server.stop()
+        for server, store in ((small, small_store), (large, large_store)):
+            store.close()
+            server.stop()
 
 
 def _rows(
-    server: LiveServer, store: TaskStore, baseline: Baseline, first: str, sizes: FloorSizes
-) -> list[Row]:
-    ours_port, pid = server.port, server.proc.pid if server.proc else 0
-    query_one = _get(ours_port, lambda _n: f"/api/v1/tasks/{first}")
-    base_query = _get(baseline.port, lambda _n: f"/api/v1/tasks/{first}")
-    list_page = _get(ours_port, lambda _n: "/api/v1/tasks?page_size=10")
-    _load(ours_port, query_one, FloorSizes(1.0, 1, sizes.concurrency, 0))  # warm-up
+    small: LiveServer, large: LiveServer, baseline: Baseline, tasks_: tuple[str, list[str]],
+    sizes: FloorSizes, large_store: TaskStore,
+) -> list[Row]:  # fmt: skip
+    first, ids = tasks_
+    picks = random.Random(7)
+    query_small = _get(small.port, lambda _n: f"/api/v1/tasks/{first}")
+    query_base = _get(baseline.port, lambda _n: f"/api/v1/tasks/{first}")
+    query_large = _get(large.port, lambda _n: f"/api/v1/tasks/{picks.choice(ids)}")
+    list_small = _get(small.port, lambda _n: "/api/v1/tasks?page_size=10")
+    list_large = _get(large.port, lambda _n: "/api/v1/tasks?page_size=10")
+    warm = FloorSizes(1.0, 1, sizes.concurrency, 0)
+    for port, make in ((small.port, query_small), (large.port, query_large)):
+        _load(port, make, warm)
     get_ours, get_base = _pair(
-        lambda: _load(ours_port, query_one, sizes),
-        lambda: _load(baseline.port, base_query, sizes),
+        lambda: _load(small.port, query_small, sizes),
+        lambda: _load(baseline.port, query_base, sizes),
         sizes.rounds,
     )
-    list_small = _median([_load(ours_port, list_page, sizes) for _ in range(sizes.rounds)])
-    rss_small = rss_mb(pid)
-
-    ids = _bulk_copies(store, first, sizes.many_tasks)
-    picks = random.Random(7)
-    query_many = _get(ours_port, lambda _n: f"/api/v1/tasks/{picks.choice(ids)}")
-    list_large = _median([_load(ours_port, list_page, sizes) for _ in range(sizes.rounds)])
-    get_many = _median([_load(ours_port, query_many, sizes) for _ in range(sizes.rounds)])
+    get_many, get_few = _pair(
+        lambda: _load(large.port, query_large, sizes),
+        lambda: _load(small.port, query_small, sizes),
+        sizes.rounds,
+    )
+    list_many, list_few = _pair(
+        lambda: _load(large.port, list_large, sizes),
+        lambda: _load(small.port, list_small, sizes),
+        sizes.rounds,
+    )
     post_ours, post_base = _pair(
-        lambda: _load(ours_port, _post(ours_port), sizes),
+        lambda: _load(large.port, _post(large.port), sizes),  # its store grows on
         lambda: _load(baseline.port, _post(baseline.port), sizes),
         sizes.rounds,
     )
-    rss_large = rss_mb(pid)
-    total = sum(store.count_by_status().values())
+    pids = [s.proc.pid if s.proc else 0 for s in (small, large)]
+    rss_small, rss_large = (rss_mb(pid) for pid in pids)
+    total = sum(large_store.count_by_status().values())
     many = f"{sizes.many_tasks:,}"
     return [
         Row("query `GET /api/v1/tasks/{id}` (requests/s)", get_ours, get_base,
             "minimal FastAPI endpoint returning the same body", ">= 0.5x"),
         Row("create (requests/s)", post_ours, post_base,
             "minimal FastAPI endpoint: parse the same body, insert one row", ">= 0.5x"),
-        Row(f"list, page of 10, {many} tasks stored (requests/s)", list_large, list_small,
-            "the same list call with 10 tasks stored", ">= 0.8x (flat)"),
-        Row(f"query of a random task of {many} (requests/s)", get_many, get_ours,
-            "query of one task with 10 stored", ">= 0.8x (flat)"),
-        Row(f"API memory, RSS after {total:,} tasks (MB)", rss_large, rss_small,
-            "RSS with 10 tasks, after the same kinds of load", "<= 1.2x (flat)",
-            higher_is_better=False),
+        Row(f"list, page of 10, {many} tasks stored (requests/s)", list_many, list_few,
+            "the same list call, 10 tasks stored", ">= 0.8x (flat)"),
+        Row(f"query of a random task of {many} (requests/s)", get_many, get_few,
+            "query of one task, 10 stored", ">= 0.8x (flat)"),
+        Row(f"API memory, RSS with {total:,} tasks stored (MB)", rss_large, rss_small,
+            "RSS of the server with 10 tasks after the same queries and lists",
+            "<= 1.2x (flat)", higher_is_better=False),
     ]  # fmt: skip
