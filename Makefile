@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit jstest clean
+.PHONY: serve test lint typecheck unit jstest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ jstest:
 	else echo "jstest: skipped, node is not installed (scripts/ensure-node.sh)"; fi
 
 test: lint typecheck jstest unit
+
+# The serving figures (issue 11) against baselines measured in the same run; rewrites the
+# serving section of docs/benchmarks.md (a few minutes on two cores; not part of `make test`,
+# whose tests/bench/test_serving.py runs it at tiny sizes).
+bench: $(STAMP)
+	$(BIN)/python -m bench.serving
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

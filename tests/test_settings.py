@@ -152,6 +152,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "heartbeat_seconds": ("5", 5.0),
     "max_attempts": ("5", 5),
     "poll_seconds": ("0.5", 0.5),
+    "local_wakeups": ("false", False),
     "maintenance_seconds": ("9", 9.0),
     "stop_grace_seconds": ("30", 30.0),
     "restart_stable_seconds": ("90", 90.0),

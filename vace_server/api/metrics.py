@@ -23,6 +23,8 @@ from vace_server.tasks.workers import WorkerRegistry
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800)
 STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80)
+# Stages run from milliseconds (a store on local disk) to many minutes (a 14B denoise).
+STAGE_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 LATE_COMMIT_MS = 10_000  # how far back each sweep looks again for late-committed tasks
 
 
@@ -113,6 +115,13 @@ class Metrics:
             buckets=STEP_BUCKETS,
             registry=self.registry,
         )
+        self.stage_time = Histogram(
+            "vace_stage_seconds",
+            "Wall time of each serving stage of succeeded tasks (fetch ... store)",
+            ["function", "model", "stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
         self.failures = Counter(
             "vace_task_failures",
             "Failed tasks by error code",
@@ -153,3 +162,15 @@ class Metrics:
         step = (task.effective or {}).get("mean_step_seconds")
         if task.status is TaskStatus.SUCCEEDED and isinstance(step, int | float):
             self.step_time.labels(task.function).observe(float(step))
+        if task.status is TaskStatus.SUCCEEDED:
+            self._observe_stages(task)
+
+    def _observe_stages(self, task: TaskRecord) -> None:
+        effective = task.effective or {}
+        stage_ms = effective.get("stage_ms")
+        if not isinstance(stage_ms, dict):
+            return  # finished before stage timings existed
+        for stage, ms in stage_ms.items():  # model: the requested (DashScope) model name
+            if isinstance(ms, int | float):
+                labels = (task.function, task.model_name, str(stage))
+                self.stage_time.labels(*labels).observe(ms / 1000)

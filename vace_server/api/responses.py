@@ -53,6 +53,9 @@ def query_body(
             "video_count": 1,
             **engine_usage(task.effective),
         }
+        stage_ms = (task.effective or {}).get("stage_ms")
+        if isinstance(stage_ms, dict):  # this server's extension: where the time went
+            body["usage"]["stage_ms"] = stage_ms
     return body
 
 

@@ -15,6 +15,7 @@ from vace_server.model_inputs import VaceInputs
 
 from .loader import LoadedModel
 from .speedups import reset_cache_state
+from .part_timer import PartRecorder, timed_parts
 
 __all__ = ["StepCallback", "free_memory", "generate", "letterbox_reference", "pipeline_references"]
 
@@ -66,6 +67,7 @@ def generate(
     negative_prompt: str,
     seed: int,
     on_step: StepCallback | None = None,
+    on_part: PartRecorder | None = None,
 ) -> np.ndarray:
     """Runs the pipeline once.
 
@@ -74,7 +76,9 @@ def generate(
     Raises: ValueError from `inputs.validate()` before any model work when the inputs would
     run misaligned; whatever `on_step` raises (that is how a cancel aborts a run: diffusers'
     `_interrupt` would still decode); torch/diffusers errors unwrapped (the worker maps them).
-    Side effects: `on_step(done, total)` after each denoising step, done = 1..total.
+    Side effects: `on_step(done, total)` after each denoising step, done = 1..total;
+    `on_part(part, seconds)` after each text-encoder pass and VAE encode/decode call
+    (`part_timer`).
     """
     inputs.validate()
     pipe = model.pipe
@@ -91,7 +95,11 @@ def generate(
 
     cfg = model.guidance_scale > 1  # diffusers' rule: at 1 the unconditional pass is skipped
     reset_cache_state(pipe)  # a cancelled run leaves cache state behind
-    with torch.inference_mode(), _seeded_global_rng(seed, model.device):
+    with (
+        torch.inference_mode(),
+        _seeded_global_rng(seed, model.device),
+        timed_parts(pipe, str(model.device), on_part),
+    ):
         output = pipe(
             **_prompt_arguments(model, prompt, negative_prompt if cfg else None),
             video=inputs.video,

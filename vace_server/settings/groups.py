@@ -273,6 +273,11 @@ class QueueSettings(SettingsGroup):
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     poll_seconds: float = Field(default=0.25, gt=0)
+    local_wakeups: bool = Field(
+        default=True,
+        description="SQLite: wake idle workers of this machine through a local socket the "
+        "moment a task is claimable (off: they poll every poll_seconds).",
+    )
     maintenance_seconds: float = Field(default=5.0, gt=0)
     stop_grace_seconds: float = Field(
         default=10.0,

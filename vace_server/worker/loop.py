@@ -10,6 +10,7 @@ every transition is a TaskStore call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import tempfile
@@ -205,7 +206,10 @@ class WorkerLoop:
         def step() -> None:
             result = self.pipeline.deliver(job.denoised, job.out, on_progress=job.progress)
             job.denoised = None
-            stored.append(Stored(key=self._upload(job.claim, job.out, job.progress), result=result))
+            timings = result.effective.timings
+            with timings.timed("store") if timings else contextlib.nullcontext():
+                key = self._upload(job.claim, job.out, job.progress)
+            stored.append(Stored(key=key, result=result))
 
         if self._step(job, step):
             self._record(job, stored[0])

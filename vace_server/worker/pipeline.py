@@ -8,9 +8,10 @@ finishes the task; the CLI leaves it at `--out`)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ from vace_server.tasks.progress import ProgressTracker, Stage
 from vace_server.tasks.spec import ReferenceRole, TaskSpec
 from vace_server.worker.progress import ProgressHook, StagedMedia, TaskCanceled
 from vace_server.worker.task_model import model_for_task
+from vace_server.worker.timings import PIPELINE_CALL_STAGES, StageTimings
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,14 @@ class Effective:
     guidance_scale: float
     flow_shift: float
     preset: str = ""  # VACE_PRESET of the weights that ran ("" for a model loaded without one)
+    # Seconds per stage; the worker adds `store` after the pipeline returned, so it is read
+    # when the record is stored (`worker.timings`).
+    timings: StageTimings | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form (sizes as lists, the key order of the stored JSON)."""
-        return {
+        """The stored form (sizes as lists, the key order of the stored JSON; `stage_ms` once
+        timed)."""
+        stored: dict[str, Any] = {
             "mean_step_seconds": self.mean_step_seconds,
             "model": self.model,
             "generation_size": list(self.generation_size),
@@ -72,6 +78,9 @@ class Effective:
             "flow_shift": self.flow_shift,
             "preset": self.preset,
         }
+        if self.timings is not None:
+            stored["stage_ms"] = self.timings.to_json()
+        return stored
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class Prepared:
     inputs: VaceInputs
     prompt: str
     tracker: ProgressTracker
+    timings: StageTimings = field(default_factory=StageTimings)  # the task's, all steps
 
     @property
     def nbytes(self) -> int:
@@ -218,9 +228,11 @@ class TaskPipeline:
 
         # 2. Fetch and preprocess the inputs (media reads report "fetching")
         on_progress(tracker.stage(Stage.PREPROCESSING))
+        timings = StageTimings()
+        started = time.perf_counter()
         inputs = build_inputs(
             spec,
-            StagedMedia(media, tracker, on_progress),
+            StagedMedia(media, tracker, on_progress, timings),
             model.profile,
             annotators=self.annotators,
             edit_reference_role=ReferenceRole(self.settings.annotators.edit_reference_role),
@@ -230,13 +242,18 @@ class TaskPipeline:
         prompt = spec.prompt
         if spec.prompt_extend:
             prompt = extend_prompt(self.rewriter, spec.prompt, function=spec.function.value)
-        return Prepared(spec=spec, model=model, inputs=inputs, prompt=prompt, tracker=tracker)
+        # preprocess: the input building and the prompt, less the reads timed as fetch
+        timings.add("preprocess", time.perf_counter() - started - timings.seconds("fetch"))
+        return Prepared(
+            spec=spec, model=model, inputs=inputs, prompt=prompt, tracker=tracker, timings=timings
+        )
 
     def _denoise(self, prepared: Prepared, on_progress: ProgressHook) -> Denoised:
-        spec, tracker = prepared.spec, prepared.tracker
+        spec, tracker, timings = prepared.spec, prepared.tracker, prepared.timings
 
         # 4. Denoise: the step callback reports progress and is where a cancel stops the run
         on_progress(tracker.stage(Stage.DENOISING))
+        started = time.perf_counter()
         frames = generate(
             prepared.model,
             prepared.inputs,
@@ -244,27 +261,29 @@ class TaskPipeline:
             negative_prompt=spec.negative_prompt or self.settings.engine.negative_prompt,
             seed=spec.seed,
             on_step=lambda done, total: on_progress(tracker.step(done, total)),
+            on_part=timings.add,
         )
+        parts = sum(timings.seconds(s) for s in PIPELINE_CALL_STAGES)
+        timings.add("denoise", time.perf_counter() - started - parts)
         return Denoised(prepared=prepared, frames=frames)
 
     def _deliver(self, denoised: Denoised, out: Path, on_progress: ProgressHook) -> PipelineResult:
         settings = self.settings
         prepared = denoised.prepared
-        spec, inputs = prepared.spec, prepared.inputs
+        spec, inputs, timings = prepared.spec, prepared.inputs, prepared.timings
 
-        # 5. Deliver frames: retimed, resized, watermarked
+        # 5. Deliver frames: retimed, resized, watermarked; 6. encode the video
         on_progress(prepared.tracker.stage(Stage.ENCODING))
-        video = render_output(
-            denoised.frames,
-            size=inputs.output_size,
-            seconds=inputs.output_seconds,
-            fps=settings.engine.output_fps,
-            watermark=spec.watermark,
-            font_path=settings.media.watermark_font,
-        )
-
-        # 6. Encode the video
-        self._encode(video, out)
+        with timings.timed("encode_video"):
+            video = render_output(
+                denoised.frames,
+                size=inputs.output_size,
+                seconds=inputs.output_seconds,
+                fps=settings.engine.output_fps,
+                watermark=spec.watermark,
+                font_path=settings.media.watermark_font,
+            )
+            self._encode(video, out)
 
         return PipelineResult(
             out=out,
@@ -275,7 +294,7 @@ class TaskPipeline:
             prompt=prepared.prompt,
             actual_prompt=prepared.prompt if spec.prompt_extend else None,
             effective=self._effective(
-                prepared.model, inputs, spec.seed, len(video), prepared.tracker
+                prepared.model, inputs, spec.seed, len(video), prepared.tracker, timings
             ),
         )
 
@@ -294,6 +313,7 @@ class TaskPipeline:
         seed: int,
         out_frames: int,
         tracker: ProgressTracker,
+        timings: StageTimings,
     ) -> Effective:
         mean = tracker.mean_step_seconds
         return Effective(
@@ -310,4 +330,5 @@ class TaskPipeline:
             guidance_scale=model.guidance_scale,
             flow_shift=model.flow_shift,
             preset=model.preset.name if model.preset is not None else "",
+            timings=timings,
         )
