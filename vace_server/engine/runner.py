@@ -14,8 +14,8 @@ from PIL import Image
 from vace_server.model_inputs import VaceInputs
 
 from .loader import LoadedModel
-from .speedups import reset_cache_state
 from .part_timer import PartRecorder, timed_parts
+from .speedups import reset_cache_state
 
 __all__ = ["StepCallback", "free_memory", "generate", "letterbox_reference", "pipeline_references"]
 
