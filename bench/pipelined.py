@@ -263,6 +263,22 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_rows(*, quick: bool = False) -> str:
+    """The comparison as a markdown table for docs/benchmarks.md (`make bench`); `quick` (the
+    smoke run) is a few tasks on the simulated accelerator only."""
+    rows = run(tasks=2, step_ms=50.0, steps=3, tiny=False) if quick else run()
+    lines = [
+        "| accelerator | mode | tasks | tasks/s | accelerator idle between tasks |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        ratio = "/" in row["mode"]
+        rate = f"{row['tasks_per_s']:.2f}x" if ratio else f"{row['tasks_per_s']:.2f}"
+        idle = f"{row['idle_fraction']:.2f}x" if ratio else f"{row['idle_fraction']:.1%}"
+        lines.append(f"| {row['accelerator']} | {row['mode']} | {row['tasks']} | {rate} | {idle} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=10)
