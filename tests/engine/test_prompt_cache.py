@@ -4,11 +4,11 @@ default negative once per worker, and the video is the one the pipeline makes fr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from tests.engine.test_presets import count_calls
 from vace_server.engine.loader import LoadedModel, load_model
 from vace_server.engine.prompt_cache import PromptCache
 from vace_server.engine.runner import generate
@@ -27,16 +27,6 @@ def run(model: LoadedModel, prompt: str = "a cat dance", negative: str | None = 
     return generate(
         model, SMALL, prompt=prompt, negative_prompt=negative or DEFAULT_NEGATIVE_PROMPT, seed=3
     )
-
-
-def count_calls(module: torch.nn.Module) -> list[int]:
-    calls = [0]
-
-    def hook(*_: Any) -> None:
-        calls[0] += 1
-
-    module.register_forward_pre_hook(hook)
-    return calls
 
 
 def test_repeated_prompts_do_not_rerun_the_text_encoder() -> None:
