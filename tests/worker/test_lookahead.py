@@ -2,7 +2,8 @@
 pipeline: the next task is prepared while one denoises and the last is delivered off the model
 thread; a canceled look-ahead task ends CANCELED unrun; a dead worker's held tasks are all
 requeued; every held lease is renewed; claims stay FIFO across two workers; the memory budget;
-a shutdown requeues look-ahead tasks at once; a claim that fails is tried again."""
+a shutdown requeues look-ahead tasks at once but finishes the task in hand (also the one being
+prepared for an idle model); a claim that fails is tried again."""
 
 from __future__ import annotations
 
@@ -58,12 +59,14 @@ class Held:
 
 class GatedPipeline:
     """Records each step (task, thread); `denoise` of a task waits for its gate when it has
-    one; `prepare` of a task returns inputs of `sizes[task]` bytes (default 0)."""
+    one (`prepare` for its `prepare_gates` one); `prepare` of a task returns inputs of
+    `sizes[task]` bytes (default 0)."""
 
     def __init__(self, steps: list[Step], worker: str = "w1") -> None:
         self.steps = steps
         self.worker = worker
         self.gates: dict[str, threading.Event] = {}
+        self.prepare_gates: dict[str, threading.Event] = {}
         self.sizes: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -71,9 +74,15 @@ class GatedPipeline:
         for task in tasks:
             self.gates[task] = threading.Event()
 
+    def gate_prepare(self, *tasks: str) -> None:
+        for task in tasks:
+            self.prepare_gates[task] = threading.Event()
+
     def open(self, *tasks: str) -> None:
-        for task in tasks or tuple(self.gates):
-            self.gates[task].set()
+        for gates in (self.gates, self.prepare_gates):
+            for task in tasks or tuple(gates):
+                if task in gates:
+                    gates[task].set()
 
     def _record(self, name: str, spec: TaskSpec) -> None:
         with self._lock:
@@ -83,6 +92,9 @@ class GatedPipeline:
     def prepare(self, spec: TaskSpec, media: MediaSource, *, on_progress: ProgressHook) -> Any:
         on_progress(TaskProgress.starting(Stage.PREPROCESSING))
         self._record("prepare", spec)
+        gate = self.prepare_gates.get(spec.prompt)
+        if gate is not None:
+            assert gate.wait(10), "a gate was never opened"
         return Held(spec, self.sizes.get(spec.prompt, 0))
 
     def denoise(self, prepared: Any, *, on_progress: ProgressHook) -> Any:
@@ -338,6 +350,27 @@ def test_a_shutdown_requeues_look_ahead_tasks_at_once(
     t1 = _task(store, ids[1])
     assert (t1.status, t1.attempts, t1.worker_id) == (TaskStatus.PENDING, 0, None)
     assert not _did(steps, "denoise", "t1")()
+
+
+def test_a_shutdown_finishes_the_task_being_prepared_for_an_idle_model(
+    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Nothing is ahead of the task the claim thread prepares while the model waits: it is the
+    task in hand, not a look-ahead, so a shutdown lets it finish (within the grace period)."""
+    store = sqlite_store
+    steps: list[Step] = []
+    pipeline = GatedPipeline(steps)
+    pipeline.gate_prepare("t0")
+    ids = _submit(store, clock, 2)
+    with running(_ahead(_loop(store, tmp_path, pipeline)), pipeline) as stop:
+        wait_until("t0 being prepared", _did(steps, "prepare", "t0"))
+        stop.set()
+        pipeline.open("t0")
+        wait_until("t0 succeeded", lambda: _status(store, ids[0]) is TaskStatus.SUCCEEDED)
+    t0, t1 = _task(store, ids[0]), _task(store, ids[1])
+    assert (t0.status, t0.attempts) == (TaskStatus.SUCCEEDED, 1)
+    assert (t1.status, t1.attempts, t1.worker_id) == (TaskStatus.PENDING, 0, None)
+    assert not _did(steps, "prepare", "t1")()  # nothing claimed after the stop
 
 
 def test_a_claim_that_fails_is_tried_again(

@@ -8,9 +8,11 @@ the CPU work around it.
 
 Every held task keeps its lease renewed and its cancel watched (its `Job`'s heartbeat) from
 its claim on: a look-ahead task canceled while it waits ends CANCELED without running; on a
-shutdown, look-ahead tasks go back to the queue at once (their attempt not counted) while the
-task on the model gets the grace period; a worker that dies holds its tasks under its own id,
-so `release_worker` (the supervisor) or the lease expiry (maintenance) requeues all of them.
+shutdown, the task in hand gets the grace period (the one on the model, or, when the model was
+idle, the one being prepared for it: that task is no look-ahead, nothing is ahead of it) and
+the look-ahead tasks go back to the queue at once (their attempt not counted); a worker that
+dies holds its tasks under its own id, so `release_worker` (the supervisor) or the lease
+expiry (maintenance) requeues all of them.
 
 Memory: the prepared inputs waiting for the model and the frames waiting for delivery count
 against `budget_bytes`. No look-ahead task is claimed while they reach it, and a prepared task
@@ -51,6 +53,7 @@ class Lookahead:
         self._held_bytes = 0  # inputs in `_ready` + frames waiting for or in delivery
         self._model_done = False
         self._claims_done = False
+        self._model_idle = False  # the model thread waits for a prepared task
 
     @property
     def held_bytes(self) -> int:
@@ -94,14 +97,20 @@ class Lookahead:
             self._hand_to_delivery(job)
 
     def _next_ready(self, should_stop: Callable[[], bool]) -> Job | None:
-        """The oldest prepared task, or None once stopping (what is left is requeued)."""
+        """The oldest prepared task, or None once stopping. A model busy when the stop came
+        takes nothing more (the claim thread requeues what waits); an idle one waits for the
+        claim thread to end and takes the task in hand it leaves (the one it was preparing)."""
         with self._cond:
-            while not self._ready:
-                if should_stop() or self._claims_done:
-                    return None
-                self._cond.wait(self.poll)
             if should_stop():
                 return None
+            self._model_idle = True
+            try:
+                while not self._ready:
+                    if self._claims_done:
+                        return None
+                    self._cond.wait(self.poll)
+            finally:
+                self._model_idle = False
             job = self._ready.popleft()
             self._held_bytes -= job.held_bytes
             job.held_bytes = 0
@@ -147,10 +156,8 @@ class Lookahead:
                     failing = False
                 self._prefetch(self.loop.open_job(claim))
         finally:
-            with self._cond:
-                self._claims_done = True
-                self._cond.notify_all()
-            self._requeue_ready()  # a shutdown: the look-ahead tasks go back now, not after
+            # A shutdown: the look-ahead tasks go back now, not after the task in hand.
+            self._requeue_ready(keep_in_hand=True)
 
     def _room(self) -> bool:
         """Another look-ahead claim fits: fewer than `depth` waiting, memory under budget."""
@@ -200,11 +207,19 @@ class Lookahead:
             finally:
                 job.close()
 
-    def _requeue_ready(self) -> None:
-        """On a shutdown: look-ahead tasks back to the queue, their attempt not counted."""
+    def _requeue_ready(self, *, keep_in_hand: bool = False) -> None:
+        """On a shutdown: look-ahead tasks back to the queue, their attempt not counted. With
+        `keep_in_hand` (the claim thread ending), the claims end too, and while the model is
+        idle the oldest waiting task stays for it: it is the task in hand, not a look-ahead."""
         with self._cond:
-            left, self._ready = list(self._ready), deque()
+            left = list(self._ready)
+            kept = left[:1] if keep_in_hand and self._model_idle else []
+            left = left[len(kept) :]
+            self._ready = deque(kept)
             self._held_bytes -= sum(job.held_bytes for job in left)
+            if keep_in_hand:
+                self._claims_done = True
+            self._cond.notify_all()
         for job in left:
             try:
                 with job.context():
