@@ -36,7 +36,12 @@ def _assert_refused(server: LiveServer, task_id: str) -> None:
     out = server.wait(task_id)["output"]
     assert out["task_status"] == "FAILED", out
     assert out["code"] == "InvalidURL", out
-    assert out["message"] == "Invalid URL provided in your request.", out
+    # the literal first sentence, then the cause and the setting that allows private addresses
+    assert out["message"].startswith(
+        "Invalid URL provided in your request. input.ref_images_url ("
+    ), out
+    assert "not public" in out["message"], out
+    assert "VACE_MEDIA_ALLOW_PRIVATE_NETWORKS=true" in out["message"], out
 
 
 @pytest.mark.parametrize("name", LOOPBACK_NAMES)
