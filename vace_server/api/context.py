@@ -11,6 +11,7 @@ from fastapi import Request
 from vace_server.api.accounts import Caller, KeyRing
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
+from vace_server.api.summary import KeySource
 from vace_server.settings import Settings
 from vace_server.storage.base import Storage
 from vace_server.tasks.store import TaskStore
@@ -31,6 +32,7 @@ class AppContext:
     workers: WorkerRegistry
     metrics: Metrics
     supervisor: WorkerSupervisor | None = None
+    key_source: KeySource | None = None  # for the start-up summary (`api.summary`)
 
 
 def ctx(request: Request) -> AppContext:

@@ -69,6 +69,8 @@ __all__ = [
 ]
 
 _PATH_LIKE = re.compile(r"^(/|~|\.{1,2}(/|$))")
+# The loader's hub id form (engine/loader.py): owner/name.
+_HUB_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def reveal(secret: SecretStr | None) -> str | None:
@@ -184,7 +186,14 @@ class Settings(BaseSettings):
         their folders). Names (auto, tiny), hub ids and relative folders are the loader's."""
         text = self.engine.model.strip()
         if not _PATH_LIKE.match(text):
-            return None
+            # Neither a name nor a hub id (owner/name): only a folder it can be, and not here.
+            if text.lower() in ("auto", "tiny") or _HUB_LIKE.match(text) or Path(text).is_dir():
+                return None
+            return (
+                f"VACE_MODEL={text!r}: the model folder does not exist (looked in "
+                f"{Path.cwd()}); give a diffusers folder, a Hugging Face repo id "
+                "(owner/name), 'auto' or 'tiny'"
+            )
         folder = Path(text).expanduser()
         if not folder.is_dir():
             return f"VACE_MODEL={text!r}: the model folder does not exist (or is not a folder)"
