@@ -81,6 +81,10 @@ def test_a_model_folder_must_exist_and_be_a_diffusers_pipeline(tmp_path: Path) -
     # names and hub ids are the loader's to resolve
     for name in ("tiny", "auto", "Wan-AI/Wan2.1-VACE-1.3B-diffusers"):
         assert Settings(model=name).model_folder_problem() is None
+    # a bare name that is none of those can only be a folder: say it is missing, not that it
+    # "is neither 'auto', 'tiny' …"
+    problem = Settings(model="vace-1.3b").model_folder_problem() or ""
+    assert problem.startswith("VACE_MODEL='vace-1.3b': the model folder does not exist (looked in")
 
 
 def test_a_missing_model_folder_stops_the_commands_that_load_it(

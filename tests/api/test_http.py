@@ -66,7 +66,9 @@ def test_async_header_required_and_checked_after_auth(client: TestClient) -> Non
         client.post(CREATE, json=BODY, headers=auth(async_header=False)),
         403,
         "AccessDenied",
-        "current user api does not support synchronous calls.",
+        "current user api does not support synchronous calls. Send the header "
+        "`X-DashScope-Async: enable`: tasks run asynchronously (poll GET "
+        "/api/v1/tasks/<task_id> for the result).",
     )
     _error(
         client.post(CREATE, content=b"{", headers={"X-DashScope-Async": "enable"}),
@@ -81,7 +83,9 @@ def test_bad_body_is_checked_after_headers(client: TestClient) -> None:
         client.post(CREATE, content=b"{not json", headers=auth(async_header=False)),
         403,
         "AccessDenied",
-        "current user api does not support synchronous calls.",
+        "current user api does not support synchronous calls. Send the header "
+        "`X-DashScope-Async: enable`: tasks run asynchronously (poll GET "
+        "/api/v1/tasks/<task_id> for the result).",
     )
     _error(
         client.post(CREATE, content=b"{not json", headers=auth()),

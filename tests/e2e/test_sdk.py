@@ -114,7 +114,10 @@ def test_media_failure_ends_failed_and_server_keeps_serving(
     failed = server.wait(server.submit(body))
     assert failed["output"]["task_status"] == "FAILED"
     assert failed["output"]["code"] == "InvalidURL"
-    assert failed["output"]["message"] == "Invalid URL provided in your request."
+    assert failed["output"]["message"] == (
+        "Invalid URL provided in your request. input.ref_images_url "
+        f"({media.url('/missing.png')}): the server answered HTTP 404."
+    )
     assert "usage" not in failed
     body["input"]["ref_images_url"] = [media.url("/subject.png")]
     assert server.wait(server.submit(body))["output"]["task_status"] == "SUCCEEDED"

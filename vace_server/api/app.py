@@ -24,6 +24,7 @@ from vace_server.api.errors import install_error_handlers
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
 from vace_server.api.request_context import RequestContextMiddleware
+from vace_server.api.summary import KeySource, key_source
 from vace_server.api.task_view import task_body
 from vace_server.api.wire_names import ServedNames
 from vace_server.media.fetch import UrlFetcher
@@ -39,20 +40,19 @@ from vace_server.webhooks.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
-def build_keyring(settings: Settings) -> KeyRing:
-    """Configured keys, else (auth on) the generated key in the data folder, printed once."""
+def build_keyring(settings: Settings) -> tuple[KeyRing, KeySource]:
+    """Configured keys, else (auth on) the generated key in the data folder. The source is
+    what the start-up summary shows (a key generated now: the key itself, once)."""
     keys = KeyRing.parse(
         settings.accounts.api_keys.get_secret_value(), auth_disabled=settings.accounts.auth_disabled
     )
     if len(keys) or settings.accounts.auth_disabled:
-        return keys
+        return keys, key_source(settings, count=len(keys), file=None, generated=None)
     key, generated = load_or_generate_key(settings.store.data_dir)
     path = settings.store.data_dir / "api_key"
-    if generated:
-        print(f"vace-server: generated API key {key} (stored in {path})", flush=True)
-    else:
-        log.info("using the API key stored in %s", path)
-    return KeyRing.parse(key)
+    log.info("%s the API key stored in %s", "generated" if generated else "using", path)
+    source = key_source(settings, count=1, file=path, generated=key if generated else None)
+    return KeyRing.parse(key), source
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -63,11 +63,13 @@ def build_context(settings: Settings) -> AppContext:
     workers = WorkerRegistry(store.engine)
     served = ServedNames.from_settings(settings)
     per_model = served if settings.engine.served_models else None
+    keys, source = build_keyring(settings)
     return AppContext(
         settings=settings,
         store=store,
         storage=storage,
-        keys=build_keyring(settings),
+        keys=keys,
+        key_source=source,
         zone=ZoneInfo(settings.http.time_zone),
         limiter=RateLimiter.from_settings(settings),
         workers=workers,

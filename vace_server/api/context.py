@@ -11,6 +11,7 @@ from fastapi import Request
 from vace_server.api.accounts import Caller, KeyRing
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
+from vace_server.api.summary import KeySource
 from vace_server.api.wire_names import DEFAULT_SERVED, ServedNames
 from vace_server.settings import Settings
 from vace_server.storage.base import Storage
@@ -34,6 +35,7 @@ class AppContext:
     supervisor: WorkerSupervisor | None = None
     served: ServedNames = DEFAULT_SERVED  # the model names VACE_MODELS serves
     _per_model: dict[str, Settings] = field(default_factory=dict, repr=False)
+    key_source: KeySource | None = None  # for the start-up summary (`api.summary`)
 
     def settings_for(self, model_name: str) -> Settings:
         """The settings tasks of `model_name` run under: its VACE_MODELS entry's engine

@@ -34,11 +34,18 @@ def _callback_url(request: Request) -> str | None:
     return check_url(value.strip(), CALLBACK_HEADER, oss_resolve=False)
 
 
+# The contract's literal sentence, then the fix: this API only runs tasks asynchronously.
+SYNC_REFUSED_MESSAGE = (
+    f"{AccessDenied.default_message} Send the header `X-DashScope-Async: enable`: tasks run "
+    "asynchronously (poll GET /api/v1/tasks/<task_id> for the result)."
+)
+
+
 @router.post("/api/v1/services/aigc/video-generation/video-synthesis")
 async def create_task(request: Request) -> dict[str, object]:
     who = caller(request)
     if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
-        raise AccessDenied()
+        raise AccessDenied(SYNC_REFUSED_MESSAGE)
     oss_resolve = request.headers.get("x-dashscope-ossresourceresolve", "").lower() == "enable"
     body = await request.body()
     c = ctx(request)

@@ -227,7 +227,7 @@ def _function(wire: RequestValues) -> VaceFunction:
     if value is None or value in ("", SDK1_FUNCTION_PLACEHOLDER):
         raise field_required("input.function")
     if not isinstance(value, str) or value not in FUNCTIONS:
-        raise field_invalid("input.function")
+        raise field_invalid("input.function", FUNCTIONS)
     return FUNCTIONS[value]
 
 
@@ -300,18 +300,19 @@ def _roles(value: Any, count: int) -> list[ReferenceRole]:
         if count == 1:
             return [ReferenceRole.SUBJECT]
         raise InvalidParameter(OBJ_OR_BG_LENGTH_MESSAGE)
+    # Every bad value of this field lists its values (and the one-scene rule) the same way.
+    allowed = [f"a list of {' / '.join(ROLES)}, one per image, at most one bg"]
     if not isinstance(value, list):
-        raise field_invalid(field)
+        raise field_invalid(field, allowed)
     roles: list[ReferenceRole] = []
     for item in value[:MAX_REFERENCES]:
-        role = read_choice(item, field, ROLES)
-        if role is None:
-            raise field_invalid(field)
-        roles.append(role)
+        if not isinstance(item, str) or item not in ROLES:
+            raise field_invalid(field, allowed)
+        roles.append(ROLES[item])
     if len(roles) != count:
         raise InvalidParameter(OBJ_OR_BG_LENGTH_MESSAGE)
     if roles.count(ReferenceRole.SCENE) > MAX_SCENE_REFERENCES:
-        raise field_invalid(field)
+        raise field_invalid(field, allowed)
     return roles
 
 

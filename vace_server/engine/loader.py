@@ -263,7 +263,7 @@ def _resolve_name(model: str) -> tuple[str, str | None]:
     warning = (
         "VACE_MODEL=auto found no CUDA GPU, so the server runs the TINY RANDOM test model: "
         "videos are noise, not real generations. Set VACE_MODEL to a downloaded "
-        f"{DEFAULT_HUB_MODEL} folder on a GPU machine for real output."
+        f"{DEFAULT_HUB_MODEL} folder on a GPU machine for real output (docs/gpu.md)."
     )
     logger.warning(warning)
     return "tiny", warning

@@ -71,6 +71,10 @@ __all__ = [
 ]
 
 _PATH_LIKE = re.compile(r"^(/|~|\.{1,2}(/|$))")
+# The model names the engine's loader knows (engine/loader.py), besides folders and hub ids.
+_MODEL_NAMES = ("auto", "tiny", "tiny-a14b")
+# The loader's hub id form (engine/loader.py): owner/name.
+_HUB_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def reveal(secret: SecretStr | None) -> str | None:
@@ -230,7 +234,14 @@ class Settings(BaseSettings):
 def _folder_problem(setting: str, value: str) -> str | None:
     text = value.strip()
     if not _PATH_LIKE.match(text):
-        return None
+        # Neither a name nor a hub id (owner/name): only a folder it can be, and not here.
+        if text in _MODEL_NAMES or _HUB_LIKE.match(text) or Path(text).is_dir():
+            return None
+        return (
+            f"{setting}={text!r}: the model folder does not exist (looked in {Path.cwd()}); "
+            "give a diffusers folder, a Hugging Face repo id (owner/name), 'auto', 'tiny' or "
+            "'tiny-a14b'"
+        )
     folder = Path(text).expanduser()
     if not folder.is_dir():
         return f"{setting}={text!r}: the model folder does not exist (or is not a folder)"

@@ -92,6 +92,11 @@ def child_main(payload: str, worker_id: str, report: EventSink, parent_pid: int)
         # Typically the model could not be loaded: say why in /health (and, through the
         # worker registry, in the query of waiting tasks), then exit so the supervisor
         # retries with backoff.
-        log.exception("worker %s could not run", worker_id)
+        from vace_server.engine.loader import ModelLoadError
+
+        if isinstance(exc, ModelLoadError):  # an expected, explained failure: no traceback
+            log.error("worker %s could not load the model: %s", worker_id, exc)
+        else:
+            log.exception("worker %s could not run", worker_id)
         report.put(Failed(worker_id, str(exc)))
         raise SystemExit(1) from exc

@@ -206,5 +206,26 @@ class WorkerSupervisor:
             if not isinstance(event, Ready | Failed):  # the vocabulary is closed
                 log.warning("ignoring an unknown report from a worker child: %r", event)
                 continue
+            _announce(event)
             with self._lock:
                 self.pool.deliver(event)
+
+
+def _announce(event: Ready | Failed) -> None:
+    """One plain line on the console of `serve` for what a newcomer waits for: the worker
+    ready with its model (the choice `VACE_MODEL=auto` made, and the tiny model's warning), or
+    why it could not load it (it is retried with back-off; /health shows the same)."""
+    if isinstance(event, Ready):
+        where = f" on {event.device}" if event.device else ""
+        note = f" ({event.model_warning})" if event.model_warning else ""
+        print(
+            f"vace-server: worker {event.worker_id} ready: model {event.model}{where}{note}",
+            flush=True,
+        )
+    else:
+        first = event.error.strip().splitlines()[0] if event.error.strip() else "unknown error"
+        print(
+            f"vace-server: worker {event.worker_id} could not load the model: {first} "
+            "(retrying; see /health)",
+            flush=True,
+        )
