@@ -54,7 +54,7 @@ def test_replicas_migrating_at_once_take_turns(postgres: PostgresCluster) -> Non
         t.join(timeout=30)
     assert errors == []
     with engines[0].connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0007"
         columns = {c["name"]: c["type"] for c in inspect(conn).get_columns("tasks")}
     assert str(columns["created_ms"]) == "BIGINT" and str(columns["lease_until_ms"]) == "BIGINT"
     assert str(columns["cancel_requested"]) == "BOOLEAN"

@@ -31,6 +31,7 @@ from vace_server.media.fetch import UrlFetcher
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings, reveal
 from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.ratebuckets import SharedBuckets
 from vace_server.tasks.uploads import UploadStore
 from vace_server.tasks.workers import WorkerRegistry
 from vace_server.webhooks import signing
@@ -71,7 +72,10 @@ def build_context(settings: Settings) -> AppContext:
         keys=keys,
         key_source=source,
         zone=ZoneInfo(settings.http.time_zone),
-        limiter=RateLimiter.from_settings(settings),
+        limiter=RateLimiter.from_settings(
+            settings,
+            SharedBuckets(store.engine) if settings.accounts.rate_limit_shared else None,
+        ),
         workers=workers,
         metrics=Metrics(store, workers, alive_ms=settings.worker_alive_ms, served=per_model),
         served=served,

@@ -139,6 +139,11 @@ class AccountSettings(SettingsGroup):
     rate_limit_submit_per_second: float | None = Field(default=None, gt=0)
     rate_limit_in_flight: int | None = Field(default=None, ge=0)
     rate_limit_query_per_second: float | None = Field(default=None, gt=0)
+    rate_limit_shared: bool = Field(
+        default=True,
+        description="Token buckets in the database, shared by every API replica "
+        "(false: each API process counts alone, so N replicas allow N times the limit).",
+    )
     rate_limits: str = Field(
         default="",
         description='Per-account overrides as JSON: {"acct": {"submit_per_second": 2, ...}}',
