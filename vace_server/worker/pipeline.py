@@ -25,7 +25,7 @@ from vace_server.errors import AlgoError, ServiceError
 from vace_server.functions import build_inputs
 from vace_server.media.clip import MediaSource
 from vace_server.media.encode import encode_mp4
-from vace_server.media.output import render_output
+from vace_server.media.output import DeliveredVideo, render_video
 from vace_server.model_inputs import VaceInputs
 from vace_server.settings import Settings
 from vace_server.tasks.progress import ProgressTracker, Stage
@@ -275,7 +275,7 @@ class TaskPipeline:
         # 5. Deliver frames: retimed, resized, watermarked; 6. encode the video
         on_progress(prepared.tracker.stage(Stage.ENCODING))
         with timings.timed("encode_video"):
-            video = render_output(
+            video = render_video(
                 denoised.frames,
                 size=inputs.output_size,
                 seconds=inputs.output_seconds,
@@ -288,8 +288,8 @@ class TaskPipeline:
         return PipelineResult(
             out=out,
             frames=len(video),
-            width=int(video.shape[2]),
-            height=int(video.shape[1]),
+            width=video.width,
+            height=video.height,
             fps=settings.engine.output_fps,
             prompt=prepared.prompt,
             actual_prompt=prepared.prompt if spec.prompt_extend else None,
@@ -298,9 +298,9 @@ class TaskPipeline:
             ),
         )
 
-    def _encode(self, video: np.ndarray, out: Path) -> None:
+    def _encode(self, video: DeliveredVideo, out: Path) -> None:
         try:
-            encode_mp4(video, self.settings.engine.output_fps, out)
+            encode_mp4(video.frames, self.settings.engine.output_fps, out, order=video.order)
         except Exception as exc:
             if self.write_failure is None:
                 raise
