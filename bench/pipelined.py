@@ -2,7 +2,8 @@
 consecutive tasks and tasks/s, for a mix of the five functions, measured side by side in one
 run (`VACE_PREFETCH=0` is the serial baseline, `VACE_PREFETCH=1` the pipelined worker).
 
-    .venv/bin/python -m bench.pipelined [--tasks 10] [--step-ms 150] [--steps 10] [--no-tiny]
+    .venv/bin/python -m bench.pipelined [--tasks 6] [--rounds 3] [--step-ms 150] [--steps 10]
+        [--no-tiny]
 
 Two accelerators:
 
@@ -15,13 +16,16 @@ Two accelerators:
 
 Idle fraction: over the span from the first denoising start to the last denoising end, the
 share during which no task was denoising. Tasks/s: tasks / (time from the start of the loop
-until the last task ended). `run()` returns the rows; `make bench` (bench/report.py) calls it.
+until the last task ended). Each mode runs `--rounds` rounds of `--tasks` tasks, the modes
+alternated (after one uncounted warm-up task each); the figures are medians over the rounds.
+`run()` returns the rows; `make bench` (bench/report.py) calls it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import tempfile
 import threading
 import time
@@ -56,6 +60,8 @@ from vace_server.worker.progress import ProgressHook
 
 SIMULATED = "SIMULATED accelerator (timer-based denoise, no CPU)"
 TINY = "tiny model (real pipeline, CPU)"
+# Rounds per mode: serial and pipelined alternate, so a load change falls on both.
+ROUNDS = 3
 # The input clip: 3 s of 480x272 at 30 fps, a disc moving over a gradient.
 WIDTH, HEIGHT, FPS, SECONDS = 480, 272, 30, 3
 
@@ -199,21 +205,44 @@ _UNFINISHED = (TaskStatus.PENDING, TaskStatus.RUNNING)
 
 
 def _compare(
-    accelerator: str, settings: Settings, pipeline: TaskPipeline, tasks: int, tmp: Path
+    accelerator: str,
+    settings: Settings,
+    pipeline: TaskPipeline,
+    tasks: int,
+    tmp: Path,
+    rounds: int = ROUNDS,
 ) -> list[dict[str, Any]]:
+    """Serial and pipelined side by side: after one uncounted warm-up task each, `rounds`
+    rounds of `tasks` tasks per mode, the two modes alternated and their order swapped every
+    round, so that a load change on a shared machine falls on both. Each figure is the median
+    over the rounds."""
     media = _media(tmp)
+    modes = (("serial", 0), ("pipelined", 1))
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode, _ in modes}
+    for round_no in range(-1, rounds):  # round -1: the warm-up
+        for mode, prefetch in modes if round_no % 2 == 0 else modes[::-1]:
+            folder = tmp / f"{mode}-{len(accelerator)}-{round_no + 1}"
+            folder.mkdir()
+            count = 1 if round_no < 0 else tasks
+            got = _drain(settings.replace(prefetch=prefetch), pipeline, media, count, folder)
+            if round_no >= 0:
+                runs[mode].append(got)
     rows: list[dict[str, Any]] = []
-    for mode, prefetch in (("serial", 0), ("pipelined", 1)):
-        folder = tmp / f"{mode}-{len(accelerator)}"
-        folder.mkdir()
-        got = _drain(settings.replace(prefetch=prefetch), pipeline, media, tasks, folder)
-        rows.append({"accelerator": accelerator, "mode": mode, "tasks": tasks, **got})
+    for mode, _ in modes:
+        rows.append(
+            {
+                "accelerator": accelerator,
+                "mode": mode,
+                "tasks": tasks * rounds,
+                **{k: statistics.median(r[k] for r in runs[mode]) for k in runs[mode][0]},
+            }
+        )
     serial, piped = rows
     rows.append(
         {
             "accelerator": accelerator,
             "mode": "pipelined / serial",
-            "tasks": tasks,
+            "tasks": tasks * rounds,
             "tasks_per_s": piped["tasks_per_s"] / serial["tasks_per_s"],
             "idle_fraction": piped["idle_fraction"] / max(serial["idle_fraction"], 1e-9),
         }
@@ -222,10 +251,16 @@ def _compare(
 
 
 def run(
-    *, tasks: int = 10, step_ms: float = 150.0, steps: int = 10, tiny: bool = True
+    *,
+    tasks: int = 6,
+    step_ms: float = 150.0,
+    steps: int = 10,
+    tiny: bool = True,
+    rounds: int = ROUNDS,
 ) -> list[dict[str, Any]]:
     """Serial vs pipelined on the simulated accelerator (and on the tiny model unless
-    `tiny=False`). Returns one row per accelerator and mode (`tasks_per_s`, `idle_fraction`)
+    `tiny=False`), `rounds` rounds of `tasks` tasks per mode. Returns one row per accelerator
+    and mode (`tasks_per_s`, `idle_fraction`: medians over the rounds; `tasks`: all rounds)
     plus a `pipelined / serial` ratio row per accelerator."""
     settings = Settings(
         model="tiny",
@@ -243,13 +278,13 @@ def run(
         simulated = SimulatedAccelerator(
             step_seconds=step_ms / 1000, model=model, annotators=annotators, settings=settings
         )
-        rows += _compare(SIMULATED, settings, simulated, tasks, Path(tmp))
+        rows += _compare(SIMULATED, settings, simulated, tasks, Path(tmp), rounds)
         if tiny:
             tiny_settings = settings.replace(num_frames=17, generation_area=112 * 64)
             real = TaskPipeline(
                 model=load_model(tiny_settings), annotators=annotators, settings=tiny_settings
             )
-            rows += _compare(TINY, tiny_settings, real, tasks, Path(tmp))
+            rows += _compare(TINY, tiny_settings, real, tasks, Path(tmp), rounds)
     return rows
 
 
@@ -266,7 +301,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def markdown_rows(*, quick: bool = False) -> str:
     """The comparison as a markdown table for docs/benchmarks.md (`make bench`); `quick` (the
     smoke run) is a few tasks on the simulated accelerator only."""
-    rows = run(tasks=2, step_ms=50.0, steps=3, tiny=False) if quick else run()
+    rows = run(tasks=2, step_ms=50.0, steps=3, tiny=False, rounds=1) if quick else run()
     lines = [
         "| accelerator | mode | tasks | tasks/s | accelerator idle between tasks |",
         "| --- | --- | --- | --- | --- |",
@@ -281,12 +316,19 @@ def markdown_rows(*, quick: bool = False) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--tasks", type=int, default=6, help="tasks per mode and round")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--step-ms", type=float, default=150.0, help="simulated step time")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-tiny", action="store_true", help="only the simulated accelerator")
     args = parser.parse_args()
-    rows = run(tasks=args.tasks, step_ms=args.step_ms, steps=args.steps, tiny=not args.no_tiny)
+    rows = run(
+        tasks=args.tasks,
+        step_ms=args.step_ms,
+        steps=args.steps,
+        tiny=not args.no_tiny,
+        rounds=args.rounds,
+    )
     print(format_rows(rows))
 
 
