@@ -213,7 +213,11 @@ def run_demo(
 ) -> int:
     """The demo in `work` (data folder, server log): every function, or those in `only`.
     Returns the exit code."""
-    import dashscope
+    try:
+        import dashscope
+    except ImportError:  # a dev dependency (pyproject's `dev` extra), not the server's
+        say("the demo runs the dashscope SDK: pip install 'dashscope==2.0.2' (or `make demo`)")
+        return 2
 
     from vace_server.demo.samples import SAMPLES, write_samples
 
@@ -241,7 +245,6 @@ def run_demo(
             "stops now; `make serve` runs one that stays up")  # fmt: skip
     finally:
         server.stop()
-    say(f"server log: {log_path}")
     return 0 if ok == len(results) else 1
 
 
@@ -265,7 +268,10 @@ def main(argv: list[str]) -> int:
     if args.keep:
         work = Path(tempfile.mkdtemp(prefix="vace-demo-"))
         code = run_demo(args.samples, work, only=args.only)
-        print(f"kept: the videos are in {work / 'data' / 'outputs'}")
+        print(f"kept: videos in {work / 'data' / 'outputs'}, server log {work / 'server.log'}")
         return code
     with tempfile.TemporaryDirectory(prefix="vace-demo-") as work_dir:
-        return run_demo(args.samples, Path(work_dir), only=args.only)
+        code = run_demo(args.samples, Path(work_dir), only=args.only)
+    if code != 0:
+        print("the server's log is gone with its temporary folder: rerun with --keep to read it")
+    return code
