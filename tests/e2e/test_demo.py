@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -46,14 +49,36 @@ def test_the_demo_runs_all_five_functions(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # a server start and one task
-def test_a_failed_task_fails_the_demo(tmp_path: Path) -> None:
+def test_a_failed_task_fails_the_demo_and_a_sigterm_stops_its_server(tmp_path: Path) -> None:
+    """`--stay` holds the server (its playground live) until a signal; a SIGTERM unwinds
+    like Ctrl-C, so the server child is stopped, not orphaned; the failed task: exit 1."""
     samples = tmp_path / "samples"
     shutil.copytree(COMMITTED, samples)
     (samples / "clip.mp4").write_bytes(b"not a video at all")
-    lines: list[str] = []
-    code = run_demo(samples, tmp_path / "work", lines.append, only={"video_outpainting"})
+    command = [sys.executable, "-m", "vace_server.demo", "--samples", str(samples)]
+    proc = subprocess.Popen(
+        [*command, "--only", "video_outpainting", "--stay"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:  # until the demo holds the server
+            lines.append(line.rstrip("\n"))
+            if "Ctrl-C stops it" in line:
+                break
+        base = _base_url(lines)
+        assert httpx.get(f"{base}/playground", timeout=10).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        lines += proc.stdout.read().splitlines()
+        assert proc.wait(timeout=60) == 1, "\n".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     text = "\n".join(lines)
-    assert code == 1, text
     assert "video_outpainting" in text and "0/1 tasks succeeded" in text
     assert "InvalidFile" in text, text
-    assert _stopped(_base_url(lines))
+    assert _stopped(base)

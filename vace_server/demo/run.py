@@ -10,7 +10,7 @@ end. Exit code 0 when every task succeeded, 1 otherwise.
 The media fetcher refuses loopback addresses by default (hostile-URL rule): the demo's server
 alone trusts 127.0.0.1/32 (`VACE_MEDIA_ALLOWED_NETWORKS`), nothing else changes.
 
-    python -m vace_server.demo [--samples DIR] [--keep] [--only FUNCTION ...]
+    python -m vace_server.demo [--samples DIR] [--keep] [--stay] [--only FUNCTION ...]
 """
 
 from __future__ import annotations
@@ -210,9 +210,11 @@ def run_demo(
     say: Callable[[str], None] = print,
     *,
     only: Collection[str] = (),
+    hold: Callable[[str], None] | None = None,
 ) -> int:
     """The demo in `work` (data folder, server log): every function, or those in `only`.
-    Returns the exit code."""
+    `hold`, when given, is called with the server's base URL after the tasks, before the
+    server stops (`--stay`: until Ctrl-C). Returns the exit code."""
     try:
         import dashscope
     except ImportError:  # a dev dependency (pyproject's `dev` extra), not the server's
@@ -241,11 +243,26 @@ def run_demo(
         ok = sum(results)
         say(f"{ok}/{len(results)} tasks succeeded (the tiny model's videos are noise; real "
             "weights: docs/gpu.md)")  # fmt: skip
-        say(f"playground: {server.base_url}/playground (API key {DEMO_KEY}): this demo server "
-            "stops now; `make serve` runs one that stays up")  # fmt: skip
+        say(f"playground: {server.base_url}/playground (API key {DEMO_KEY})")
+        if hold is None:
+            say("this demo server stops now (`--stay` keeps it up; `make serve` runs your own)")
+        else:
+            hold(server.base_url)
     finally:
         server.stop()
     return 0 if ok == len(results) else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _until_interrupted(base_url: str) -> None:
+    print(f"the server stays up at {base_url}: Ctrl-C stops it")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print()
 
 
 def main(argv: list[str]) -> int:
@@ -261,17 +278,34 @@ def main(argv: list[str]) -> int:
         help="keep the data folder (videos, database) and the server log",
     )  # fmt: skip
     parser.add_argument(
+        "--stay", action="store_true",
+        help="keep the server up after the tasks (the playground shows them) until Ctrl-C",
+    )  # fmt: skip
+    parser.add_argument(
         "--only", action="append", default=[], metavar="FUNCTION",
         help="run this function only (repeatable), e.g. video_edit",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    if args.keep:
+    hold = _until_interrupted if args.stay else None
+    # a SIGTERM unwinds like Ctrl-C, so the server child is stopped, not orphaned
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(args.samples, keep=args.keep, only=args.only, hold=hold)
+    except KeyboardInterrupt:  # stopped during the tasks: the server is stopped by now
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(
+    samples: Path, *, keep: bool, only: Collection[str], hold: Callable[[str], None] | None
+) -> int:
+    if keep:
         work = Path(tempfile.mkdtemp(prefix="vace-demo-"))
-        code = run_demo(args.samples, work, only=args.only)
+        code = run_demo(samples, work, only=only, hold=hold)
         print(f"kept: videos in {work / 'data' / 'outputs'}, server log {work / 'server.log'}")
         return code
     with tempfile.TemporaryDirectory(prefix="vace-demo-") as work_dir:
-        code = run_demo(args.samples, Path(work_dir), only=args.only)
+        code = run_demo(samples, Path(work_dir), only=only, hold=hold)
     if code != 0:
         print("the server's log is gone with its temporary folder: rerun with --keep to read it")
     return code
