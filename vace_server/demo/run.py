@@ -253,6 +253,15 @@ def run_demo(
     return 0 if ok == len(results) else 1
 
 
+def _bypass_proxies_for_loopback() -> None:
+    """Everything the demo reaches is on loopback: an HTTP(S)_PROXY of the user's shell must
+    not carry the SDK's requests away (requests and httpx both read NO_PROXY)."""
+    for name in ("NO_PROXY", "no_proxy"):
+        entries = [e for e in os.environ.get(name, "").split(",") if e.strip()]
+        missing = [host for host in ("127.0.0.1", "localhost") if host not in entries]
+        os.environ[name] = ",".join(entries + missing)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -289,6 +298,7 @@ def main(argv: list[str]) -> int:
     hold = _until_interrupted if args.stay else None
     # a SIGTERM unwinds like Ctrl-C, so the server child is stopped, not orphaned
     signal.signal(signal.SIGTERM, _interrupt)
+    _bypass_proxies_for_loopback()
     try:
         return _main(args.samples, keep=args.keep, only=args.only, hold=hold)
     except KeyboardInterrupt:  # stopped during the tasks: the server is stopped by now
