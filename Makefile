@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit jstest bench clean
+.PHONY: serve demo samples test lint typecheck unit jstest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ $(STAMP): pyproject.toml
 
 serve: $(STAMP)
 	$(BIN)/vace-server serve
+
+# The offline first run: a server on loopback (tiny model, temporary data folder), the five
+# functions through the dashscope SDK on samples/, then the server stops (vace_server/demo/).
+demo: $(STAMP)
+	$(BIN)/python -m vace_server.demo
+
+# Redraws samples/ (deterministic: the committed files come out byte for byte).
+samples: $(STAMP)
+	$(BIN)/python -m vace_server.demo.samples samples
 
 lint: $(STAMP)
 	$(BIN)/ruff check vace_server tests bench

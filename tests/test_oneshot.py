@@ -137,6 +137,34 @@ def test_local_files_and_urls_mix(
     assert (probe_mp4(out).width, probe_mp4(out).height) == (720, 1280)
 
 
+def test_loopback_urls_need_no_setting(files: dict[str, Path], tmp_path: Path) -> None:
+    """generate runs on the user's machine: loopback media is reached with no VACE_* set
+    (`serve` keeps refusing it, tests/media/test_fetch.py)."""
+    out = tmp_path / "out.mp4"
+    with MediaServer() as server:
+        video_url = server.add("/in.mp4", Served(files["video"].read_bytes(), "video/mp4"))
+        code, _stdout, stderr = invoke(
+            "--function", "video_outpainting", "--prompt", "a wider view",
+            "--video", video_url, "--top-scale", "1.5", "--out", out,
+        )  # fmt: skip
+        assert server.hits == {"/in.mp4": 1}
+    assert code == 0, stderr
+    assert probe_mp4(out).width == 64
+
+
+def test_the_committed_samples_run_as_local_files(tmp_path: Path) -> None:
+    """The README's generate example: the repo's samples/ as local files."""
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    out = tmp_path / "edit.mp4"
+    code, _stdout, stderr = invoke(
+        "--function", "video_edit", "--prompt", "a cat walks",
+        "--video", samples / "clip.mp4", "--mask", samples / "mask.png",
+        "--mask-frame-id", "1", "--mask-type", "tracking", "--size", "960*960", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert (probe_mp4(out).width, probe_mp4(out).height) == (960, 960)
+
+
 # ---------------------------------------------------------------- failures
 def test_a_text_file_as_reference_fails_the_task(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
