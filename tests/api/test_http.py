@@ -133,7 +133,13 @@ def test_usage_names_the_preset_steps_and_guidance(
     video = tmp_path / "v.mp4"
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
     context.storage.put_file(key, video)
-    effective = {"preset": "fast", "steps": 4, "guidance_scale": 1.0, "flow_shift": 5.0}
+    effective = {
+        "preset": "fast",
+        "steps": 4,
+        "guidance_scale": 1.0,
+        "flow_shift": 5.0,
+        "seed": 1234,
+    }
     claim = _claim(context)
     context.store.succeed(
         claim, output_key=key, output_seconds=5.0, actual_prompt=None, effective=effective
@@ -146,6 +152,7 @@ def test_usage_names_the_preset_steps_and_guidance(
         "preset": "fast",
         "steps": 4,
         "guidance_scale": 1.0,
+        "seed": 1234,
     }
 
 

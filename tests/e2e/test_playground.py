@@ -177,6 +177,9 @@ def test_round_trip_image_reference(
     video_url = server.query(task_id)["output"]["video_url"]
     video = page.locator("#result-video")
     pw.expect(video).to_have_attribute("src", video_url)
+    pw.expect(page.locator("#result-download")).to_have_attribute("href", video_url)
+    pw.expect(page.locator("#result-download")).to_have_attribute("download", f"{task_id}.mp4")
+    pw.expect(page.locator("#result-usage")).to_contain_text("seed 7")
     state = _wait_video(page)
     if state["error"] is None:
         assert state["ready"] >= 1 and state["duration"] > 0, state

@@ -65,6 +65,7 @@ def test_sdk_1x_video_synthesis_with_extra_input(
     assert result.usage.video_count == 1
     # this server's extension rides along in the SDK's usage (docs/contract.md §7.2)
     assert (result.usage["preset"], result.usage["steps"]) == ("quality", 2)
+    assert result.usage["seed"] == 42  # the seed that produced it
     assert result.output.orig_prompt == "a red ball on a white table"
     frames, width, height, codec, audio = _download_and_probe(result.output.video_url, tmp_path)
     # 17 frames at 16 fps = 1 s of video, delivered at 30 fps and exactly `size`.

@@ -59,9 +59,11 @@ def query_body(
     return body
 
 
-# This server's extension of `usage` (docs/contract.md §7.2): which preset, steps and guidance
-# produced the video, from the task's `effective` record (absent in rows written before it).
-USAGE_ENGINE_FIELDS = ("preset", "steps", "guidance_scale")
+# This server's extension of `usage` (docs/contract.md §7.2): which preset, steps, guidance and
+# seed produced the video, from the task's `effective` record (absent in rows written before
+# it). The seed is the one drawn at submission when the request gave none: with it, the same
+# request reproduces the video.
+USAGE_ENGINE_FIELDS = ("preset", "steps", "guidance_scale", "seed")
 
 
 def engine_usage(effective: dict[str, Any] | None) -> dict[str, Any]:

@@ -124,6 +124,8 @@ function renderResult(out, usage) {
   if (video.getAttribute("src") !== out.video_url) {
     video.src = out.video_url;
     $("#result-link").href = out.video_url;
+    $("#result-download").href = out.video_url;
+    $("#result-download").download = `${out.task_id || "video"}.mp4`;
   }
   $("#result-usage").textContent = usageText(usage);
   $("#result-orig").textContent = out.orig_prompt || "";
