@@ -303,3 +303,5 @@ def test_cancel_running_is_a_request_and_progress_is_shown(
     context.store.finish_canceled(claim)
     out = client.get(f"/api/v1/tasks/{task_id}", headers=auth()).json()["output"]
     assert out["task_status"] == "CANCELED" and "progress" not in out
+    # it ran before it was stopped: when it started shows (a PENDING cancel has none, above)
+    assert set(out) == {"task_id", "task_status", "submit_time", "scheduled_time", "end_time"}

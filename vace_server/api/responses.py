@@ -33,7 +33,8 @@ def query_body(
         "task_status": task.status.value,
         "submit_time": format_time(task.created_ms, zone),
     }
-    show_scheduled = task.status in (TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+    # Once a worker took it (a task canceled while it ran too; a requeued PENDING one waits).
+    show_scheduled = task.status not in (TaskStatus.PENDING, TaskStatus.UNKNOWN)
     if show_scheduled and task.started_ms is not None:
         output["scheduled_time"] = format_time(task.started_ms, zone)
     if task.status.is_terminal and task.ended_ms is not None:
