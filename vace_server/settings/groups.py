@@ -273,9 +273,9 @@ class StorageSettings(SettingsGroup):
     def _storage_scheme(cls, value: str | None) -> str | None:
         if value and (problem := storage_url_problem(value)):
             raise ValueError(problem)
-        if value and urlsplit(value).scheme.lower() == "s3":
-            if problem := missing_extra("boto3", "s3", "an s3:// VACE_STORAGE_URL"):
-                raise ValueError(problem)
+        s3 = bool(value) and urlsplit(value or "").scheme.lower() == "s3"
+        if s3 and (problem := missing_extra("boto3", "s3", "an s3:// VACE_STORAGE_URL")):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
