@@ -47,12 +47,15 @@ def _build(tmp_path: Path) -> tuple[Path, Path]:
     missing from the sdist fails here too. No isolation: the build tools are the dev venv's."""
     src = _tracked_copy(tmp_path / "src")
     out = tmp_path / "dist"
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
         check=True,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+    # setuptools' license-metadata (and any other) deprecation warnings are gone
+    assert "DeprecationWarning" not in built.stdout + built.stderr
     (wheel,) = out.glob("vace_server-*.whl")
     (sdist,) = out.glob("vace_server-*.tar.gz")
     return wheel, sdist
@@ -87,7 +90,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_serves(tmp_path: Path) -> None
     installed = subprocess.run(
         [*pip, str(wheel)], check=True, capture_output=True, text=True, timeout=300
     )
-    assert "Deprecat" not in installed.stderr  # setuptools' license-metadata warnings are gone
+    assert "Deprecat" not in installed.stderr
     freeze = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "freeze"],
         check=True,
