@@ -29,6 +29,13 @@ PACKAGE_DATA = (
 )
 
 
+def _outside_env() -> dict[str, str]:
+    """This environment without what points Python at the source tree: with PYTHONPATH on the
+    checkout, pip in the new venv would see its `*.egg-info` and skip installing the wheel."""
+    hidden = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    return {key: value for key, value in os.environ.items() if key not in hidden}
+
+
 def _tracked_copy(dest: Path) -> Path:
     """The tracked files only, so the build sees what a clone sees (and writes nothing here)."""
     names = subprocess.run(
@@ -53,6 +60,7 @@ def _build(tmp_path: Path) -> tuple[Path, Path]:
         capture_output=True,
         text=True,
         timeout=120,
+        env=_outside_env(),
     )
     # setuptools' license-metadata (and any other) deprecation warnings are gone
     assert "DeprecationWarning" not in built.stdout + built.stderr
@@ -82,13 +90,14 @@ def test_the_wheel_installs_into_a_clean_venv_and_serves(tmp_path: Path) -> None
     assert any(n.startswith("vace_server/tasks/migrations/versions/0001") for n in names)
 
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
+    clean = _outside_env()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60, env=clean)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     # torch first, pinned as the Makefile does (never a bare torch); then the wheel alone,
     # without extras: the default server must run on what `dependencies` pulls in.
-    subprocess.run([*pip, "torch==2.13.0"], check=True, capture_output=True, timeout=300)
+    subprocess.run([*pip, "torch==2.13.0"], check=True, capture_output=True, timeout=300, env=clean)
     installed = subprocess.run(
-        [*pip, str(wheel)], check=True, capture_output=True, text=True, timeout=300
+        [*pip, str(wheel)], check=True, capture_output=True, text=True, timeout=300, env=clean
     )
     assert "Deprecat" not in installed.stderr
     freeze = subprocess.run(
@@ -96,6 +105,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_serves(tmp_path: Path) -> None
         check=True,
         capture_output=True,
         text=True,
+        env=clean,
     ).stdout.lower()
     for extra_only in ("psycopg", "boto3", "ray", "pytest", "playwright", "moto"):
         assert f"\n{extra_only}==" not in f"\n{freeze}"
