@@ -133,6 +133,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "rate_limit_submit_per_second": ("2.5", 2.5),
     "rate_limit_in_flight": ("4", 4),
     "rate_limit_query_per_second": ("9", 9.0),
+    "rate_limit_shared": ("false", False),
     "rate_limits": ('{"a": {"in_flight": 1}}', '{"a": {"in_flight": 1}}'),
     "data_dir": ("/srv/vace", Path("/srv/vace")),
     "database_url": ("postgresql://u:pw@db/vace", "postgresql://u:pw@db/vace"),

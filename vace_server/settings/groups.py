@@ -4,6 +4,7 @@ load (a value that can never work stops every entry point, not the first task)."
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import json
 import math
@@ -197,6 +198,31 @@ class StoreSettings(SettingsGroup):
     retention_hours: float = Field(default=24.0, gt=0)
     task_timeout_hours: float = Field(default=3.0, gt=0)
 
+    @field_validator("database_url")
+    @classmethod
+    def _driver(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value else ""
+        if _is_postgres(url) and (
+            problem := missing_extra("psycopg", "postgres", "a PostgreSQL VACE_DATABASE_URL")
+        ):
+            raise ValueError(problem)
+        return value
+
+
+def missing_extra(module: str, extra: str, what: str) -> str | None:
+    """One line naming the extra to install when `module` (a driver only some deployments
+    need, kept out of the default install) cannot be imported, or None. Imported, not just
+    looked up, so a broken install is caught here too, not as a traceback at first use."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return f"{what} needs {module}, which is not installed: pip install 'vace-server[{extra}]'"
+    return None
+
+
+def _is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in ("postgres", "postgresql")
+
 
 def storage_url_problem(url: str) -> str | None:
     """Why `url` cannot be a `VACE_STORAGE_URL` (another scheme than s3:// or file://, or an
@@ -246,6 +272,9 @@ class StorageSettings(SettingsGroup):
     @classmethod
     def _storage_scheme(cls, value: str | None) -> str | None:
         if value and (problem := storage_url_problem(value)):
+            raise ValueError(problem)
+        s3 = bool(value) and urlsplit(value or "").scheme.lower() == "s3"
+        if s3 and (problem := missing_extra("boto3", "s3", "an s3:// VACE_STORAGE_URL")):
             raise ValueError(problem)
         return value
 
