@@ -126,15 +126,3 @@ def test_render_video_holds_each_repeated_frame_once() -> None:
     assert len(video) == 60 and len(video.frames) == 17  # 17 distinct frames, 60 positions
     assert np.all(np.diff(video.order) >= 0) and (video.width, video.height) == (24, 16)
     np.testing.assert_array_equal(video.expanded(), render_output(frames, **kw))  # type: ignore[arg-type]
-
-
-def test_encoding_by_order_is_the_same_file_as_the_repeated_frames(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    distinct = (rng.random((5, 32, 48, 3)) * 255).astype(np.uint8)
-    order = np.array([0, 0, 1, 1, 1, 2, 3, 3, 4, 4])
-    encode_mp4(distinct[order], 30, tmp_path / "repeated.mp4")
-    encode_mp4(distinct, 30, tmp_path / "ordered.mp4", order=order)
-    assert (tmp_path / "ordered.mp4").read_bytes() == (tmp_path / "repeated.mp4").read_bytes()
-    assert probe_mp4(tmp_path / "ordered.mp4").frame_count == 10
-    with pytest.raises(ValueError, match="order must index"):
-        encode_mp4(distinct, 30, tmp_path / "bad.mp4", order=np.array([0, 5]))

@@ -94,9 +94,18 @@ def encode_mp4(
 def _yuv_frame(array: np.ndarray) -> av.VideoFrame:
     """One RGB frame as the encoder's BT.709 limited-range yuv420p frame."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-    return frame.reformat(
+    yuv = frame.reformat(
         format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
     )
+    # Each plane's rows are padded to the allocator's alignment (a 24-pixel chroma row sits in
+    # 32 bytes) and swscale leaves the padding as whatever the heap held. The x264 wrapper
+    # reads whole rows, so that garbage changed the bitstream from run to run: zeroed, the same
+    # frames always make the same file.
+    for plane in yuv.planes:
+        if plane.line_size > plane.width:
+            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+            rows[:, plane.width :] = 0
+    return yuv
 
 
 def probe_mp4(path: Path) -> Mp4Info:
