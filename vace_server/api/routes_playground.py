@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from importlib import resources
 from importlib.resources.abc import Traversable
+from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
-from vace_server.api.playground_schema import schema_json
+from vace_server.api.context import ctx
+from vace_server.api.playground_schema import annotator_availability, schema_json
 from vace_server.errors import NotFound
 
 router = APIRouter()
@@ -77,3 +80,16 @@ def playground_schema() -> Response:
     """Functions, their fields, choices, defaults, limits and progress stages (the form's
     source of truth, built from the validator's tables)."""
     return Response(schema_json(), media_type="application/json", headers=HEADERS)
+
+
+@router.get("/playground/annotators.json", include_in_schema=False)
+async def playground_annotators(request: Request) -> JSONResponse:
+    """Which controls the live workers (any machine, from the registry) cannot annotate: the
+    form marks them. Control names and counts only, no paths. A database fault answers 503
+    through the usual mapping, and the page then marks nothing."""
+    c = ctx(request)
+
+    def live() -> list[dict[str, Any]]:
+        return c.workers.alive(c.settings.worker_alive_ms, tidy=False)
+
+    return JSONResponse(annotator_availability(await run_in_threadpool(live)), headers=HEADERS)

@@ -67,3 +67,49 @@ export function mediaHints(schema) {
       `and backward from the last; the output is ${schema.limits.duration_seconds} s in total.`,
   };
 }
+
+/**
+ * The fields `from` reads that must not carry over to `to`: those `to` does not read, and
+ * video_url where it changes meaning (an input video in one, an optional motion reference
+ * that calls for a control condition in the other) with the control condition read from it.
+ * Shared fields (references, seed, size,
+ * a control condition `to` also offers) are kept.
+ */
+export function leftBehind(schema, from, to) {
+  const kept = fieldsOf(schema, to);
+  const before = functionSpec(schema, from);
+  const after = functionSpec(schema, to);
+  const out = new Set([...fieldsOf(schema, from)].filter((field) => !kept.has(field)));
+  const both = kept.has("video_url") && before.inputs.includes("video_url");
+  if (both && videoIsOptional(before) !== videoIsOptional(after)) {
+    // ... and the control condition extracted from that video goes with it
+    out.add("video_url");
+    out.add("control_condition");
+  }
+  return out;
+}
+
+/**
+ * How one control_condition choice stands on the live workers (`live`: the answer of
+ * /playground/annotators.json, or null while unknown): { disabled, mark, hint }. A choice no
+ * counted worker can annotate is disabled; one that only some lack stays enabled, marked.
+ */
+export function controlAvailability(schema, live, value) {
+  const folder = schema.annotators.checkpoints[value];
+  const workers = live ? live.workers : 0;
+  const missing = live && live.missing ? live.missing[value] || 0 : 0;
+  if (!folder || workers === 0 || missing === 0) return { disabled: false, mark: "", hint: "" };
+  const { setting, docs } = schema.annotators;
+  const fix =
+    `the server's operator puts its checkpoint in ${setting}/${folder} (see ${docs}) ` +
+    "and restarts the worker";
+  if (missing >= workers) {
+    return { disabled: true, mark: "not installed", hint: `${value} is not installed: ${fix}.` };
+  }
+  const some = `${missing} of ${workers} workers`;
+  return {
+    disabled: false,
+    mark: `not installed on ${some}`,
+    hint: `${value} is not installed on ${some} (a task that runs there fails): ${fix}.`,
+  };
+}
