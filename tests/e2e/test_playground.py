@@ -405,7 +405,7 @@ def test_without_a_key_the_list_asks_for_it_and_a_new_key_clears_the_old_list(
 
 
 @pytest.mark.slow  # a server with a worker (the registry row the form reads): about 15 s
-def test_missing_annotators_are_marked_and_fields_do_not_carry_over(
+def test_missing_annotators_watermark_preview_and_no_carry_over(
     live_server: Callable[..., LiveServer], page: Any
 ) -> None:
     server = live_server()  # one worker, no VACE_ANNOTATOR_DIR: no depth, no pose checkpoint
@@ -418,8 +418,15 @@ def test_missing_annotators_are_marked_and_fields_do_not_carry_over(
         pw.expect(option).to_contain_text("(not installed)")
     pw.expect(select.locator("option[value=scribble]")).to_be_enabled()
     hint = page.locator("#control-hint")
-    pw.expect(hint).to_contain_text("depth is not installed")
-    pw.expect(hint).to_contain_text("VACE_ANNOTATOR_DIR/depth/ (see docs/model-inputs.md §5.6)")
+    pw.expect(hint).to_contain_text("Not installed: posebodyface, posebody")
+    pw.expect(hint).to_contain_text("posebody (VACE_ANNOTATOR_DIR/pose/)")
+    pw.expect(hint).to_contain_text("depth (VACE_ANNOTATOR_DIR/depth/)")
+    pw.expect(hint).to_contain_text("docs/model-inputs.md §5.6")
+    # The watermark's preview is the server's own rendering of the mark, loaded as an image.
+    mark = page.locator("#watermark-preview")
+    pw.expect(mark).to_be_visible()
+    size = mark.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
+    assert size[0] and size[1] > 2 * size[2] > 0, size
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground-annotators.png"), full_page=True)
 

@@ -3,6 +3,7 @@ import { test } from "node:test";
 
 import {
   controlAvailability,
+  controlHint,
   controlRequired,
   fieldsOf,
   finalStatuses,
@@ -93,23 +94,33 @@ test("leftBehind: what the next function does not read, and a video_url that cha
 });
 
 test("controlAvailability: unknown or installed everywhere marks nothing", () => {
-  const none = { disabled: false, mark: "", hint: "" };
+  const none = { disabled: false, mark: "", missing: 0 };
   assert.deepEqual(controlAvailability(schema, null, "depth"), none);
   assert.deepEqual(controlAvailability(schema, { workers: 0, missing: {} }, "depth"), none);
   const others = { workers: 2, missing: { posebody: 2 } };
   assert.deepEqual(controlAvailability(schema, others, "depth"), none);
   // scribble is weight-free: never marked, whatever a worker says
   assert.deepEqual(controlAvailability(schema, { workers: 1, missing: { scribble: 1 } }, "scribble"), none);
+  assert.equal(controlHint(schema, null, ["depth", "scribble"]), "");
 });
 
 test("controlAvailability: missing on every worker is disabled, on some is marked", () => {
   const all = controlAvailability(schema, { workers: 2, missing: { depth: 2 } }, "depth");
-  assert.equal(all.disabled, true);
-  assert.equal(all.mark, "not installed");
-  assert.ok(all.hint.startsWith("depth is not installed: "), all.hint);
-  assert.ok(all.hint.includes("VACE_ANNOTATOR_DIR/depth/ (see docs/model-inputs.md §5.6)"), all.hint);
+  assert.deepEqual(all, { disabled: true, mark: "not installed", missing: 2 });
   const some = controlAvailability(schema, { workers: 3, missing: { posebodyface: 1 } }, "posebodyface");
-  assert.equal(some.disabled, false);
-  assert.equal(some.mark, "not installed on 1 of 3 workers");
-  assert.match(some.hint, /VACE_ANNOTATOR_DIR\/pose\//);
+  assert.deepEqual(some, { disabled: false, mark: "not installed on 1 of 3 workers", missing: 1 });
+});
+
+test("controlHint: the missing choices by sub-folder, the setting and the docs section", () => {
+  const live = { workers: 1, missing: { posebodyface: 1, posebody: 1, depth: 1 } };
+  const hint = controlHint(schema, live, ["posebodyface", "posebody", "depth", "scribble"]);
+  assert.ok(
+    hint.startsWith(
+      "Not installed: posebodyface, posebody (VACE_ANNOTATOR_DIR/pose/); depth (VACE_ANNOTATOR_DIR/depth/).",
+    ),
+    hint,
+  );
+  assert.ok(hint.includes("(see docs/model-inputs.md §5.6)"), hint);
+  // only the function's own choices are named
+  assert.ok(!controlHint(schema, live, ["depth"]).includes("pose"));
 });

@@ -7,6 +7,7 @@ import { buildBody, formProblem } from "./body.js";
 import { $, $$, fillSelect, isShown, setPartActive } from "./dom.js";
 import {
   controlAvailability,
+  controlHint,
   controlRequired,
   fieldsOf,
   functionSpec,
@@ -216,16 +217,15 @@ function fillControlOptions(spec) {
   const select = control("control_condition");
   const always = spec.control.required === "always";
   const options = [["", always ? "Choose…" : "none (no extraction)"]];
-  const hints = [];
   for (const value of spec.control.choices) {
-    const { disabled, mark, hint } = controlAvailability(state.schema, state.annotators, value);
+    const { disabled, mark } = controlAvailability(state.schema, state.annotators, value);
     const text = choiceText("control_condition", value);
     options.push([value, mark ? `${text} (${mark})` : text, disabled]);
-    if (hint) hints.push(hint);
   }
   fillSelect(select, options, select.value);
-  $("#control-hint").textContent = hints.join(" ");
-  $("#control-hint").hidden = hints.length === 0;
+  const hint = controlHint(state.schema, state.annotators, spec.control.choices);
+  $("#control-hint").textContent = hint;
+  $("#control-hint").hidden = !hint;
   updateControlRequired();
 }
 

@@ -91,25 +91,32 @@ export function leftBehind(schema, from, to) {
 
 /**
  * How one control_condition choice stands on the live workers (`live`: the answer of
- * /playground/annotators.json, or null while unknown): { disabled, mark, hint }. A choice no
- * counted worker can annotate is disabled; one that only some lack stays enabled, marked.
+ * /playground/annotators.json, or null while unknown): { disabled, mark, missing }. A choice
+ * no counted worker can annotate is disabled; one that only some lack stays enabled, marked.
  */
 export function controlAvailability(schema, live, value) {
   const folder = schema.annotators.checkpoints[value];
   const workers = live ? live.workers : 0;
   const missing = live && live.missing ? live.missing[value] || 0 : 0;
-  if (!folder || workers === 0 || missing === 0) return { disabled: false, mark: "", hint: "" };
-  const { setting, docs } = schema.annotators;
-  const fix =
-    `the server's operator puts its checkpoint in ${setting}/${folder} (see ${docs}) ` +
-    "and restarts the worker";
-  if (missing >= workers) {
-    return { disabled: true, mark: "not installed", hint: `${value} is not installed: ${fix}.` };
+  if (!folder || workers === 0 || missing === 0) return { disabled: false, mark: "", missing: 0 };
+  if (missing >= workers) return { disabled: true, mark: "not installed", missing };
+  return { disabled: false, mark: `not installed on ${missing} of ${workers} workers`, missing };
+}
+
+/** The hint under the control select: which of `choices` lack a checkpoint, in which
+ * sub-folder of the annotator setting, and the docs section; "" when none is marked. */
+export function controlHint(schema, live, choices) {
+  const byFolder = new Map();
+  for (const value of choices) {
+    if (!controlAvailability(schema, live, value).missing) continue;
+    const folder = schema.annotators.checkpoints[value];
+    byFolder.set(folder, [...(byFolder.get(folder) || []), value]);
   }
-  const some = `${missing} of ${workers} workers`;
-  return {
-    disabled: false,
-    mark: `not installed on ${some}`,
-    hint: `${value} is not installed on ${some} (a task that runs there fails): ${fix}.`,
-  };
+  if (byFolder.size === 0) return "";
+  const { setting, docs } = schema.annotators;
+  const parts = [...byFolder].map(([folder, values]) => `${values.join(", ")} (${setting}/${folder})`);
+  return (
+    `Not installed: ${parts.join("; ")}. The server's operator puts the checkpoints there ` +
+    `(see ${docs}) and restarts the workers; until then a task that needs one fails.`
+  );
 }
