@@ -501,7 +501,7 @@ class MediaSettings(SettingsGroup):
     media_max_redirects: int = Field(default=5, ge=0)
     media_user_agent: str = "DashScopeUserBot"
     watermark_font: Path | None = Field(
-        default=None, description="TTF/OTF with CJK glyphs for the 'AI生成' watermark."
+        default=None, description="TTF/OTF for the 'AI生成' watermark (default: the bundled font)."
     )
 
     @field_validator("media_allowed_networks")
