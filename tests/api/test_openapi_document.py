@@ -4,17 +4,14 @@ the live answers of a real server on loopback match it."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 import schemathesis
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,13 +26,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.api.conftest import KEY_A
-from tests.support.live_server import free_port
+from tests.support.thread_server import ThreadServer
 from vace_server.api.app import create_app
+from vace_server.api.context import AppContext
 from vace_server.api.openapi_document import UndocumentedRoute, build_document
 from vace_server.api.openapi_examples import CREATE_EXAMPLES
 from vace_server.api.openapi_routes import CREATE_ROUTE, ROUTES
 from vace_server.settings import Settings
 from vace_server.tasks.spec import VaceFunction
+from vace_server.tasks.store import Claim
 
 ERROR_STATUSES = {"400", "401", "403", "404", "408", "409", "413", "429", "500", "503"}
 CHECKS = [
@@ -155,32 +154,8 @@ def test_the_served_model_names_are_the_enum(tmp_path: Path) -> None:
 # --- live answers against the document (schemathesis) ---------------------------------------
 
 
-class _Server:
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Server, Any]]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ThreadServer, Any]]:
     root = tmp_path_factory.mktemp("openapi")
     app = create_app(
         Settings(
@@ -190,7 +165,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Server, An
             public_base_url="http://127.0.0.1",
         )
     )
-    with _Server(app) as server:
+    with ThreadServer(app) as server:
         schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
         yield server, schema
 
@@ -209,7 +184,7 @@ def _labels() -> list[Any]:
 
 @pytest.mark.parametrize(("label", "mode"), _labels())
 def test_live_answers_match_the_document(
-    live: tuple[_Server, Any], label: str, mode: GenerationMode
+    live: tuple[ThreadServer, Any], label: str, mode: GenerationMode
 ) -> None:
     server, schema = live
     method, path = label.split(" ", 1)
@@ -235,7 +210,7 @@ def test_live_answers_match_the_document(
 
 
 def test_every_official_example_is_accepted_and_answered_as_documented(
-    live: tuple[_Server, Any],
+    live: tuple[ThreadServer, Any],
 ) -> None:
     server, schema = live
     create = schema[CREATE_ROUTE]["POST"]
@@ -250,3 +225,72 @@ def test_every_official_example_is_accepted_and_answered_as_documented(
         answer = polled.call(base_url=server.base_url, headers=HEADERS)
         assert answer.json()["output"]["task_status"] == "PENDING"
         polled.validate_response(answer, checks=CHECKS)
+
+
+def _claim(context: AppContext) -> Claim:
+    claim = context.store.claim("openapi-test-worker")
+    assert claim is not None
+    return claim
+
+
+def test_every_task_state_is_answered_as_documented(
+    client: TestClient, context: AppContext, tmp_path: Path
+) -> None:
+    """Query, list and download bodies of tasks in every state (made through the store, as a
+    worker would), each checked against the document."""
+    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+    example = CREATE_EXAMPLES["image_reference"]["value"]
+    create_headers = {**HEADERS, "X-DashScope-Async": "enable"}
+
+    def create() -> str:
+        answer = client.post(CREATE_ROUTE, json=example, headers=create_headers)
+        task_id: str = answer.json()["output"]["task_id"]
+        return task_id
+
+    # A claim takes the oldest PENDING task: each is created just before it is moved on.
+    running = create()
+    progress = {"stage": "denoising", "percent": 40, "step": 2, "total_steps": 4}
+    context.store.set_progress(_claim(context), progress)
+    failed = create()
+    context.store.fail(_claim(context), code="InvalidURL", message="Invalid URL provided.")
+    succeeded = create()
+    key = f"2026-01-01/{succeeded}-secret.mp4"
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    context.storage.put_file(key, video)
+    effective = {"preset": "fast", "steps": 4, "seed": 7, "stage_ms": {"denoise": 12.5}}
+    context.store.succeed(
+        _claim(context), output_key=key, output_seconds=5.0, actual_prompt="p+", effective=effective
+    )
+    canceled = create()
+    client.post(f"/api/v1/tasks/{canceled}/cancel", headers=HEADERS)
+    pending = create()
+
+    query = schema["/api/v1/tasks/{task_id}"]["GET"]
+    statuses = {}
+    for task_id in (running, failed, succeeded, canceled, pending, "no-such-task"):
+        case = query.Case(path_parameters={"task_id": task_id}, headers=HEADERS)
+        answer = client.get(f"/api/v1/tasks/{task_id}", headers=HEADERS)
+        case.validate_response(answer, checks=CHECKS)
+        statuses[task_id] = answer.json()["output"]["task_status"]
+    assert list(statuses.values()) == [
+        "RUNNING",
+        "FAILED",
+        "SUCCEEDED",
+        "CANCELED",
+        "PENDING",
+        "UNKNOWN",
+    ]
+    running_output = client.get(f"/api/v1/tasks/{running}", headers=HEADERS).json()["output"]
+    assert running_output["progress"]["stage"] == "denoising"
+    listed = client.get("/api/v1/tasks", headers=HEADERS)
+    assert listed.json()["total"] == 5
+    schema["/api/v1/tasks"]["GET"].Case(headers=HEADERS).validate_response(listed, checks=CHECKS)
+    url = client.get(f"/api/v1/tasks/{succeeded}", headers=HEADERS).json()["output"]["video_url"]
+    download = client.get(url)
+    assert download.headers["content-type"] == "video/mp4"
+    query_params = dict(parse_qsl(urlsplit(url).query))
+    case = schema["/api/v1/outputs/{key}"]["GET"].Case(
+        path_parameters={"key": key}, query=query_params
+    )
+    case.validate_response(download, checks=CHECKS)

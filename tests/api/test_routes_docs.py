@@ -23,6 +23,8 @@ def _loaded_urls(html: str) -> set[str]:
 def test_the_page_loads_only_local_assets(client: TestClient, page: str) -> None:
     response = client.get(page)
     assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:;" in policy
     html = response.text
     assert "cdn" not in html.lower() and "fonts.googleapis" not in html
     urls = _loaded_urls(html)
