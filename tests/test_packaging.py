@@ -26,6 +26,7 @@ PACKAGE_DATA = (
     "vace_server/api/static/style.css",
     "vace_server/api/static/js/main.js",
     "vace_server/api/static/js/package.json",
+    "vace_server/api/static/docs-licenses/swagger-ui.LICENSE",
 )
 
 

@@ -48,7 +48,24 @@ def test_the_bundles_are_swagger_ui_and_redoc(client: TestClient) -> None:
     assert ".swagger-ui" in client.get("/docs/static/swagger-ui.css").text
 
 
-@pytest.mark.parametrize("name", ["index.html", "..%2Fcore.py", "LICENSE", "nope.js"])
+def test_the_bundles_are_the_versions_whose_licences_are_served(client: TestClient) -> None:
+    # The licence texts in static/docs-licenses/ are those of swagger-ui-dist 5.32.6 and
+    # redoc 2.5.3: a new fastapi-offline pin with other bundles must refresh them.
+    assert '"5.32.6"' in client.get("/docs/static/swagger-ui-bundle.js").text
+    assert '"2.5.3"' in client.get("/docs/static/redoc.standalone.js").text
+    for bundle in ("swagger-ui-bundle.js", "redoc.standalone.js"):
+        header = client.get(f"/docs/static/{bundle}").text.splitlines()[0]
+        assert f"see {bundle}.LICENSE.txt" in header
+        notices = client.get(f"/docs/static/{bundle}.LICENSE.txt")
+        assert notices.status_code == 200 and notices.headers["content-type"].startswith(
+            "text/plain"
+        )
+    assert "Apache License" in client.get("/docs/static/swagger-ui.LICENSE").text
+    assert "SmartBear" in client.get("/docs/static/swagger-ui.NOTICE").text
+    assert "MIT License" in client.get("/docs/static/redoc.LICENSE").text
+
+
+@pytest.mark.parametrize("name", ["README.md", "index.html", "..%2Fcore.py", "LICENSE", "nope.js"])
 def test_nothing_else_is_served(client: TestClient, name: str) -> None:
     response = client.get(f"/docs/static/{name}")
     assert response.status_code == 404

@@ -2,8 +2,10 @@
 and icon served from this server, so both pages work without internet access.
 
 The files are the bundles shipped in the `fastapi-offline` package (pinned in pyproject.toml;
-only its static files are used, under their own licences); FastAPI's page builders are pointed
-at the local routes below instead of their CDN defaults, and ReDoc's Google Fonts are off.
+only its static files are used): swagger-ui-dist 5.32.6 and redoc 2.5.3, whose licence texts
+that package lacks, so they are served beside them from `static/docs-licenses/` (its README).
+FastAPI's page builders are pointed at the local routes below instead of their CDN defaults,
+and ReDoc's Google Fonts are off.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ ASSETS = {
     "redoc.standalone.js": "text/javascript; charset=utf-8",
     "favicon.png": "image/png",
 }
+# Served from this package; each bundle's header points at `<bundle>.LICENSE.txt` beside it.
+LICENSES = (
+    "swagger-ui.LICENSE",
+    "swagger-ui.NOTICE",
+    "swagger-ui-bundle.js.LICENSE.txt",
+    "redoc.LICENSE",
+    "redoc.standalone.js.LICENSE.txt",
+)
+TEXT_TYPE = "text/plain; charset=utf-8"
 # The bundles change only with the pinned package: let browsers keep them for a day.
 ASSET_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
 # Nothing from another origin, ever: ReDoc's bundle would otherwise fetch its footer logo from
@@ -43,6 +54,9 @@ PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"
 
 
 def asset_bytes(name: str) -> bytes:
+    if name in LICENSES:
+        licences = resources.files("vace_server.api").joinpath("static", "docs-licenses")
+        return licences.joinpath(name).read_bytes()
     return resources.files(ASSET_PACKAGE).joinpath("static", name).read_bytes()
 
 
@@ -85,7 +99,7 @@ def redoc(request: Request) -> HTMLResponse:
 
 @router.get(ASSET_ROUTE + "/{name}", include_in_schema=False)
 def docs_asset(name: str) -> Response:
-    media_type = ASSETS.get(name)
+    media_type = TEXT_TYPE if name in LICENSES else ASSETS.get(name)
     if media_type is None:  # checked before any file is opened: nothing else is reachable
         raise NotFound()
     return Response(asset_bytes(name), media_type=media_type, headers=ASSET_HEADERS)
