@@ -21,7 +21,13 @@ from vace_server import __version__
 from vace_server.api.openapi_create import create_components
 from vace_server.api.openapi_examples import CREATE_EXAMPLES
 from vace_server.api.openapi_models import model_components
-from vace_server.api.openapi_routes import CREATE_ROUTE, MODELS_PLACEHOLDER, ROUTES, RouteDoc
+from vace_server.api.openapi_routes import (
+    CREATE_ROUTE,
+    MODELS_PLACEHOLDER,
+    ROUTES,
+    WORKSPACE,
+    RouteDoc,
+)
 
 SECURITY_SCHEME = "ApiKey"
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -68,11 +74,14 @@ def _with_models(value: Any, models: list[str]) -> Any:
 def _operation(doc: RouteDoc, models: list[str]) -> dict[str, Any]:
     responses = {str(doc.ok_status): doc.ok}
     responses |= {str(s): _error_response(s, codes) for s, codes in sorted(doc.errors.items())}
+    parameters = list(doc.parameters)
+    if doc.auth and WORKSPACE not in parameters:  # every keyed call may carry it
+        parameters.append(WORKSPACE)
     op: dict[str, Any] = {
         "operationId": doc.operation_id,
         "summary": doc.summary,
         "tags": [doc.tag],
-        "parameters": copy.deepcopy(doc.parameters),
+        "parameters": copy.deepcopy(parameters),
         "responses": responses,
         # An empty list: this operation needs no key (the global default asks for one).
         "security": [{SECURITY_SCHEME: []}] if doc.auth else [],

@@ -81,6 +81,8 @@ LIST_TIME = {"type": "string", "pattern": "^[0-9]{14}$", "description": "YYYYMMD
 FILTER = {"type": "string", "maxLength": MAX_FILTER_CHARS}
 MODEL_QUERY = {"type": "string", "enum": [MODELS_PLACEHOLDER]}
 
+# The SDK sends it for `workspace=` on any call: accepted and ignored (docs/contract.md §2).
+WORKSPACE = param("header", "X-DashScope-WorkSpace", {"type": "string"}, "Accepted and ignored")
 CREATE_HEADERS = [
     param(
         "header",
@@ -93,7 +95,7 @@ CREATE_HEADERS = [
         "X-DashScope-OssResourceResolve",
         _enable("Needed when a media URL is oss://… (the upload flow)"),
     ),
-    param("header", "X-DashScope-WorkSpace", {"type": "string"}, "Accepted and ignored"),
+    WORKSPACE,
     param(
         "header",
         CALLBACK_HEADER,
