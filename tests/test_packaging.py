@@ -29,6 +29,7 @@ PACKAGE_DATA = (
     "vace_server/media/fonts/wqy-microhei-mark.ttf",
     "vace_server/media/fonts/LICENSE-Apache-2.0.txt",
     "vace_server/media/fonts/NOTICE.txt",
+    "vace_server/api/static/docs-licenses/swagger-ui.LICENSE",
 )
 
 
