@@ -155,6 +155,12 @@ def k8s_env(container: dict[str, Any], objects: list[dict[str, Any]]) -> dict[st
     return env
 
 
+def model_is_mounted(container: dict[str, Any], settings: Settings) -> bool:
+    """The worker's VACE_MODEL folder lies under one of its volume mounts."""
+    mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])]
+    return any(settings.engine.model.startswith(m) for m in mounts)
+
+
 def test_kubernetes_containers_load_their_settings_and_run_real_commands(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -174,8 +180,9 @@ def test_kubernetes_containers_load_their_settings_and_run_real_commands(
     worker = worker_pod["containers"][0]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert "readinessProbe" not in worker
-    grace = load_settings(k8s_env(worker, objects), monkeypatch).queue.stop_grace_seconds
-    assert worker_pod["terminationGracePeriodSeconds"] >= grace + 20
+    settings = load_settings(k8s_env(worker, objects), monkeypatch)
+    assert worker_pod["terminationGracePeriodSeconds"] >= settings.queue.stop_grace_seconds + 20
+    assert model_is_mounted(worker, settings)
 
 
 def test_kuberay_job_places_workers_with_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,8 +197,9 @@ def test_kuberay_job_places_workers_with_the_cli(monkeypatch: pytest.MonkeyPatch
     assert head["rayStartParams"]["num-gpus"] == "0"  # actors land on the GPU group only
     gpu = cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
     assert gpu["resources"]["limits"]["nvidia.com/gpu"] == 1
-    # The entrypoint runs on the head: its environment is what travels to the actors.
     objects = k8s_objects()
+    assert model_is_mounted(gpu, load_settings(k8s_env(gpu, objects), monkeypatch))
+    # The entrypoint runs on the head: its environment is what travels to the actors.
     head_container = head["template"]["spec"]["containers"][0]
     settings = load_settings(k8s_env(head_container, objects), monkeypatch)
     assert settings.storage.storage_url is not None
