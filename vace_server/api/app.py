@@ -144,7 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
         idle_seconds=settings.http.request_body_timeout_seconds,
         exempt=(routes_uploads.RECEIVE_ROUTE,),
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, on_response=context.metrics.count_response)
 
     routers = (routes_create, routes_tasks, routes_outputs, routes_health, routes_uploads)
     for module in (*routers, routes_playground, routes_docs):
