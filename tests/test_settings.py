@@ -169,6 +169,8 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "preset": ("balanced", "balanced"),
     "distill_lora": ("/loras/distill.safetensors", Path("/loras/distill.safetensors")),
     "loras": ("/loras/style.safetensors:0.5", "/loras/style.safetensors:0.5"),
+    "distill_lora_2": ("/loras/low.safetensors", Path("/loras/low.safetensors")),
+    "loras_2": ("", ""),  # set but empty: the low-noise expert takes no LoRAs (unset: loras)
     "prompt_cache_size": ("8", 8),
     "num_inference_steps": ("12", 12),
     "guidance_scale": ("3.5", 3.5),
