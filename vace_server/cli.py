@@ -123,8 +123,20 @@ def worker(
             "replica (which migrates on start) does it.",
         ),
     ] = False,
+    gpus_per_task: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Run each task across this many devices (context parallel, one rank process "
+            "each): --gpus 0,1,2,3 --gpus-per-task 4 is one group, 8 GPUs by 4 are two "
+            "[VACE_GPUS_PER_TASK].",
+            show_default=False,
+        ),
+    ] = None,
     worker_id: Annotated[str | None, typer.Option(hidden=True)] = None,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+    group_rank: Annotated[int | None, typer.Option(hidden=True)] = None,
+    group_port: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run worker(s) in the foreground against the configured database and storage.
 
@@ -142,21 +154,37 @@ def worker(
         "data_dir": data_dir,
         "database_url": database_url,
         "device": device,
+        "gpus_per_task": gpus_per_task,
     }
     settings = _settings(loads_model=True, **flags)
+    per_task = settings.engine.gpus_per_task
+    if per_task > 1 and group_rank is not None and group_port is not None:
+        from vace_server.engine.parallel import GroupAddress
+        from vace_server.worker.group import run_rank
+
+        address = GroupAddress("127.0.0.1", group_port, group_rank, per_task)
+        raise typer.Exit(run_rank(settings, address, worker_id=worker_id, parent_pid=parent_pid))
     if migrate:
         from vace_server.tasks import db
 
         engine = db.make_engine(settings.resolved_database_url())
         db.upgrade(engine)
         engine.dispose()
+    env = {f"VACE_{k.upper()}": str(v) for k, v in flags.items() if v is not None}
+    if per_task > 1:
+        from vace_server.worker.group import GroupWorkers, split_groups
+
+        try:  # no --gpus: one group over the devices the environment shows (or the CPU)
+            groups = split_groups(devices, per_task) if devices else [[]]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--gpus-per-task") from exc
+        raise typer.Exit(GroupWorkers(settings, groups, per_task, env).run())
     if len(devices) <= 1:
         gpu = devices[0] if devices else None
         code = standalone.run_one(
             settings, gpu=gpu, migrate=False, worker_id=worker_id, parent_pid=parent_pid
         )
         raise typer.Exit(code)
-    env = {f"VACE_{k.upper()}": str(v) for k, v in flags.items() if v is not None}
     raise typer.Exit(standalone.PerGpuWorkers(settings, devices, env).run())
 
 

@@ -281,6 +281,12 @@ class EngineSettings(SettingsGroup):
     output_fps: int = Field(default=30, ge=1)
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     model_cpu_offload: bool = False
+    gpus_per_task: int = Field(
+        default=1, ge=1, le=64, description="Devices one task runs across (context parallel)."
+    )
+    context_parallel: Literal["ulysses", "ring"] = Field(
+        default="ulysses", description="How a group shards the sequence (ring needs a GPU)."
+    )
 
     @field_validator("num_frames")
     @classmethod

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vace_server.settings import Settings, from_worker_payload, scrub_worker_environment
@@ -25,6 +26,7 @@ def run_worker(
     migrate: bool = False,
     info: dict[str, Any] | None = None,
     second_signal_kills: bool = True,
+    prepare: Callable[[WorkerRuntime, threading.Event], None] | None = None,
 ) -> None:
     """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT: the task
     in hand may go on for `settings.queue.stop_grace_seconds`, then it stops at its next checkpoint
@@ -68,6 +70,8 @@ def run_worker(
     holder["runtime"] = runtime
     runtime.setup()
     try:
+        if prepare is not None:  # a multi-GPU group's rank 0 shards the model (worker/group.py)
+            prepare(runtime, stop)
         if report is not None:
             report.put(runtime.ready_event())
         runtime.run(stop)

@@ -119,6 +119,7 @@ class TaskPipeline:
         settings: Settings,
         rewriter: PromptRewriter | None = None,
         write_failure: Callable[[Path, Exception], ServiceError] | None = None,
+        denoise: Callable[..., np.ndarray] = generate,
     ) -> None:
         self.model = model
         self.annotators = annotators
@@ -127,6 +128,9 @@ class TaskPipeline:
         # The error for an MP4 that cannot be written to `out` (the CLI's own file names it);
         # by default a crash like any other.
         self.write_failure = write_failure
+        # `engine.runner.generate`, or a multi-GPU group's rank 0 (worker/group.py), which
+        # runs the same call on every rank of its group.
+        self.denoise = denoise
 
     def __call__(
         self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
@@ -168,7 +172,7 @@ class TaskPipeline:
 
         # 4. Denoise: the step callback reports progress and is where a cancel stops the run
         on_progress(tracker.stage(Stage.DENOISING))
-        frames = generate(
+        frames = self.denoise(
             model,
             inputs,
             prompt=prompt,

@@ -1,0 +1,245 @@
+"""One task across N devices: diffusers' context parallelism on `torch.distributed` ranks.
+
+A group of N rank processes loads the same model; `enable_context_parallel` shards the VACE
+transformer's token sequence across them (`ContextParallelConfig` with `ulysses_degree` or
+`ring_degree` = N, applied by `transformer.enable_parallelism`). Every rank then runs the same
+pipeline call: the hooks split the sequence at the first blocks and gather it after
+`proj_out`, so every rank holds the full noise prediction and the scheduler keeps identical
+latents everywhere. The control plane is ours: `GroupChannel` announces a task (through the
+rendezvous store, so idle followers wait without a collective timing out), hands its payload
+over a gloo group, and broadcasts rank 0's go/stop flag after every denoising step.
+
+What runs where (diffusers 0.42.1, torch 2.13):
+* Ulysses: needs `all_to_all_single`, which gloo implements for CPU tensors, with the native
+  SDPA backend: it runs (and is tested) on CPU.
+* Ring: the all-gather runs on gloo, but ring attention merges partial results by their
+  log-sum-exp, and only the CUDA/NPU kernels (flash, flash-3, sage, `_native_cudnn`,
+  `_native_flash`, `_native_npu`) return it; native SDPA refuses `return_lse`. So ring needs
+  a GPU and `VACE_ATTENTION_BACKEND` set to one of those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from diffusers import ContextParallelConfig
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
+
+__all__ = [
+    "COLLECTIVE_TIMEOUT",
+    "RING_BACKENDS",
+    "VACE_CP_PLAN",
+    "GroupAddress",
+    "GroupChannel",
+    "GroupClosed",
+    "ParallelMode",
+    "close_group",
+    "enable_context_parallel",
+    "init_group",
+]
+
+log = logging.getLogger(__name__)
+
+ParallelMode = Literal["ulysses", "ring"]
+
+# Attention backends whose forward returns the log-sum-exp ring attention needs.
+RING_BACKENDS = frozenset(
+    {"flash", "flash_hub", "_flash_3_hub", "sage", "sage_hub", "_native_cudnn", "_native_flash"}
+)
+# A collective (a step's all-to-all, the payload hand-over) waiting longer than this means a
+# peer is gone or stuck; the launcher restarts the group long before in the usual case (it
+# watches every rank's process), this only bounds the rare stuck-but-alive peer.
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+# How long a follower's wait for the next task blocks before it looks again (also how soon it
+# notices that rank 0, which hosts the store, has gone).
+IDLE_WAIT = timedelta(seconds=2)
+
+# WanVACETransformer3DModel ships no `_cp_plan` (WanTransformer3DModel does); this one follows
+# the VACE forward: the rotary tables and both token streams are cut along the sequence where
+# they enter the blocks, the control branch's hints stay cut the same way (each is added to the
+# main stream's own shard), and the output is gathered after `proj_out`.
+VACE_CP_PLAN: dict[str, Any] = {
+    "rope": {
+        0: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+        1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+    },
+    # Only the first VACE block reads `hidden_states` (its proj_in adds them to the control
+    # stream); the later ones take the control stream it returned, already cut.
+    "vace_blocks.0": {
+        "hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False),
+        "control_hidden_states": ContextParallelInput(
+            split_dim=1, expected_dims=3, split_output=False
+        ),
+    },
+    "blocks.0": {
+        "hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False),
+    },
+    "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+}
+
+
+@dataclass(frozen=True)
+class GroupAddress:
+    """Where a group meets: rank 0 hosts the store at host:port."""
+
+    host: str
+    port: int
+    rank: int
+    size: int
+
+
+class GroupClosed(Exception):
+    """Rank 0 closed the group (shutdown), or its store is gone (rank 0 died)."""
+
+
+class GroupChannel:
+    """Rank 0 → followers: task announcements, payloads and per-step go/stop flags."""
+
+    def __init__(self, store: dist.Store, control: Any, rank: int, size: int) -> None:
+        self.store = store  # a PrefixStore over the rendezvous store
+        self.control = control  # a gloo process group: CPU collectives whatever the devices
+        self.rank = rank
+        self.size = size
+        self._seq = 0
+
+    def announce(self, payload: Any | None) -> None:
+        """Rank 0: hands `payload` to every follower (None closes the group)."""
+        self._seq += 1
+        self.store.set(f"task/{self._seq}", "run" if payload is not None else "close")
+        if self._seq > 2:  # every follower read it before the previous task's steps ran
+            self.store.delete_key(f"task/{self._seq - 2}")
+        if payload is not None:
+            self._broadcast(payload)
+
+    def receive(self) -> Any:
+        """A follower: waits for the next announcement. Returns its payload.
+        Raises: GroupClosed (rank 0 closed the group, or is gone)."""
+        self._seq += 1
+        key = f"task/{self._seq}"
+        while True:
+            try:
+                self.store.wait([key], IDLE_WAIT)
+                break
+            except dist.DistStoreError as exc:
+                if "timeout" not in str(exc).lower():
+                    raise GroupClosed(f"rank 0 is gone: {exc}") from exc
+            except (RuntimeError, ConnectionError) as exc:
+                raise GroupClosed(f"rank 0 is gone: {exc}") from exc
+        if self.store.get(key) != b"run":
+            raise GroupClosed("rank 0 closed the group")
+        return self._broadcast(None)
+
+    def step(self, stop: bool = False) -> bool:
+        """After each denoising step, on every rank: rank 0's `stop` reaches all. Returns it."""
+        flag = torch.tensor([1 if stop else 0], dtype=torch.int32)
+        dist.broadcast(flag, src=0, group=self.control)
+        return bool(flag.item())
+
+    def _broadcast(self, payload: Any) -> Any:
+        # Pickled by hand into one uint8 tensor (length first): broadcast_object_list would
+        # do the same in two collectives; this keeps the framing explicit.
+        if self.rank == 0:
+            data = torch.frombuffer(bytearray(pickle.dumps(payload)), dtype=torch.uint8)
+            size = torch.tensor([data.numel()], dtype=torch.int64)
+        else:
+            size = torch.zeros(1, dtype=torch.int64)
+        dist.broadcast(size, src=0, group=self.control)
+        if self.rank != 0:
+            data = torch.empty(int(size.item()), dtype=torch.uint8)
+        dist.broadcast(data, src=0, group=self.control)
+        if self.rank == 0:
+            return payload
+        return pickle.loads(data.numpy().tobytes())  # our own rank 0's bytes
+
+
+def init_group(address: GroupAddress, device: str) -> GroupChannel:
+    """Joins the group: NCCL for CUDA devices (each rank on `cuda:<rank>`), else gloo.
+    Blocks until every rank has joined. Returns the control channel."""
+    store = dist.TCPStore(
+        address.host,
+        address.port,
+        address.size,
+        is_master=address.rank == 0,
+        timeout=COLLECTIVE_TIMEOUT,
+    )
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(address.rank % torch.cuda.device_count())
+    dist.init_process_group(
+        backend="nccl" if cuda else "gloo",
+        store=dist.PrefixStore("pg", store),
+        rank=address.rank,
+        world_size=address.size,
+        timeout=COLLECTIVE_TIMEOUT,
+    )
+    control = dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
+    log.info("rank %d of %d joined (%s)", address.rank, address.size, dist.get_backend())
+    return GroupChannel(dist.PrefixStore("ctl", store), control, address.rank, address.size)
+
+
+def close_group() -> None:
+    """Leaves the process group (idempotent)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def enable_context_parallel(transformer: Any, mode: ParallelMode, degree: int) -> None:
+    """Shards `transformer` over the `degree` ranks of the initialised group.
+
+    Raises: ValueError for ring without an LSE-returning backend (see the module docstring),
+    a degree other than the group's size, or a head count Ulysses cannot divide."""
+    world = dist.get_world_size()
+    if degree != world:
+        raise ValueError(f"context parallel degree {degree} != group size {world}")
+    heads = int(transformer.config.num_attention_heads)
+    if mode == "ulysses" and heads % degree:
+        raise ValueError(f"Ulysses over {degree} ranks needs heads divisible by it, not {heads}")
+    if mode == "ring":
+        backend = _attention_backend(transformer)
+        if backend not in RING_BACKENDS:
+            raise ValueError(
+                f"VACE_CONTEXT_PARALLEL=ring needs VACE_ATTENTION_BACKEND set to one of "
+                f"{', '.join(sorted(RING_BACKENDS))} (a GPU kernel returning the log-sum-exp); "
+                f"the transformer uses {backend!r}. Use ulysses, or set the backend."
+            )
+        config = ContextParallelConfig(ring_degree=degree)
+    else:
+        config = ContextParallelConfig(ulysses_degree=degree)
+    with _cpu_device_count():
+        transformer.enable_parallelism(config=config, cp_plan=VACE_CP_PLAN)
+
+
+def _attention_backend(transformer: Any) -> str:
+    """The backend the first attention processor uses (diffusers' active one if unset)."""
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    for module in transformer.modules():
+        backend = getattr(getattr(module, "processor", None), "_attention_backend", None)
+        if backend is not None:
+            return str(getattr(backend, "value", backend))
+    active, _ = _AttentionBackendRegistry.get_active_backend()
+    return str(active.value)
+
+
+@contextlib.contextmanager
+def _cpu_device_count() -> Iterator[None]:
+    """diffusers 0.42.1 picks each rank's device as `rank % torch.accelerator.device_count()`,
+    which divides by zero on a host without an accelerator. There the device is the CPU
+    whatever the count, so for the gloo (CPU) group only, the count reads 1 during the call."""
+    if torch.accelerator.device_count() > 0:
+        yield
+        return
+    real = torch.accelerator.device_count
+    torch.accelerator.device_count = lambda: 1  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.accelerator.device_count = real
