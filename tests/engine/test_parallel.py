@@ -15,11 +15,18 @@ import pytest
 import torch
 from PIL import Image
 
-from vace_server.engine.parallel import GroupAddress, enable_context_parallel, init_group
+from vace_server.engine.parallel import (
+    GroupAddress,
+    check_shardable,
+    enable_context_parallel,
+    init_group,
+    sequence_tokens,
+)
 from vace_server.engine.runner import generate
 from vace_server.model_inputs import VaceInputs
 
-W, H, N = 32, 16, 17
+# 3 x 1 patches a latent frame, 5 latent frames + the reference's: 18 tokens.
+W, H, N = 48, 16, 17
 # Float32 on one machine: the sharded run differs only in how the attention's sums are split.
 TOLERANCE = 1e-5
 
@@ -124,6 +131,7 @@ def test_two_gloo_ranks_match_one_and_stop_together() -> None:
     # forward half of it on each rank; the stopped run ended after step 2 of 4 on both.
     full = tokens0[0]
     assert full > 0 and tokens0[:8] == [full] * 8
+    assert full == sequence_tokens(_inputs()) == 18
     assert tokens0[8:] == tokens1 == [full // 2] * (2 * 4 + 2 * 2)
     assert runs == 1 and not broken
     assert all(proc.exitcode == 0 for proc in procs)
@@ -140,3 +148,20 @@ def test_ring_refuses_a_backend_without_lse(monkeypatch: pytest.MonkeyPatch) -> 
         enable_context_parallel(transformer, "ring", 2)
     with pytest.raises(ValueError, match="group size 2"):
         enable_context_parallel(transformer, "ulysses", 4)
+
+
+def test_gloo_groups_refuse_a_token_count_they_cannot_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    import torch.distributed as dist
+
+    odd = dataclasses.replace(_inputs(), num_frames=13)  # (4 + 1) x 3 = 15 tokens
+    assert sequence_tokens(odd) == 15
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    check_shardable(_inputs(), 2)
+    with pytest.raises(ValueError, match="15 tokens do not split over 2 gloo ranks"):
+        check_shardable(odd, 2)
+    monkeypatch.setattr(dist, "get_backend", lambda: "nccl")  # "anything" mode takes it
+    check_shardable(odd, 2)

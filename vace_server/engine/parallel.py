@@ -11,7 +11,9 @@ over a gloo group, and broadcasts rank 0's go/stop flag after every denoising st
 
 What runs where (diffusers 0.42.1, torch 2.13):
 * Ulysses: needs `all_to_all_single`, which gloo implements for CPU tensors, with the native
-  SDPA backend: it runs (and is tested) on CPU.
+  SDPA backend: it runs (and is tested) on CPU. Its "anything" mode (a token count the group
+  size does not divide) gathers unequal shards, which gloo's all-gather refuses: NCCL groups
+  use it, gloo groups need a divisible count (`check_shardable`).
 * Ring: the all-gather runs on gloo, but ring attention merges partial results by their
   log-sum-exp, and only the CUDA/NPU kernels (flash, flash-3, sage, `_native_cudnn`,
   `_native_flash`, `_native_npu`) return it; native SDPA refuses `return_lse`. So ring needs
@@ -33,6 +35,8 @@ import torch.distributed as dist
 from diffusers import ContextParallelConfig
 from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 
+from vace_server.model_inputs import VaceInputs
+
 __all__ = [
     "COLLECTIVE_TIMEOUT",
     "RING_BACKENDS",
@@ -41,9 +45,12 @@ __all__ = [
     "GroupChannel",
     "GroupClosed",
     "ParallelMode",
+    "check_shardable",
     "close_group",
     "enable_context_parallel",
     "init_group",
+    "sequence_tokens",
+    "uneven_shards",
 ]
 
 log = logging.getLogger(__name__)
@@ -199,9 +206,6 @@ def enable_context_parallel(transformer: Any, mode: ParallelMode, degree: int) -
     world = dist.get_world_size()
     if degree != world:
         raise ValueError(f"context parallel degree {degree} != group size {world}")
-    heads = int(transformer.config.num_attention_heads)
-    if mode == "ulysses" and heads % degree:
-        raise ValueError(f"Ulysses over {degree} ranks needs heads divisible by it, not {heads}")
     if mode == "ring":
         backend = _attention_backend(transformer)
         if backend not in RING_BACKENDS:
@@ -210,11 +214,36 @@ def enable_context_parallel(transformer: Any, mode: ParallelMode, degree: int) -
                 f"{', '.join(sorted(RING_BACKENDS))} (a GPU kernel returning the log-sum-exp); "
                 f"the transformer uses {backend!r}. Use ulysses, or set the backend."
             )
-        config = ContextParallelConfig(ring_degree=degree)
+        config = ContextParallelConfig(ring_degree=degree, ring_anything=uneven_shards())
     else:
-        config = ContextParallelConfig(ulysses_degree=degree)
+        config = ContextParallelConfig(ulysses_degree=degree, ulysses_anything=uneven_shards())
     with _cpu_device_count():
         transformer.enable_parallelism(config=config, cp_plan=VACE_CP_PLAN)
+
+
+def uneven_shards() -> bool:
+    """Whether the group may cut a sequence its size does not divide (diffusers' "anything"
+    modes): their output gather is an all-gather of unequal shards, which NCCL does and gloo
+    refuses ("ProcessGroupGloo::allgather: invalid tensor size"). On gloo the token count
+    must divide; `check_shardable` says so before a run starts."""
+    return dist.get_backend() != "gloo"
+
+
+def sequence_tokens(inputs: VaceInputs) -> int:
+    """The transformer's token count for `inputs`: latent frames (4x temporal, one per
+    reference image) x (H/16) x (W/16) (8x VAE, 2x2 patches)."""
+    frames = (inputs.num_frames - 1) // 4 + 1 + len(inputs.reference_images or [])
+    return frames * (inputs.height // 16) * (inputs.width // 16)
+
+
+def check_shardable(inputs: VaceInputs, degree: int) -> None:
+    """Raises ValueError when the group cannot cut this run's sequence (gloo only)."""
+    tokens = sequence_tokens(inputs)
+    if not uneven_shards() and tokens % degree:
+        raise ValueError(
+            f"{tokens} tokens do not split over {degree} gloo ranks (CPU groups need a size "
+            f"and frame count whose token count {degree} divides; NCCL groups take any)"
+        )
 
 
 def _attention_backend(transformer: Any) -> str:

@@ -35,6 +35,7 @@ from vace_server.engine.parallel import (
     GroupAddress,
     GroupChannel,
     GroupClosed,
+    check_shardable,
     close_group,
     enable_context_parallel,
     init_group,
@@ -95,7 +96,9 @@ class Leader:
     ) -> np.ndarray:
         """`engine.runner.generate` across the group. Raises what `generate` or `on_step`
         raises; anything but a stop at a step boundary also marks the group broken."""
-        inputs.validate()  # a refused input is this task's failure alone, before any rank runs
+        # A refused input is this task's failure alone: checked before any other rank runs.
+        inputs.validate()
+        check_shardable(inputs, self.channel.size)
         self.channel.announce(
             GroupRun(
                 inputs=inputs,
