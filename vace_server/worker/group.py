@@ -81,7 +81,8 @@ class Leader:
 
     def __init__(self, channel: GroupChannel, on_broken: Callable[[], None]) -> None:
         self.channel = channel
-        self.on_broken = on_broken  # stops the worker loop: the group must restart
+        # Called when the group can no longer be trusted (a peer may sit in a collective).
+        self.on_broken = on_broken
         self.broken = False
 
     def denoise(
@@ -99,18 +100,6 @@ class Leader:
         # A refused input is this task's failure alone: checked before any other rank runs.
         inputs.validate()
         check_shardable(inputs, self.channel.size)
-        self.channel.announce(
-            GroupRun(
-                inputs=inputs,
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                seed=seed,
-                profile=model.profile,
-                steps=model.num_inference_steps,
-                guidance_scale=model.guidance_scale,
-                flow_shift=model.flow_shift,
-            )
-        )
         stopped = False
 
         def synced(done: int, total: int) -> None:
@@ -119,12 +108,24 @@ class Leader:
                 if on_step is not None:
                     on_step(done, total)  # the cancel / interrupt checkpoint
             except BaseException:
+                self.channel.step(stop=True)  # a failure here leaves `stopped` False: broken
                 stopped = True
-                self.channel.step(stop=True)
                 raise
             self.channel.step(stop=False)
 
         try:
+            self.channel.announce(
+                GroupRun(
+                    inputs=inputs,
+                    prompt=prompt,
+                    negative_prompt=negative_prompt,
+                    seed=seed,
+                    profile=model.profile,
+                    steps=model.num_inference_steps,
+                    guidance_scale=model.guidance_scale,
+                    flow_shift=model.flow_shift,
+                )
+            )
             return generate(
                 model,
                 inputs,
@@ -135,7 +136,6 @@ class Leader:
             )
         except BaseException:
             if not stopped:
-                log.error("the group failed mid-run: it restarts after this task")
                 self.broken = True
                 self.on_broken()
             raise
@@ -240,7 +240,7 @@ def _run_leader(
         pipeline = runtime.loop.pipeline
         if not isinstance(pipeline, TaskPipeline):
             raise TypeError(f"a group's rank 0 needs the task pipeline, not {pipeline!r}")
-        holder["leader"] = leader = Leader(channel, on_broken=stop.set)
+        holder["leader"] = leader = Leader(channel, on_broken=_abandon)
         pipeline.denoise = leader.denoise
 
     info = {"launcher": "worker", "gpus_per_task": address.size, "parallel": "context"}
@@ -253,8 +253,19 @@ def _run_leader(
     finally:
         if "leader" in holder:
             holder["leader"].close()
-    leader = holder.get("leader")
-    return EXIT_CRASHED if leader is not None and leader.broken else EXIT_OK
+    return EXIT_OK
+
+
+def _abandon() -> None:
+    """Rank 0 leaves at once, the task still RUNNING under its worker id: the launcher, which
+    sees the exit, releases the task (the attempt counts, it is retried while attempts are
+    left) and restarts the whole group. Storing a failure here would end the task for what
+    is most often a dead peer, and carrying on would pair the next task's collectives with a
+    peer still inside this one's."""
+    log.error("the group failed mid-run (a rank died, or the run crashed): restarting it")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_CRASHED)
 
 
 def split_groups(gpus: list[str], per_task: int) -> list[list[str]]:
