@@ -3,6 +3,7 @@ real PostgreSQL server started by the test run (skipped, saying why, without its
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E_DIR in item.path.resolve().parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Each test gets the root logger back as it found it: a command run in-process (a CLI
+    test's `serve`) configures logging onto its runner's stream, which closes when the command
+    returns; left installed, that handler breaks the next test's log lines."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
@@ -85,3 +98,11 @@ def uploads(database_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[Upl
     db.upgrade(engine)
     yield UploadStore(engine, tmp_path / "uploads", clock=clock)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA file for the tiny model (tests/support/tiny_lora.py)."""
+    from tests.support.tiny_lora import save_tiny_lora  # imports torch: only when used
+
+    return save_tiny_lora(tmp_path_factory.mktemp("lora"), seed=11)

@@ -86,6 +86,26 @@ def test_image_reference_from_a_local_png(files: dict[str, Path], tmp_path: Path
     assert "seed 7" in stdout
 
 
+def test_the_fast_preset_runs_with_its_lora_and_says_so(
+    files: dict[str, Path], tmp_path: Path, tiny_lora: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VACE_PRESET", "fast")
+    monkeypatch.setenv("VACE_DISTILL_LORA", str(tiny_lora))
+    out = tmp_path / "fast.mp4"
+    code, stdout, stderr = invoke(
+        "--function", "image_reference", "--prompt", "a red ball",
+        "--ref", files["subject"], "--seed", "7", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "preset fast, 4 steps, guidance 1" in stdout
+    monkeypatch.setenv("VACE_DISTILL_LORA", str(tmp_path / "absent.safetensors"))
+    code, _stdout, stderr = invoke(
+        "--function", "image_reference", "--prompt", "a red ball",
+        "--ref", files["subject"], "--out", out,
+    )  # fmt: skip
+    assert code == 1 and "VACE_DISTILL_LORA" in stderr and "does not exist" in stderr
+
+
 def test_video_outpainting_from_a_local_mp4(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "wide.mp4"
     code, _stdout, stderr = invoke(
@@ -115,6 +135,34 @@ def test_local_files_and_urls_mix(
         assert server.hits == {"/scene.png": 1}
     assert code == 0, stderr
     assert (probe_mp4(out).width, probe_mp4(out).height) == (720, 1280)
+
+
+def test_loopback_urls_need_no_setting(files: dict[str, Path], tmp_path: Path) -> None:
+    """generate runs on the user's machine: loopback media is reached with no VACE_* set
+    (`serve` keeps refusing it, tests/media/test_fetch.py)."""
+    out = tmp_path / "out.mp4"
+    with MediaServer() as server:
+        video_url = server.add("/in.mp4", Served(files["video"].read_bytes(), "video/mp4"))
+        code, _stdout, stderr = invoke(
+            "--function", "video_outpainting", "--prompt", "a wider view",
+            "--video", video_url, "--top-scale", "1.5", "--out", out,
+        )  # fmt: skip
+        assert server.hits == {"/in.mp4": 1}
+    assert code == 0, stderr
+    assert probe_mp4(out).width == 64
+
+
+def test_the_committed_samples_run_as_local_files(tmp_path: Path) -> None:
+    """The README's generate example: the repo's samples/ as local files."""
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    out = tmp_path / "edit.mp4"
+    code, _stdout, stderr = invoke(
+        "--function", "video_edit", "--prompt", "a cat walks",
+        "--video", samples / "clip.mp4", "--mask", samples / "mask.png",
+        "--mask-frame-id", "1", "--mask-type", "tracking", "--size", "960*960", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert (probe_mp4(out).width, probe_mp4(out).height) == (960, 960)
 
 
 # ---------------------------------------------------------------- failures

@@ -53,6 +53,9 @@ def root_logger_restored() -> Iterator[None]:
         ({"maintenance_seconds": -5}, "VACE_MAINTENANCE_SECONDS", "greater than 0"),
         ({"stop_grace_seconds": -1}, "VACE_STOP_GRACE_SECONDS", "greater than or equal"),
         ({"max_attempts": 0}, "VACE_MAX_ATTEMPTS", "greater than or equal to 1"),
+        ({"prefetch": -1}, "VACE_PREFETCH", "greater than or equal to 0"),
+        ({"prefetch": 9}, "VACE_PREFETCH", "less than or equal to 8"),
+        ({"prefetch_memory_mb": -1}, "VACE_PREFETCH_MEMORY_MB", "greater than or equal to 0"),
         ({"workers": -1}, "VACE_WORKERS", "greater than or equal to 0"),
         ({"media_total_timeout": float("inf")}, "VACE_MEDIA_TOTAL_TIMEOUT", "finite"),
         ({"time_zone": "Mars/Olympus"}, "VACE_TIME_ZONE", "unknown time zone"),
@@ -78,6 +81,10 @@ def test_a_model_folder_must_exist_and_be_a_diffusers_pipeline(tmp_path: Path) -
     # names and hub ids are the loader's to resolve
     for name in ("tiny", "auto", "Wan-AI/Wan2.1-VACE-1.3B-diffusers"):
         assert Settings(model=name).model_folder_problem() is None
+    # a bare name that is none of those can only be a folder: say it is missing, not that it
+    # "is neither 'auto', 'tiny' …"
+    problem = Settings(model="vace-1.3b").model_folder_problem() or ""
+    assert problem.startswith("VACE_MODEL='vace-1.3b': the model folder does not exist (looked in")
 
 
 def test_a_missing_model_folder_stops_the_commands_that_load_it(
@@ -126,6 +133,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "rate_limit_submit_per_second": ("2.5", 2.5),
     "rate_limit_in_flight": ("4", 4),
     "rate_limit_query_per_second": ("9", 9.0),
+    "rate_limit_shared": ("false", False),
     "rate_limits": ('{"a": {"in_flight": 1}}', '{"a": {"in_flight": 1}}'),
     "data_dir": ("/srv/vace", Path("/srv/vace")),
     "database_url": ("postgresql://u:pw@db/vace", "postgresql://u:pw@db/vace"),
@@ -149,12 +157,19 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "heartbeat_seconds": ("5", 5.0),
     "max_attempts": ("5", 5),
     "poll_seconds": ("0.5", 0.5),
+    "local_wakeups": ("false", False),
     "maintenance_seconds": ("9", 9.0),
     "stop_grace_seconds": ("30", 30.0),
     "restart_stable_seconds": ("90", 90.0),
+    "prefetch": ("2", 2),
+    "prefetch_memory_mb": ("512", 512),
     "model": ("tiny", "tiny"),
     "device": ("cuda:1", "cuda:1"),
     "dtype": ("bf16", "bf16"),
+    "preset": ("balanced", "balanced"),
+    "distill_lora": ("/loras/distill.safetensors", Path("/loras/distill.safetensors")),
+    "loras": ("/loras/style.safetensors:0.5", "/loras/style.safetensors:0.5"),
+    "prompt_cache_size": ("8", 8),
     "num_inference_steps": ("12", 12),
     "guidance_scale": ("3.5", 3.5),
     "flow_shift": ("7", 7.0),
@@ -164,6 +179,21 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "output_fps": ("24", 24),
     "negative_prompt": ("blurry", "blurry"),
     "model_cpu_offload": ("1", True),
+    "vae_dtype": ("bf16", "bf16"),
+    "attention_backend": ("SAGE", "sage"),
+    "compile": ("1", True),
+    "compile_mode": ("max-autotune-no-cudagraphs", "max-autotune-no-cudagraphs"),
+    "compile_backend": ("eager", "eager"),
+    "cache": ("taylorseer", "taylorseer"),
+    "cache_interval": ("3", 3),
+    "layerwise_casting": ("float8_e4m3fn", "float8_e4m3fn"),
+    "offload": ("group", "group"),
+    "group_offload_type": ("block_level", "block_level"),
+    "text_encoder_device": ("CPU", "cpu"),
+    "vae_tiling": ("true", True),
+    "vae_slicing": ("1", True),
+    "models": ('{"m": {"model": "tiny"}}', '{"m": {"model": "tiny"}}'),
+    "served_model": ("m", "m"),
     "annotator_dir": ("/models/annotators", Path("/models/annotators")),
     "segmentation_backend": ("classical", "classical"),
     "tracking_backend": ("model", "model"),
@@ -185,7 +215,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "log_format": ("TEXT", "text"),
 }
 # Checked in pairs: a key id without its secret is refused.
-_PARTNERS = {"s3_access_key_id": "s3_secret_access_key", "s3_secret_access_key": "s3_access_key_id"}
+_PARTNERS = {
+    "s3_access_key_id": "s3_secret_access_key",
+    "s3_secret_access_key": "s3_access_key_id",
+    "served_model": "models",  # a served model names an entry of the registry
+}
 
 
 def _held(settings: Settings, field: str) -> object:

@@ -28,6 +28,9 @@ ABOVE_API = {
     # (api.validation.parse_request_values): `OptionValues` answers them by request key
     # (`video_url`, `control_condition`, ...), so it names those keys.
     "oneshot/request.py",
+    # `make demo` is a DashScope client of the server (over HTTP, through the SDK): its
+    # requests are written in wire names, as any client's are.
+    "demo/run.py",
 }
 _WIRE_PATH = re.compile(r"""["'](input|parameters)\.(\w+)""")
 

@@ -4,13 +4,16 @@ db upgrade."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 
 from vace_server.logging_setup import configure_logging
 from vace_server.settings import Settings, describe_invalid
+
+if TYPE_CHECKING:
+    from vace_server.api.summary import KeySource
 
 app = typer.Typer(
     help="Self-hosted, DashScope-compatible Wan VACE video API.", no_args_is_help=True
@@ -41,6 +44,43 @@ def _settings(*, loads_model: bool = False, logs: bool = True, **overrides: Any)
 def _check_model_folder(settings: Settings) -> None:
     if problem := settings.model_folder_problem():
         _refuse(problem)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Stops `serve` with one line when its address is taken, before the database is opened
+    and worker children start loading a model only to be stopped again. (uvicorn would say
+    the same after start-up, in a log line among others.)"""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        _stop(f"cannot bind to {host}:{port}: {exc} (check --host / VACE_HOST)")
+    family, kind, proto, _canon, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # as uvicorn binds: SO_REUSEADDR, so a port in TIME_WAIT is not taken for busy
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                _stop(
+                    f"port {port} on {host} is already in use (another vace-server?): stop "
+                    "that process or choose another port with --port / VACE_PORT"
+                )
+            _stop(f"cannot bind to {host}:{port}: {exc.strerror} (check --host / VACE_HOST)")
+
+
+def _print_summary(settings: Settings, keys: KeySource | None) -> None:
+    from vace_server.api.summary import summary_lines
+
+    typer.echo("\n".join(summary_lines(settings, keys)))
+
+
+def _stop(reason: str) -> NoReturn:
+    typer.echo(f"vace-server: {reason}", err=True)
+    raise typer.Exit(2)
 
 
 def _refuse(reason: str) -> NoReturn:
@@ -91,8 +131,11 @@ def serve(
     )
     if settings.queue.workers > 0:  # worker children load the model on this machine
         _check_model_folder(settings)
+    _check_port_free(settings.http.host, settings.http.port)
+    application = create_app(settings)
+    _print_summary(settings, application.state.ctx.key_source)
     uvicorn.run(
-        create_app(settings),
+        application,
         host=settings.http.host,
         port=settings.http.port,
         log_level=settings.logging.log_level.lower(),
@@ -123,6 +166,14 @@ def worker(
             "replica (which migrates on start) does it.",
         ),
     ] = False,
+    served_model: Annotated[
+        str | None,
+        typer.Option(
+            help="The VACE_MODELS name these workers serve (claim only its tasks, load its "
+            "weights and settings) [VACE_SERVED_MODEL].",
+            show_default=False,
+        ),
+    ] = None,
     gpus_per_task: Annotated[
         int | None,
         typer.Option(
@@ -154,6 +205,7 @@ def worker(
         "data_dir": data_dir,
         "database_url": database_url,
         "device": device,
+        "served_model": served_model,
         "gpus_per_task": gpus_per_task,
     }
     settings = _settings(loads_model=True, **flags)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 # A mention is the field's value between two control characters. No client text that reaches a
 # message can hold one (the API refuses control characters in every URL), so a mention can be
@@ -130,10 +130,16 @@ def field_required(field: str) -> InvalidParameter:
     return InvalidParameter(f"Field required: {field}")
 
 
-def field_invalid(field: str) -> InvalidParameter:
-    return InvalidParameter(
+def field_invalid(field: str, allowed: Iterable[str] = ()) -> InvalidParameter:
+    """The contract's bad-value message; for a field with a closed set of values, `allowed`
+    lists them after it (clients match on the first sentence only)."""
+    message = (
         f"Required parameter({field}) missing or invalid, please check the request parameters."
     )
+    values = list(allowed)
+    if values:
+        message += f" Allowed values: {', '.join(values)}."
+    return InvalidParameter(message)
 
 
 class EmptyInput(ServiceError):

@@ -22,6 +22,7 @@ def open_store(
         lease_ms=int(settings.queue.lease_seconds * 1000),
         max_attempts=settings.queue.max_attempts,
         retention_ms=settings.retention_ms,
+        local_wakeups=settings.queue.local_wakeups,
         retry_seconds=settings.store.database_retry_seconds
         if retry_seconds is None
         else retry_seconds,

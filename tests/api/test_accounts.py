@@ -45,12 +45,16 @@ def test_no_key_configured_generates_one_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(data_dir=tmp_path, api_keys="")
-    ring = build_keyring(settings)
+    ring, source = build_keyring(settings)
     key = (tmp_path / "api_key").read_text().strip()
     assert key.startswith("sk-") and len(key) > 20
     assert (tmp_path / "api_key").stat().st_mode & 0o777 == 0o600
-    assert key in capsys.readouterr().out
+    # the start-up summary shows a key generated now, and where it is stored
+    assert source.generated_key == key
+    assert source.text == f"{key} (generated now, stored in {tmp_path / 'api_key'})"
+    assert key not in capsys.readouterr().out  # only the summary prints it
     assert ring.authenticate(f"Bearer {key}")
-    again = build_keyring(settings)  # second start: same key, not printed again
-    assert key not in capsys.readouterr().out
+    again, source = build_keyring(settings)  # second start: same key, not shown again
+    assert source.generated_key is None and key not in source.text
+    assert str(tmp_path / "api_key") in source.text
     assert again.authenticate(f"Bearer {key}")

@@ -66,7 +66,9 @@ def test_async_header_required_and_checked_after_auth(client: TestClient) -> Non
         client.post(CREATE, json=BODY, headers=auth(async_header=False)),
         403,
         "AccessDenied",
-        "current user api does not support synchronous calls.",
+        "current user api does not support synchronous calls. Send the header "
+        "`X-DashScope-Async: enable`: tasks run asynchronously (poll GET "
+        "/api/v1/tasks/<task_id> for the result).",
     )
     _error(
         client.post(CREATE, content=b"{", headers={"X-DashScope-Async": "enable"}),
@@ -81,7 +83,9 @@ def test_bad_body_is_checked_after_headers(client: TestClient) -> None:
         client.post(CREATE, content=b"{not json", headers=auth(async_header=False)),
         403,
         "AccessDenied",
-        "current user api does not support synchronous calls.",
+        "current user api does not support synchronous calls. Send the header "
+        "`X-DashScope-Async: enable`: tasks run asynchronously (poll GET "
+        "/api/v1/tasks/<task_id> for the result).",
     )
     _error(
         client.post(CREATE, content=b"{not json", headers=auth()),
@@ -115,6 +119,41 @@ def _claim(context: AppContext) -> Claim:
     claim = context.store.claim("test-worker")
     assert claim is not None
     return claim
+
+
+def test_usage_names_the_preset_steps_and_guidance(
+    client: TestClient, context: AppContext, tmp_path: Path
+) -> None:
+    task_id = _create(client)
+    recorded = context.store.get(task_id)
+    assert recorded is not None and recorded.spec.engine is not None
+    assert recorded.spec.engine.preset == "quality"  # VACE_PRESET at submission
+    assert recorded.spec.engine.guidance_scale is None  # the preset's: not pinned at submission
+    key = f"2026-01-01/{task_id}-secret.mp4"
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    context.storage.put_file(key, video)
+    effective = {
+        "preset": "fast",
+        "steps": 4,
+        "guidance_scale": 1.0,
+        "flow_shift": 5.0,
+        "seed": 1234,
+    }
+    claim = _claim(context)
+    context.store.succeed(
+        claim, output_key=key, output_seconds=5.0, actual_prompt=None, effective=effective
+    )
+    body = client.get(f"/api/v1/tasks/{task_id}", headers=auth()).json()
+    assert body["usage"] == {
+        "video_duration": 5,
+        "video_ratio": "standard",
+        "video_count": 1,
+        "preset": "fast",
+        "steps": 4,
+        "guidance_scale": 1.0,
+        "seed": 1234,
+    }
 
 
 def test_running_failed_succeeded_shapes(
@@ -264,3 +303,5 @@ def test_cancel_running_is_a_request_and_progress_is_shown(
     context.store.finish_canceled(claim)
     out = client.get(f"/api/v1/tasks/{task_id}", headers=auth()).json()["output"]
     assert out["task_status"] == "CANCELED" and "progress" not in out
+    # it ran before it was stopped: when it started shows (a PENDING cancel has none, above)
+    assert set(out) == {"task_id", "task_status", "submit_time", "scheduled_time", "end_time"}

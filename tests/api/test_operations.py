@@ -67,3 +67,28 @@ def test_metrics_queue_durations_and_failures(client: TestClient, context: AppCo
         _metric(again, 'vace_task_failures_total{code="InvalidURL",function="image_reference"}')
         == 1
     )
+
+
+def test_stage_timings_are_histograms_per_function_model_and_stage_and_in_usage(
+    client: TestClient, context: AppContext
+) -> None:
+    for _ in range(2):
+        assert client.post(CREATE, json=BODY, headers=auth()).status_code == 200
+    store = context.store
+    timed, untimed = store.claim("w"), store.claim("w")
+    assert timed is not None and untimed is not None
+    stage_ms = {"fetch": 12.5, "denoise": 3000.0, "store": 4.0}
+    for claim, effective in ((timed, {"stage_ms": stage_ms}), (untimed, {})):
+        store.succeed(
+            claim, output_key="k", output_seconds=5, actual_prompt=None, effective=effective
+        )
+    text = client.get("/metrics").text
+    labels = 'function="image_reference",model="wanx2.1-vace-plus"'
+    assert _metric(text, f'vace_stage_seconds_count{{{labels},stage="denoise"}}') == 1
+    assert _metric(text, f'vace_stage_seconds_sum{{{labels},stage="denoise"}}') == 3.0
+    assert _metric(text, f'vace_stage_seconds_sum{{{labels},stage="fetch"}}') == 0.0125
+    assert 'stage="vae_decode"' not in text  # only the stages that ran
+    usage = client.get(f"/api/v1/tasks/{timed.task.id}", headers=auth()).json()["usage"]
+    assert usage["stage_ms"] == stage_ms
+    usage = client.get(f"/api/v1/tasks/{untimed.task.id}", headers=auth()).json()["usage"]
+    assert "stage_ms" not in usage  # a task stored before stage timings existed

@@ -23,8 +23,10 @@ from vace_server.api.playground_schema import (
 from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.waiting import queued_progress
 from vace_server.api.wire_fields import FUNCTION_FIELDS, MAX_SCENE_REFERENCES
+from vace_server.api.wire_names import MODEL_NAMES
 from vace_server.api.wire_values import DEFAULT_SIZE, SIZES
 from vace_server.errors import InvalidParameter
+from vace_server.settings import Settings
 from vace_server.tasks.progress import STAGE_LABELS, STAGE_SPANS, Stage
 from vace_server.tasks.spec import TaskSpec, VaceFunction
 
@@ -63,8 +65,8 @@ def test_functions_are_the_validators_table() -> None:
 
 
 def test_choices_defaults_and_limits_are_the_validators() -> None:
-    assert SCHEMA["model"] == PLAYGROUND_MODEL and PLAYGROUND_MODEL in validation.MODEL_NAMES
-    assert SCHEMA["models"] == sorted(validation.MODEL_NAMES)
+    assert SCHEMA["model"] == PLAYGROUND_MODEL and PLAYGROUND_MODEL in MODEL_NAMES
+    assert SCHEMA["models"] == sorted(MODEL_NAMES)
     assert SCHEMA["choices"] == {
         "size": list(SIZES),
         "obj_or_bg": list(validation.ROLES),
@@ -122,7 +124,8 @@ def test_stages_are_queued_then_the_workers() -> None:
     assert all(a["end"] == b["start"] for a, b in itertools.pairwise(running))
     # The stage a PENDING task reports is the schema's first one.
     context: Any = SimpleNamespace(
-        store=SimpleNamespace(queue_position=lambda task: 1),
+        settings=Settings(),
+        store=SimpleNamespace(queue_position=lambda task, models=None: 1),
         workers=SimpleNamespace(failures=lambda: []),
     )
     task: Any = SimpleNamespace()

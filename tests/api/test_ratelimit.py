@@ -91,3 +91,23 @@ def test_burst_over_http_gets_429_with_literal_message(tmp_path: Path) -> None:
         # rejected creates never created a task: account a holds at most its 3 in flight
         tasks = client.get("/api/v1/tasks", headers=auth()).json()
         assert tasks["total"] <= 3
+
+
+@pytest.mark.parametrize(("shared", "allowed"), [(True, 2), (False, 4)])
+def test_two_replicas_share_the_limit(tmp_path: Path, shared: bool, allowed: int) -> None:
+    """Two API apps on one database: shared buckets allow the limit once, per-process twice."""
+    settings = Settings(
+        data_dir=tmp_path,
+        api_keys=f"{KEY_A}=a",
+        workers=0,
+        rate_limit_query_per_second=2,
+        rate_limit_shared=shared,
+    )
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        codes = [
+            client.get("/api/v1/tasks", headers=auth()).status_code
+            for _ in range(4)
+            for client in (one, two)
+        ]
+    assert codes.count(200) == allowed
+    assert set(codes) == {200, 429}

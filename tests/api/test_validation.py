@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.hostile import invalid
 from vace_server.api.validation import parse_create_request
 from vace_server.errors import ServiceError
 from vace_server.tasks.spec import TaskSpec
@@ -26,7 +27,11 @@ OSS_VIDEO = "oss://dashscope-instant/a/b.mp4"
 BODY_INVALID = "Required body invalid, please check the request body format."
 MODEL_NOT_EXIST = "Model not exist."
 LENGTH = "ref_images_url and obj_or_bg must be the same length."
-OSS_NO_RESOLVE = "The provided URL does not appear to be valid. Ensure it is correctly formatted."
+OSS_NO_RESOLVE = (
+    "The provided URL does not appear to be valid. Ensure it is correctly formatted. "
+    "An oss:// URL (from the upload flow) needs the header "
+    "`X-DashScope-OssResourceResolve: enable`."
+)
 EMPTY_MODEL = ("BadRequest.EmptyModel", 'Required parameter "model" missing from request.')
 EMPTY_INPUT = ("BadRequest.EmptyInput", "Required input parameter missing from request.")
 ILLEGAL_INPUT = ("BadRequest.IllegalInput", "The input parameter requires json format.")
@@ -55,8 +60,8 @@ def required(field: str) -> str:
     return f"Field required: {field}"
 
 
-def bad(field: str) -> str:
-    return f"Required parameter({field}) missing or invalid, please check the request parameters."
+def bad(field: str, function: str | None = None) -> str:
+    return invalid(field, function)
 
 
 def req(
@@ -91,7 +96,7 @@ def bad_values(function: str, where: str, field: str, values: list[Any]) -> list
     for i, value in enumerate(values):
         change = {field: value}
         body = req(function, change) if where == "input" else req(function, params=change)
-        rows.append(row(f"{function}-{field}-bad{i}", body, bad(f"{where}.{field}")))
+        rows.append(row(f"{function}-{field}-bad{i}", body, bad(f"{where}.{field}", function)))
     return rows
 
 
@@ -319,12 +324,12 @@ BAD_REQUESTS: list[Row] = [
     row(
         "ext-control-posebody",
         req(EXT, {"video_url": VIDEO}, {"control_condition": "posebody"}),
-        bad(CONTROL),
+        bad(CONTROL, EXT),
     ),
     row(
         "ext-control-scribble-no-video",
         req(EXT, params={"control_condition": "scribble"}),
-        bad(CONTROL),
+        bad(CONTROL, EXT),
     ),
     # ---- video_outpainting (§5.5)
     row("out-video-missing", req(OUT, drop=("video_url",)), required("input.video_url")),

@@ -73,7 +73,9 @@ def test_logs_see_attribute_names_and_responses_wire_names() -> None:
 
 
 def test_both_model_names_are_one_model() -> None:
-    assert validation.MODEL_NAMES is MODEL_NAMES
+    # the validator's default: exactly these names, both bound to the one upload key
+    assert set(validation.DEFAULT_SERVED.canonical) == MODEL_NAMES
+    assert set(validation.DEFAULT_SERVED.canonical.values()) == {CANONICAL_MODEL}
     assert {canonical_model(name) for name in MODEL_NAMES} == {CANONICAL_MODEL}
     assert canonical_model("other") == "other"
 

@@ -5,6 +5,7 @@ request id; a create answered 503 made no task; service resumes when the databas
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,10 +32,17 @@ def client_port(r: httpx.Response) -> Any:
     return r.extensions["network_stream"].get_extra_info("client_addr")
 
 
+# What `serve` prints for a person on stdout, which the live server's file holds beside the
+# log (stderr): the start-up summary ("vace-server 0.1.0", "  API:        http://…") and the
+# worker lines ("vace-server: worker … ready"). A traceback ("  File \"…\"") is no such line.
+CONSOLE_LINE = re.compile(r"^(vace-server\b|  [A-Z][A-Za-z ]*:)")
+
+
 def log_lines(server: LiveServer) -> list[dict[str, Any]]:
     """Every line of the server's log, each of which must be one JSON object."""
     text = server.log_path.read_text(errors="replace")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    lines = [line for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in lines if not CONSOLE_LINE.match(line)]
 
 
 def test_a_postgres_outage_is_503_with_retry_after_logged_once_as_json(

@@ -5,6 +5,7 @@ trust (`VACE_MEDIA_ALLOWED_NETWORKS`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -32,18 +33,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield server
 
 
-def _assert_refused(server: LiveServer, task_id: str) -> None:
+# httpx refuses the legacy octal form (0177.0.0.1) as a URL, before any address is checked.
+UNPARSABLE = {"octal"}
+
+
+def _assert_refused(server: LiveServer, task_id: str, name: str = "") -> None:
     out = server.wait(task_id)["output"]
     assert out["task_status"] == "FAILED", out
     assert out["code"] == "InvalidURL", out
-    assert out["message"] == "Invalid URL provided in your request.", out
+    # the literal first sentence, then the cause and the setting that allows private addresses
+    assert out["message"].startswith(
+        "Invalid URL provided in your request. input.ref_images_url ("
+    ), out
+    if name in UNPARSABLE:
+        assert "unparsable URL (Invalid IPv4 address" in out["message"], out
+        return
+    # "127.0.0.1 is not a public address: …" or "h resolves only to addresses that are not public"
+    assert re.search(r"not (a )?public", out["message"]), out
+    assert "VACE_MEDIA_ALLOW_PRIVATE_NETWORKS=true" in out["message"], out
 
 
 @pytest.mark.parametrize("name", LOOPBACK_NAMES)
 def test_loopback_media_is_refused(server: LiveServer, targets: Targets, name: str) -> None:
     before = targets.loopback_connections
     url = targets.loopback_urls()[name]
-    _assert_refused(server, server.submit(reference_task(url)))
+    _assert_refused(server, server.submit(reference_task(url)), name)
     assert targets.loopback_connections == before, f"{url} reached a loopback server"
 
 

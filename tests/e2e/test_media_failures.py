@@ -54,7 +54,8 @@ CASES = [
             "ref_images_url": ["http://127.0.0.1:9/x.png"],
         },
         "InvalidURL.ConnectionRefused",
-        "Connection to http://127.0.0.1:9/x.png refused, please provide available URL.",
+        "Connection to http://127.0.0.1:9/x.png refused, please provide available URL. "
+        "input.ref_images_url: nothing accepts connections at that host and port.",
     ),
     (
         "not found",
@@ -64,7 +65,7 @@ CASES = [
             "ref_images_url": [m.url("/nothing.png")],
         },
         "InvalidURL",
-        "Invalid URL provided in your request.",
+        None,  # names the field, the URL and the status: checked after the loop
     ),
     (
         "wrong type",
@@ -187,6 +188,11 @@ def test_each_media_failure_ends_failed_with_its_code(
         if message:
             assert out["message"] == message, (name, out)
         assert out["message"], name
+    not_found = server.wait(submitted[1][1])["output"]["message"]
+    assert not_found == (
+        "Invalid URL provided in your request. input.ref_images_url "
+        f"({failing_media.url('/nothing.png')}): the server answered HTTP 404."
+    )
     mismatch = server.wait(submitted[-1][1])["output"]["message"]
     assert mismatch.startswith("The size is not match")
     # the worker stored the fields by InputField mention; the API shows their wire names

@@ -177,6 +177,9 @@ def test_round_trip_image_reference(
     video_url = server.query(task_id)["output"]["video_url"]
     video = page.locator("#result-video")
     pw.expect(video).to_have_attribute("src", video_url)
+    pw.expect(page.locator("#result-download")).to_have_attribute("href", video_url)
+    pw.expect(page.locator("#result-download")).to_have_attribute("download", f"{task_id}.mp4")
+    pw.expect(page.locator("#result-usage")).to_contain_text("seed 7")
     state = _wait_video(page)
     if state["error"] is None:
         assert state["ready"] >= 1 and state["duration"] > 0, state
@@ -369,3 +372,33 @@ def test_cancel_a_running_task(
     pw.expect(page.locator("#result")).to_be_hidden()
     pw.expect(_recent_row(page, task_id).locator(".badge")).to_have_text("CANCELED")
     assert server.query(task_id)["output"]["task_status"] == "CANCELED"
+
+
+def test_without_a_key_the_list_asks_for_it_and_a_new_key_clears_the_old_list(
+    live_server: Callable[..., LiveServer], page: Any
+) -> None:
+    server = live_server(VACE_WORKERS="0")
+    task_id = server.submit(
+        {
+            "model": "wanx2.1-vace-plus",
+            "input": {
+                "function": "image_reference",
+                "prompt": "a red ball",
+                "ref_images_url": ["https://media.invalid/subject.png"],
+            },
+            "parameters": {"size": "960*960"},
+        }
+    )
+    page.goto(f"{server.base_url}/playground")
+    need_key = page.locator("#recent-need-key")
+    pw.expect(need_key).to_be_visible()  # asked for, not a red InvalidApiKey
+    pw.expect(need_key).to_contain_text("data/api_key")
+    pw.expect(page.locator("#recent-error")).to_be_hidden()
+
+    page.get_by_label("API key").fill(API_KEY)  # the account's tasks appear
+    pw.expect(need_key).to_be_hidden()
+    pw.expect(page.locator("#recent-list")).to_contain_text(task_id[:8])
+
+    page.get_by_label("API key").fill("sk-someone-else")  # another key: the old list goes
+    pw.expect(page.locator("#recent-list")).not_to_contain_text(task_id[:8])
+    pw.expect(page.locator("#recent-error")).to_contain_text("InvalidApiKey")

@@ -63,6 +63,9 @@ def test_sdk_1x_video_synthesis_with_extra_input(
     assert result.status_code == 200
     assert result.output.task_status == "SUCCEEDED", result
     assert result.usage.video_count == 1
+    # this server's extension rides along in the SDK's usage (docs/contract.md §7.2)
+    assert (result.usage["preset"], result.usage["steps"]) == ("quality", 2)
+    assert result.usage["seed"] == 42  # the seed that produced it
     assert result.output.orig_prompt == "a red ball on a white table"
     frames, width, height, codec, audio = _download_and_probe(result.output.video_url, tmp_path)
     # 17 frames at 16 fps = 1 s of video, delivered at 30 fps and exactly `size`.
@@ -112,7 +115,10 @@ def test_media_failure_ends_failed_and_server_keeps_serving(
     failed = server.wait(server.submit(body))
     assert failed["output"]["task_status"] == "FAILED"
     assert failed["output"]["code"] == "InvalidURL"
-    assert failed["output"]["message"] == "Invalid URL provided in your request."
+    assert failed["output"]["message"] == (
+        "Invalid URL provided in your request. input.ref_images_url "
+        f"({media.url('/missing.png')}): the server answered HTTP 404."
+    )
     assert "usage" not in failed
     body["input"]["ref_images_url"] = [media.url("/subject.png")]
     assert server.wait(server.submit(body))["output"]["task_status"] == "SUCCEEDED"

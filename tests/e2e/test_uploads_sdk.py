@@ -121,5 +121,7 @@ def test_an_upload_of_one_account_fails_for_another(
     failed = wait(OTHER_KEY, submit(OTHER_KEY))
     assert failed["task_status"] == "FAILED"
     assert failed["code"] == "InvalidURL"
-    assert failed["message"] == "Invalid URL provided in your request."
+    message = str(failed["message"])
+    assert message.startswith("Invalid URL provided in your request. input.")
+    assert "no such upload for this API key and model" in message
     assert wait(API_KEY, submit(API_KEY))["task_status"] == "SUCCEEDED"

@@ -264,3 +264,18 @@ def test_a_step_count_the_scheduler_cannot_walk_is_refused_at_start() -> None:
     with pytest.raises(ModelLoadError, match="VACE_NUM_INFERENCE_STEPS=400"):
         load_model(Settings(model="tiny", num_inference_steps=400))
     assert load_model(Settings(model="tiny", num_inference_steps=300)).num_inference_steps == 300
+
+
+def test_a_builder_replaces_resolution_and_gets_the_resolved_device_and_dtype() -> None:
+    # bench/gpu.py's seam: its real-size random-weight pipelines load like a checkpoint would.
+    calls: list[tuple[str, torch.dtype]] = []
+
+    def build(device: str, dtype: torch.dtype) -> Any:
+        calls.append((device, dtype))
+        return build_tiny_pipeline()
+
+    model = load_model(settings(model="random:any", dtype="float32"), build=build)
+    assert calls == [("cpu", torch.float32)]
+    assert (model.name, model.kind) == ("random:any", "local")
+    assert model.num_inference_steps == loader.STEPS_REAL  # a real model's defaults
+    assert model.flow_shift == loader.FLOW_SHIFT_REAL

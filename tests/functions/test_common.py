@@ -261,6 +261,9 @@ def test_annotator_or_fail_says_what_to_install(
     assert f"control_condition '{control.value}'" in msg
     assert checkpoint in msg and "<VACE_ANNOTATOR_DIR>/" in msg
     assert "(VACE_ANNOTATOR_DIR is not set)" in msg
+    # blamed on the server's configuration, with the command that fills the folder
+    assert "This is the server's configuration, not a fault of the request" in msg
+    assert "`hf download " in msg and "--local-dir <VACE_ANNOTATOR_DIR>" in msg
 
 
 def test_annotator_or_fail_without_a_note() -> None:

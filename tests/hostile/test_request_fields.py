@@ -400,7 +400,9 @@ def test_odd_task_ids_are_unknown_tasks(client: TestClient, task_id: str) -> Non
 
 OSS_BODY = json.dumps(req(IR, {"ref_images_url": ["oss://dashscope-instant/a/b.png"]})).encode()
 OSS_WITHOUT_RESOLVE = (
-    "The provided URL does not appear to be valid. Ensure it is correctly formatted."
+    "The provided URL does not appear to be valid. Ensure it is correctly formatted. "
+    "An oss:// URL (from the upload flow) needs the header "
+    "`X-DashScope-OssResourceResolve: enable`."
 )
 
 

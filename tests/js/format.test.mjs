@@ -104,6 +104,8 @@ test("usageText and recentTimes", () => {
   const usage = { video_duration: 5, video_ratio: "16:9", video_count: 1 };
   assert.equal(usageText(usage), "5 s · 16:9 · 1 video");
   assert.equal(usageText(null), "");
+  const engine = { ...usage, preset: "fast", steps: 4, guidance_scale: 1, seed: 1234 };
+  assert.equal(usageText(engine), "5 s · 16:9 · 1 video · preset fast · 4 steps · guidance 1 · seed 1234");
   const now = new Date(2026, 0, 15, 12, 0, 0);
   const created = new Date(2026, 0, 15, 11, 0, 0).getTime();
   assert.equal(

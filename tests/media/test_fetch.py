@@ -16,7 +16,8 @@ import pytest
 
 from vace_server.api.wire_names import wire_message
 from vace_server.errors import InputField, InvalidFile, InvalidURL
-from vace_server.media.fetch import UrlFetcher, _BlockedAddressError, _Deadline, _GuardedBackend
+from vace_server.media.download_errors import BlockedAddressError
+from vace_server.media.fetch import UrlFetcher, _Deadline, _GuardedBackend
 from vace_server.settings import Settings
 
 FIELD = InputField.REFERENCES
@@ -141,7 +142,10 @@ def test_http_404_is_invalid_url(server: str, caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.WARNING), pytest.raises(InvalidURL) as exc:
         _fetcher().fetch(f"{server}/missing", field=FIELD, max_bytes=1000)
     assert _code(exc) == "InvalidURL"
-    assert exc.value.message == "Invalid URL provided in your request."
+    assert wire_message(exc.value.message) == (
+        f"Invalid URL provided in your request. input.ref_images_url ({server}/missing): "
+        "the server answered HTTP 404."
+    )
     assert "404" in caplog.text
 
 
@@ -153,7 +157,10 @@ def test_connection_refused() -> None:
     with pytest.raises(InvalidURL) as exc:
         _fetcher().fetch(url, field=FIELD, max_bytes=1000)
     assert _code(exc) == "InvalidURL.ConnectionRefused"
-    assert exc.value.message == f"Connection to {url} refused, please provide available URL."
+    assert wire_message(exc.value.message) == (
+        f"Connection to {url} refused, please provide available URL. "
+        "input.ref_images_url: nothing accepts connections at that host and port."
+    )
 
 
 def test_loopback_refused_by_default(server: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -161,6 +168,15 @@ def test_loopback_refused_by_default(server: str, caplog: pytest.LogCaptureFixtu
         _fetcher(allow=False).fetch(f"{server}/ok", field=FIELD, max_bytes=1000)
     assert _code(exc) == "InvalidURL"
     assert "refused addresses" in caplog.text
+    # the client learns the cause and the setting that allows it, not only the log
+    assert wire_message(exc.value.message) == (
+        f"Invalid URL provided in your request. input.ref_images_url ({server}/ok): "
+        "127.0.0.1 is not a public address: 127.0.0.0/8 (loopback (RFC 1122)); this server "
+        "only downloads "
+        "from public addresses; its operator can allow private ones with "
+        "VACE_MEDIA_ALLOW_PRIVATE_NETWORKS=true, or trust one network with "
+        "VACE_MEDIA_ALLOWED_NETWORKS=<CIDR>."
+    )
 
 
 def test_hostname_resolving_to_loopback_refused(server: str) -> None:
@@ -171,6 +187,14 @@ def test_hostname_resolving_to_loopback_refused(server: str) -> None:
     with pytest.raises(InvalidURL) as exc:
         fetcher.fetch(url, field=FIELD, max_bytes=1000)
     assert _code(exc) == "InvalidURL"
+    # the cause names the block, never the address the name resolved to
+    message = wire_message(exc.value.message)
+    assert (
+        "media.example resolves only to addresses that are not public: 127.0.0.0/8 (loopback"
+        in message
+    )
+    assert "127.0.0.1" not in message.replace("127.0.0.0/8", "")
+    assert "VACE_MEDIA_ALLOW_PRIVATE_NETWORKS=true" in message
     # the same name reaches the vetted IP when the policy allows it
     allowed = UrlFetcher(
         settings, resolve=lambda host, port: ["127.0.0.1"], address_allowed=lambda a: True
@@ -221,7 +245,10 @@ def test_slow_drip_hits_overall_deadline(server: str) -> None:
     with pytest.raises(InvalidURL) as exc:
         fetcher.fetch(url, field=FIELD, max_bytes=10_000)
     assert _code(exc) == "InvalidURL.Timeout"
-    assert exc.value.message == f"Download {url} timeout, please check network connection."
+    assert wire_message(exc.value.message) == (
+        f"Download {url} timeout, please check network connection. input.ref_images_url: "
+        "no complete answer within the download limits (connect 10 s, read 60 s, total 1 s)."
+    )
 
 
 def test_stalled_body_hits_read_timeout(server: str) -> None:
@@ -271,6 +298,28 @@ def test_dns_failure_is_invalid_url() -> None:
     with pytest.raises(InvalidURL) as exc:
         fetcher.fetch("http://nowhere.example/x", field=FIELD, max_bytes=1000)
     assert _code(exc) == "InvalidURL"
+    assert wire_message(exc.value.message) == (
+        "Invalid URL provided in your request. input.ref_images_url (http://nowhere.example/x): "
+        "DNS failure: cannot resolve nowhere.example: [Errno -2] Name or service not known."
+    )
+
+
+def test_messages_redact_credentials_and_query_values() -> None:
+    def fail(host: str, port: int) -> list[str]:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    url = "https://user:s3cret@nowhere.example/x.png?X-Amz-Signature=abc&token=t0k"
+    with pytest.raises(InvalidURL) as exc:
+        UrlFetcher(Settings(), resolve=fail).fetch(url, field=FIELD, max_bytes=1000)
+    message = wire_message(exc.value.message)
+    assert "(https://***@nowhere.example/x.png?X-Amz-Signature=***&token=***)" in message
+    assert "s3cret" not in message and "abc" not in message and "t0k" not in message
+
+
+def test_scheme_of_a_redirect_is_named(server: str) -> None:
+    with pytest.raises(InvalidURL) as exc:
+        _fetcher().fetch(f"{server}/to-file", field=FIELD, max_bytes=1000)
+    assert "only http:// and https:// are downloaded (redirect to file:" in exc.value.message
 
 
 class _RecordingBackend(httpcore.NetworkBackend):
@@ -303,7 +352,7 @@ def test_refused_answers_never_reach_the_socket_layer(
     answer: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     backend, recorder = _guarded(answer)
-    with pytest.raises(_BlockedAddressError, match="refused addresses"):
+    with pytest.raises(BlockedAddressError, match="refused addresses"):
         backend.connect_tcp("media.example", 80)
     assert recorder.connects == []
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vace_server.media.encode import encode_mp4, probe_mp4
-from vace_server.media.output import render_output, retime_indices
+from vace_server.media.output import render_output, render_video, retime_indices
 from vace_server.media.watermark import CJK_TEXT, FALLBACK_TEXT, choose_font
 
 
@@ -117,3 +117,12 @@ def test_encode_rejects_odd_size(tmp_path: Path) -> None:
     with pytest.raises(AssertionError):
         encode_mp4(np.zeros((2, 15, 16, 3), np.uint8), 30, tmp_path / "odd.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_render_video_holds_each_repeated_frame_once() -> None:
+    frames = _ramp()
+    kw = {"size": (24, 16), "seconds": 2.0, "fps": 30, "watermark": True, "font_path": None}
+    video = render_video(frames, **kw)  # type: ignore[arg-type]
+    assert len(video) == 60 and len(video.frames) == 17  # 17 distinct frames, 60 positions
+    assert np.all(np.diff(video.order) >= 0) and (video.width, video.height) == (24, 16)
+    np.testing.assert_array_equal(video.expanded(), render_output(frames, **kw))  # type: ignore[arg-type]

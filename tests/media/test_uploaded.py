@@ -83,9 +83,12 @@ def test_other_account_missing_or_expired_is_invalid_url(
     ]:
         with pytest.raises(InvalidURL) as exc:
             source.fetch_image(target, FIELD)
-        assert (exc.value.code, exc.value.message) == (
-            "InvalidURL",
-            "Invalid URL provided in your request.",
+        assert exc.value.code == "InvalidURL"
+        assert wire_message(exc.value.message) == (
+            f"Invalid URL provided in your request. input.first_frame_url ({target}): no such "
+            "upload for this API key and model; it may have expired (uploads last 48 hours), "
+            "been made with another API key, or for another model. Upload the file again "
+            "(getPolicy, then POST the file) with the same key and model as the task."
         )
     clock.advance(UPLOAD_TTL_MS)
     with pytest.raises(InvalidURL):

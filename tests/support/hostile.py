@@ -78,9 +78,36 @@ def assert_healthy(client: TestClient | httpx.Client, key: str = KEY_A) -> None:
     assert created.json()["output"]["task_status"] == "PENDING"
 
 
-def invalid(field: str) -> str:
-    """The contract's literal bad-value message (docs/contract.md §3, §8.1)."""
-    return f"Required parameter({field}) missing or invalid, please check the request parameters."
+# What the bad-value message of a closed-set field lists after the contract's sentence, written
+# out here (not read from the server's tables) so a changed set shows up as a failing test.
+ALLOWED_VALUES: dict[str, str] = {
+    "input.function": (
+        "image_reference, video_repainting, video_edit, video_extension, video_outpainting"
+    ),
+    "parameters.size": "1280*720, 720*1280, 960*960, 832*1088, 1088*832",
+    "parameters.mask_type": "tracking, fixed",
+    "parameters.expand_mode": "hull, bbox, original",
+    "parameters.obj_or_bg": "a list of obj / bg, one per image, at most one bg",
+}
+CONTROL_VALUES: dict[str, str] = {
+    "video_repainting": "posebodyface, posebody, depth, scribble",
+    "video_edit": "posebodyface, depth",
+    "video_extension": "posebodyface, depth",
+}
+
+
+def invalid(field: str, function: str | None = None) -> str:
+    """The contract's literal bad-value message (docs/contract.md §3, §8.1), then for a field
+    with a closed set of values the allowed ones (`function` picks the control conditions)."""
+    message = (
+        f"Required parameter({field}) missing or invalid, please check the request parameters."
+    )
+    if field == "parameters.control_condition":
+        assert function is not None, "the control conditions depend on the function"
+        return f"{message} Allowed values: {CONTROL_VALUES[function]}."
+    if field in ALLOWED_VALUES:
+        return f"{message} Allowed values: {ALLOWED_VALUES[field]}."
+    return message
 
 
 BODY_INVALID = "Required body invalid, please check the request body format."

@@ -54,7 +54,7 @@ def test_replicas_migrating_at_once_take_turns(postgres: PostgresCluster) -> Non
         t.join(timeout=30)
     assert errors == []
     with engines[0].connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0007"
         columns = {c["name"]: c["type"] for c in inspect(conn).get_columns("tasks")}
     assert str(columns["created_ms"]) == "BIGINT" and str(columns["lease_until_ms"]) == "BIGINT"
     assert str(columns["cancel_requested"]) == "BOOLEAN"
@@ -189,10 +189,11 @@ def _recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return sleeps
 
 
-def test_sqlite_has_no_channel_so_waiting_is_the_polling_sleep(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_in_memory_sqlite_has_no_channel_so_waiting_is_the_polling_sleep(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = TaskStore(db.make_engine(f"sqlite:///{tmp_path / 'tasks.db'}"))
+    # (A SQLite file has local wake-ups: tests/tasks/test_wakeup.py.)
+    store = TaskStore(db.make_engine("sqlite://"))
     sleeps = _recorded_sleeps(monkeypatch)
     assert not store.wait_for_work(0.2)
     assert sleeps == [0.2]  # one plain sleep of the polling interval, nothing more

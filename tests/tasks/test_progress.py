@@ -72,3 +72,30 @@ def test_the_tracker_times_steps_and_moves_on_to_decoding_after_the_last() -> No
     assert tracker.step(2, 2) == TaskProgress.starting(Stage.DECODING)
     assert tracker.step_times == [1.0, 3.0]
     assert tracker.mean_step_seconds == 2.0
+
+
+def test_the_eta_goes_by_the_recent_steps_not_the_slow_first_one() -> None:
+    now = [0.0]
+    tracker = ProgressTracker(clock=lambda: now[0])
+    tracker.stage(Stage.DENOISING)
+    times = [120.0, 2.0, 2.0, 4.0, 2.0, 2.0, 2.0, 2.0, 2.0]  # a warm-up step, then the rate
+    for done, seconds in enumerate(times, start=1):
+        now[0] += seconds
+        report = tracker.step(done, 50)
+        if done == 1:  # only the first step is known: it is all there is to go by
+            assert (report.step_seconds, report.eta_seconds) == (120.0, 120.0 * 49)
+    # the last 5 steps (2, 2, 2, 2, 2): 41 steps left at 2 s
+    assert (report.step_seconds, report.eta_seconds) == (2.0, 82.0)
+    assert tracker.recent_step_seconds == 2.0
+    assert tracker.mean_step_seconds == sum(times) / len(times)  # what the run cost
+    tracker.step(50, 50)
+
+
+def test_the_recent_step_time_leaves_the_first_step_out_once_a_later_one_is_known() -> None:
+    now = [0.0]
+    tracker = ProgressTracker(clock=lambda: now[0])
+    tracker.stage(Stage.DENOISING)
+    for done, seconds in enumerate([30.0, 1.0, 3.0], start=1):
+        now[0] += seconds
+        tracker.step(done, 10)
+    assert tracker.recent_step_seconds == 2.0  # (1 + 3) / 2

@@ -497,7 +497,7 @@ def test_store_state_machine(database_url: str, tmp_path: Path) -> None:
     try:
         # a factory works (hypothesis calls it), though the stub asks for the class
         run_state_machine_as_test(
-            lambda: StoreMachine(engine, tmp_path),  # type: ignore[arg-type]
+            lambda: StoreMachine(engine, tmp_path / "run"),  # type: ignore[arg-type]
             settings=budget,
         )
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,7 @@ def test_a_task_runs_with_the_engine_settings_it_was_accepted_under(
     assert first.effective is not None and second.effective is not None
     got = {k: first.effective[k] for k in ("generation_frames", "steps", "guidance_scale")}
     assert got == {"generation_frames": 9, "steps": 3, "guidance_scale": 3.0}
+    assert first.effective["preset"] == second.effective["preset"] == "quality"
     # the worker's own settings apply to a row without them; the loaded model is untouched
     assert (second.effective["generation_frames"], second.effective["steps"]) == (5, 2)
     assert (model.profile.num_frames, model.num_inference_steps) == (5, 2)
@@ -183,22 +184,31 @@ FAKE_SETTINGS = Settings(model="tiny", heartbeat_seconds=30, output_fps=16)
 
 
 class FakePipeline:
-    """Reports what a run reports up to denoising, then raises `raises` or writes a stand-in
-    MP4 and returns a result of 48 frames at 16 fps (3 s)."""
+    """Reports what a run reports up to denoising (preprocessing in `prepare`, denoising in
+    `denoise`), then raises `raises` from `denoise` or writes a stand-in MP4 in `deliver` and
+    returns a result of 48 frames at 16 fps (3 s)."""
 
     def __init__(self, raises: Exception | None = None) -> None:
         self.raises = raises
         self.reported: list[TaskProgress] = []
 
-    def __call__(
-        self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
-    ) -> PipelineResult:
-        for stage in (Stage.PREPROCESSING, Stage.DENOISING):
-            report = TaskProgress.starting(stage)
-            self.reported.append(report)
-            on_progress(report)
+    def _report(self, on_progress: ProgressHook, stage: Stage) -> None:
+        report = TaskProgress.starting(stage)
+        self.reported.append(report)
+        on_progress(report)
+
+    def prepare(self, spec: TaskSpec, media: MediaSource, *, on_progress: ProgressHook) -> Any:
+        self._report(on_progress, Stage.PREPROCESSING)
+        return spec
+
+    def denoise(self, prepared: Any, *, on_progress: ProgressHook) -> Any:
+        self._report(on_progress, Stage.DENOISING)
         if self.raises is not None:
             raise self.raises
+        return prepared
+
+    def deliver(self, denoised: Any, out: Path, *, on_progress: ProgressHook) -> PipelineResult:
+        spec: TaskSpec = denoised
         out.write_bytes(b"not really an mp4")
         return PipelineResult(
             out=out,
@@ -312,11 +322,9 @@ def test_a_cancel_at_a_checkpoint_cancels_the_task(store: TaskStore, tmp_path: P
     task_id = _submit(store)
 
     class CancelAtDenoising(FakePipeline):
-        def __call__(
-            self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
-        ) -> PipelineResult:
+        def prepare(self, spec: TaskSpec, media: MediaSource, *, on_progress: ProgressHook) -> Any:
             assert store.request_cancel(task_id, account="a") is CancelOutcome.REQUESTED
-            return super().__call__(spec, media, out, on_progress=on_progress)
+            return super().prepare(spec, media, on_progress=on_progress)
 
     loop, storage = _fake_loop(store, tmp_path, CancelAtDenoising(raises=TaskCanceled()))
     assert loop.run_once()
@@ -409,9 +417,7 @@ def test_a_shutdown_with_a_cancel_pending_cancels_instead_of_requeueing(
     task_id = _submit(store)
 
     class CancelThenStop(FakePipeline):
-        def __call__(
-            self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
-        ) -> PipelineResult:
+        def prepare(self, spec: TaskSpec, media: MediaSource, *, on_progress: ProgressHook) -> Any:
             assert store.request_cancel(task_id, account="a") is CancelOutcome.REQUESTED
             raise TaskInterrupted()
 
@@ -438,15 +444,15 @@ def test_the_interrupt_flag_stops_the_run_at_its_first_report(
 def test_run_forever_rides_out_a_database_outage(store: TaskStore, tmp_path: Path) -> None:
     task_id = _submit(store)
     loop, _storage = _fake_loop(store, tmp_path, FakePipeline())
-    loop.settings = FAKE_SETTINGS.replace(poll_seconds=0.01)
+    loop.settings = FAKE_SETTINGS.replace(poll_seconds=0.01, prefetch=0)  # the serial loop
     real_claim = store.claim
     calls: list[str] = []
 
-    def claim(worker_id: str) -> Claim | None:
+    def claim(worker_id: str, *, models: Collection[str] | None = None) -> Claim | None:
         calls.append(worker_id)
         if len(calls) == 1:
             raise _outage()
-        return real_claim(worker_id)
+        return real_claim(worker_id, models=models)
 
     store.claim = claim  # type: ignore[method-assign]
     loop.run_forever(lambda: _task(store, task_id).status is TaskStatus.SUCCEEDED)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.support.fake_workers import FakeChild, FakeLauncher, wait_until
 from tests.tasks.test_store import _create
 from vace_server.settings import Settings
@@ -85,3 +87,18 @@ def test_supervisor_reports_recovers_restarts_and_stops(store: TaskStore) -> Non
     task = store.get(task_id)
     assert task is not None and (task.status, task.attempts) == (TaskStatus.PENDING, 1)
     assert second.code == 0 and supervisor.pool.done
+
+
+def test_the_console_hears_when_a_worker_is_ready_or_cannot_load(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vace_server.worker.events import Failed
+    from vace_server.worker.supervisor import _announce
+
+    _announce(Ready("w1", "tiny", "VACE_MODEL=auto found no CUDA GPU …", "cpu", None))
+    _announce(Failed("w2", "VACE_MODEL='x/y' could not load\nFix: download it"))
+    assert capsys.readouterr().out.splitlines() == [
+        "vace-server: worker w1 ready: model tiny on cpu (VACE_MODEL=auto found no CUDA GPU …)",
+        "vace-server: worker w2 could not load the model: VACE_MODEL='x/y' could not load "
+        "(retrying; see /health)",
+    ]

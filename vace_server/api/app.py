@@ -24,11 +24,14 @@ from vace_server.api.errors import install_error_handlers
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
 from vace_server.api.request_context import RequestContextMiddleware
+from vace_server.api.summary import KeySource, key_source
 from vace_server.api.task_view import task_body
+from vace_server.api.wire_names import ServedNames
 from vace_server.media.fetch import UrlFetcher
 from vace_server.runtime import open_storage, open_store
 from vace_server.settings import Settings, reveal
 from vace_server.tasks.maintenance import Maintenance
+from vace_server.tasks.ratebuckets import SharedBuckets
 from vace_server.tasks.uploads import UploadStore
 from vace_server.tasks.workers import WorkerRegistry
 from vace_server.webhooks import signing
@@ -38,20 +41,19 @@ from vace_server.webhooks.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
-def build_keyring(settings: Settings) -> KeyRing:
-    """Configured keys, else (auth on) the generated key in the data folder, printed once."""
+def build_keyring(settings: Settings) -> tuple[KeyRing, KeySource]:
+    """Configured keys, else (auth on) the generated key in the data folder. The source is
+    what the start-up summary shows (a key generated now: the key itself, once)."""
     keys = KeyRing.parse(
         settings.accounts.api_keys.get_secret_value(), auth_disabled=settings.accounts.auth_disabled
     )
     if len(keys) or settings.accounts.auth_disabled:
-        return keys
+        return keys, key_source(settings, count=len(keys), file=None, generated=None)
     key, generated = load_or_generate_key(settings.store.data_dir)
     path = settings.store.data_dir / "api_key"
-    if generated:
-        print(f"vace-server: generated API key {key} (stored in {path})", flush=True)
-    else:
-        log.info("using the API key stored in %s", path)
-    return KeyRing.parse(key)
+    log.info("%s the API key stored in %s", "generated" if generated else "using", path)
+    source = key_source(settings, count=1, file=path, generated=key if generated else None)
+    return KeyRing.parse(key), source
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -60,15 +62,23 @@ def build_context(settings: Settings) -> AppContext:
     )
     storage = open_storage(settings)
     workers = WorkerRegistry(store.engine)
+    served = ServedNames.from_settings(settings)
+    per_model = served if settings.engine.served_models else None
+    keys, source = build_keyring(settings)
     return AppContext(
         settings=settings,
         store=store,
         storage=storage,
-        keys=build_keyring(settings),
+        keys=keys,
+        key_source=source,
         zone=ZoneInfo(settings.http.time_zone),
-        limiter=RateLimiter.from_settings(settings),
+        limiter=RateLimiter.from_settings(
+            settings,
+            SharedBuckets(store.engine) if settings.accounts.rate_limit_shared else None,
+        ),
         workers=workers,
-        metrics=Metrics(store, workers, alive_ms=settings.worker_alive_ms),
+        metrics=Metrics(store, workers, alive_ms=settings.worker_alive_ms, served=per_model),
+        served=served,
     )
 
 
@@ -102,9 +112,11 @@ def create_app(settings: Settings) -> FastAPI:
         maintenance.start()
         dispatcher = build_dispatcher(context)
         dispatcher.start()
-        if settings.queue.workers > 0:
+        if settings.queue.workers > 0 or settings.engine.served_models:
             from vace_server.worker.supervisor import WorkerSupervisor
 
+            # With VACE_MODELS: workers per served model (the entries' `workers`, default
+            # VACE_WORKERS); a plan of none starts no supervisor thread's children.
             context.supervisor = WorkerSupervisor(settings, context.store, settings.queue.workers)
             context.supervisor.start()
         try:

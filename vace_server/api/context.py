@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,8 @@ from fastapi import Request
 from vace_server.api.accounts import Caller, KeyRing
 from vace_server.api.metrics import Metrics
 from vace_server.api.ratelimit import RateLimiter
+from vace_server.api.summary import KeySource
+from vace_server.api.wire_names import DEFAULT_SERVED, ServedNames
 from vace_server.settings import Settings
 from vace_server.storage.base import Storage
 from vace_server.tasks.store import TaskStore
@@ -31,6 +33,20 @@ class AppContext:
     workers: WorkerRegistry
     metrics: Metrics
     supervisor: WorkerSupervisor | None = None
+    served: ServedNames = DEFAULT_SERVED  # the model names VACE_MODELS serves
+    _per_model: dict[str, Settings] = field(default_factory=dict, repr=False)
+    key_source: KeySource | None = None  # for the start-up summary (`api.summary`)
+
+    def settings_for(self, model_name: str) -> Settings:
+        """The settings tasks of `model_name` run under: its VACE_MODELS entry's engine
+        settings over the deployment's (recorded with each task), or ours without a registry."""
+        if not self.settings.engine.served_models:
+            return self.settings
+        own = self.served.upload_model(model_name)
+        if own not in self._per_model:
+            served = self.settings.replace(served_model=own)
+            self._per_model[own] = served.for_served_model()
+        return self._per_model[own]
 
 
 def ctx(request: Request) -> AppContext:

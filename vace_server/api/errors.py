@@ -13,7 +13,6 @@ import math
 import sqlite3
 import uuid
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -41,9 +40,13 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,
     sqlite3.OperationalError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
 )
+try:  # the [postgres] extra; a SQLite-only install has no psycopg to fail
+    import psycopg
+
+    DATABASE_ERRORS += (psycopg.OperationalError, psycopg.InterfaceError)
+except ImportError:
+    pass
 
 
 def is_database_failure(exc: BaseException) -> bool:

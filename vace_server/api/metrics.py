@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from vace_server.api.wire_names import ServedNames
 from vace_server.clock import wall_clock_ms
 from vace_server.tasks.models import TaskRecord
 from vace_server.tasks.status import TaskStatus
@@ -22,14 +23,23 @@ from vace_server.tasks.workers import WorkerRegistry
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800)
 STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80)
+# Stages run from milliseconds (a store on local disk) to many minutes (a 14B denoise).
+STAGE_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 LATE_COMMIT_MS = 10_000  # how far back each sweep looks again for late-committed tasks
 
 
 class _LiveState(Collector):
-    def __init__(self, store: TaskStore, registry: WorkerRegistry, alive_ms: int) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        registry: WorkerRegistry,
+        alive_ms: int,
+        served: ServedNames | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.alive_ms = alive_ms
+        self.served = served  # with a registry (VACE_MODELS): the per-model gauges too
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts = self.store.count_by_status()
@@ -38,18 +48,52 @@ class _LiveState(Collector):
             if status is not TaskStatus.UNKNOWN:
                 tasks.add_metric([status.value], counts.get(status.value, 0))
         yield tasks
+        alive = self.registry.alive(self.alive_ms)
         yield GaugeMetricFamily(
-            "vace_workers_alive",
-            "Workers that beat into the registry recently",
-            value=len(self.registry.alive(self.alive_ms)),
+            "vace_workers_alive", "Workers that beat into the registry recently", value=len(alive)
         )
+        if self.served is not None:
+            yield from self._per_model(self.served, alive)
+
+    def _per_model(
+        self, served: ServedNames, alive: list[dict[str, object]]
+    ) -> Iterator[GaugeMetricFamily]:
+        """Tasks by status and live workers for each served model (aliases summed in)."""
+        models = served.models()
+        counts = {(m, st.value): 0 for m in models for st in TaskStatus if st.value != "UNKNOWN"}
+        for (name, status), n in self.store.count_by_model_status().items():
+            key = (served.upload_model(name), status)
+            if key in counts:
+                counts[key] += n
+        tasks = GaugeMetricFamily(
+            "vace_model_tasks", "Tasks in the store by served model and status",
+            labels=["model", "status"],
+        )  # fmt: skip
+        for (model, status), n in sorted(counts.items()):
+            tasks.add_metric([model, status], n)
+        yield tasks
+        workers = GaugeMetricFamily(
+            "vace_model_workers_alive", "Live workers by served model", labels=["model"]
+        )
+        for model in models:
+            workers.add_metric([model], sum(1 for w in alive if w.get("served_model") == model))
+        yield workers
 
 
 class Metrics:
-    def __init__(self, store: TaskStore, registry: WorkerRegistry, *, alive_ms: int) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        registry: WorkerRegistry,
+        *,
+        alive_ms: int,
+        served: ServedNames | None = None,
+    ) -> None:
+        """`served`: the registry's model names (VACE_MODELS), for the per-model gauges;
+        None (one model) leaves them out."""
         self.store = store
         self.registry = CollectorRegistry()
-        self.registry.register(_LiveState(store, registry, alive_ms))
+        self.registry.register(_LiveState(store, registry, alive_ms, served))
         self.duration = Histogram(
             "vace_task_duration_seconds",
             "Submission to end of finished tasks",
@@ -69,6 +113,13 @@ class Metrics:
             "Mean denoising step time of each succeeded task",
             ["function"],
             buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage_time = Histogram(
+            "vace_stage_seconds",
+            "Wall time of each serving stage of succeeded tasks (fetch ... store)",
+            ["function", "model", "stage"],
+            buckets=STAGE_BUCKETS,
             registry=self.registry,
         )
         self.failures = Counter(
@@ -111,3 +162,15 @@ class Metrics:
         step = (task.effective or {}).get("mean_step_seconds")
         if task.status is TaskStatus.SUCCEEDED and isinstance(step, int | float):
             self.step_time.labels(task.function).observe(float(step))
+        if task.status is TaskStatus.SUCCEEDED:
+            self._observe_stages(task)
+
+    def _observe_stages(self, task: TaskRecord) -> None:
+        effective = task.effective or {}
+        stage_ms = effective.get("stage_ms")
+        if not isinstance(stage_ms, dict):
+            return  # finished before stage timings existed
+        for stage, ms in stage_ms.items():  # model: the requested (DashScope) model name
+            if isinstance(ms, int | float):
+                labels = (task.function, task.model_name, str(stage))
+                self.stage_time.labels(*labels).observe(ms / 1000)

@@ -1,6 +1,7 @@
 """Per-account rate limits (off by default): submissions per second, tasks in flight,
-queries per second. Buckets live in this API process; in-flight counts come from the store,
-so they hold across replicas."""
+queries per second. By default the token buckets live in the database (tasks/ratebuckets.py),
+so N API replicas together allow the limit, not N times it; `VACE_RATE_LIMIT_SHARED=false`
+keeps them in this process instead. In-flight counts always come from the store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 from vace_server.errors import ConcurrencyQuota, RateQuota
 from vace_server.settings import Settings
@@ -19,6 +21,12 @@ class Limits:
     submit_per_second: float | None = None
     in_flight: int | None = None
     query_per_second: float | None = None
+
+
+class Buckets(Protocol):
+    def take(self, account: str, kind: str, rate: float, capacity: float) -> float:
+        """Spends one token: 0 on success, else the seconds until one is available."""
+        ...
 
 
 class _Bucket:
@@ -40,6 +48,23 @@ class _Bucket:
         return (1.0 - self.tokens) / self.rate
 
 
+class LocalBuckets:
+    """Buckets in this process only: one replica's share of nothing but its own traffic."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, account: str, kind: str, rate: float, capacity: float) -> float:
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get((account, kind))
+            if bucket is None or bucket.rate != rate:
+                bucket = self._buckets[(account, kind)] = _Bucket(rate, now)
+            return bucket.take(now)
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -47,15 +72,16 @@ class RateLimiter:
         per_account: dict[str, Limits] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        buckets: Buckets | None = None,
     ) -> None:
         self.defaults = defaults
         self.per_account = per_account or {}
-        self._clock = clock
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
-        self._lock = threading.Lock()
+        self.buckets: Buckets = buckets or LocalBuckets(clock)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimiter:
+    def from_settings(cls, settings: Settings, buckets: Buckets | None = None) -> RateLimiter:
+        """`buckets` is the shared store's (the app passes it unless VACE_RATE_LIMIT_SHARED is
+        off); without it the buckets are this process's own."""
         defaults = Limits(
             submit_per_second=settings.accounts.rate_limit_submit_per_second,
             in_flight=settings.accounts.rate_limit_in_flight,
@@ -71,7 +97,7 @@ class RateLimiter:
                     raise ValueError(f"VACE_RATE_LIMITS: unknown keys {sorted(unknown)}")
                 merged = {f.name: getattr(defaults, f.name) for f in fields(Limits)}
                 per_account[account] = Limits(**{**merged, **values})
-        return cls(defaults, per_account)
+        return cls(defaults, per_account, buckets=buckets)
 
     def limits(self, account: str) -> Limits:
         return self.per_account.get(account, self.defaults)
@@ -89,11 +115,6 @@ class RateLimiter:
     def _take(self, account: str, kind: str, rate: float | None) -> None:
         if rate is None:
             return
-        now = self._clock()
-        with self._lock:
-            bucket = self._buckets.get((account, kind))
-            if bucket is None or bucket.rate != rate:
-                bucket = self._buckets[(account, kind)] = _Bucket(rate, now)
-            wait = bucket.take(now)
+        wait = self.buckets.take(account, kind, rate, max(1.0, rate))
         if wait > 0:
             raise RateQuota(retry_after=wait)

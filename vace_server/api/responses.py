@@ -33,7 +33,8 @@ def query_body(
         "task_status": task.status.value,
         "submit_time": format_time(task.created_ms, zone),
     }
-    show_scheduled = task.status in (TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+    # Once a worker took it (a task canceled while it ran too; a requeued PENDING one waits).
+    show_scheduled = task.status not in (TaskStatus.PENDING, TaskStatus.UNKNOWN)
     if show_scheduled and task.started_ms is not None:
         output["scheduled_time"] = format_time(task.started_ms, zone)
     if task.status.is_terminal and task.ended_ms is not None:
@@ -51,8 +52,24 @@ def query_body(
             "video_duration": max(1, round(task.output_seconds or 0)),
             "video_ratio": VIDEO_RATIO,
             "video_count": 1,
+            **engine_usage(task.effective),
         }
+        stage_ms = (task.effective or {}).get("stage_ms")
+        if isinstance(stage_ms, dict):  # this server's extension: where the time went
+            body["usage"]["stage_ms"] = stage_ms
     return body
+
+
+# This server's extension of `usage` (docs/contract.md §7.2): which preset, steps, guidance and
+# seed produced the video, from the task's `effective` record (absent in rows written before
+# it). The seed is the one drawn at submission when the request gave none: with it, the same
+# request reproduces the video.
+USAGE_ENGINE_FIELDS = ("preset", "steps", "guidance_scale", "seed")
+
+
+def engine_usage(effective: dict[str, Any] | None) -> dict[str, Any]:
+    found = effective or {}
+    return {k: found[k] for k in USAGE_ENGINE_FIELDS if k in found}
 
 
 def list_entry(task: TaskRecord, *, region: str) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from vace_server.api.context import AppContext, caller, ctx, request_id
 from vace_server.api.responses import list_entry, unknown_output
@@ -38,16 +40,23 @@ def plausible_task_id(task_id: str) -> bool:
     return len(task_id) <= MAX_TASK_ID_CHARS and is_clean_text(task_id) and "\ufffd" not in task_id
 
 
-@router.get("/api/v1/tasks/{task_id}")
-def query_task(task_id: str, request: Request) -> dict[str, Any]:
+@router.get("/api/v1/tasks/{task_id}", response_model=None)
+async def query_task(task_id: str, request: Request) -> JSONResponse:
+    # The hot path of every polling client: one thread-pool hop for the blocking reads (a
+    # sync endpoint takes a second one to serialise the answer), and the body, plain JSON
+    # types only, rendered as it is (no response-model pass over it).
     who = caller(request)
     c = ctx(request)
-    c.limiter.check_query(who.account)
     rid = request_id(request)
-    task = c.store.get(task_id, account=who.account) if plausible_task_id(task_id) else None
-    if task is None:
-        return {"request_id": rid, "output": unknown_output(task_id)}
-    return task_body(c, task, rid)
+
+    def read() -> dict[str, Any]:
+        c.limiter.check_query(who.account)
+        task = c.store.get(task_id, account=who.account) if plausible_task_id(task_id) else None
+        if task is None:
+            return {"request_id": rid, "output": unknown_output(task_id)}
+        return task_body(c, task, rid)
+
+    return JSONResponse(await run_in_threadpool(read))
 
 
 @router.post("/api/v1/tasks/{task_id}/cancel")

@@ -25,7 +25,6 @@ from vace_server.api.upload_policy import (
     policy_data,
 )
 from vace_server.api.validation import MODEL_NOT_EXIST_MESSAGE
-from vace_server.api.wire_names import MODEL_NAMES
 from vace_server.clock import Clock, wall_clock_ms
 from vace_server.errors import (
     AccessDenied,
@@ -89,10 +88,13 @@ def get_policy(request: Request) -> dict[str, Any]:
     model = params.get("model")
     if not model:
         raise EmptyModel()
-    if model not in MODEL_NAMES:
+    served = ctx(request).served
+    if not served.accepts(model):
         raise InvalidParameter(MODEL_NOT_EXIST_MESSAGE)
     service = uploads(request)
-    policy, token, signature = service.signer.issue(who.account, model, now_ms=service.clock())
+    policy, token, signature = service.signer.issue(
+        who.account, served.upload_model(model), now_ms=service.clock()
+    )
     return {
         "request_id": request_id(request),
         "data": policy_data(token, signature, policy, service.upload_host),

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from vace_server.api.wire_names import canonical_model
 from vace_server.errors import AccessDenied, ServiceError
 
 POLICY_SECONDS = 300
@@ -74,7 +73,7 @@ class PolicySigner:
         upload_dir = f"{UPLOAD_DIR_ROOT}/{secrets.token_hex(16)}/{day}/{secrets.token_hex(16)}"
         policy = UploadPolicy(
             account=account,
-            model=canonical_model(model),
+            model=model,  # the caller gives the upload key (ServedNames.upload_model)
             upload_dir=upload_dir,
             expires_ms=now_ms + POLICY_SECONDS * 1000,
             max_bytes=MAX_FILE_BYTES,

@@ -30,7 +30,7 @@ from vace_server.api.wire_fields import (
     ControlRule,
 )
 from vace_server.api.wire_media import check_url
-from vace_server.api.wire_names import MODEL_NAMES, canonical_model
+from vace_server.api.wire_names import DEFAULT_SERVED, ServedNames
 from vace_server.api.wire_values import (
     as_int,
     check_text,
@@ -97,12 +97,17 @@ BOOL_DEFAULTS: Mapping[str, bool] = {"prompt_extend": True, "watermark": False}
 
 
 def parse_create_request(
-    body: bytes, *, oss_resolve: bool, draw_seed: Callable[[], int]
+    body: bytes,
+    *,
+    oss_resolve: bool,
+    draw_seed: Callable[[], int],
+    served: ServedNames = DEFAULT_SERVED,
 ) -> TaskSpec:
     """Validates a raw create body and returns the task it describes.
 
     `oss_resolve` is whether the request carried `X-DashScope-OssResourceResolve: enable`.
-    `draw_seed` is called (once) only when the client sent no `parameters.seed`.
+    `draw_seed` is called (once) only when the client sent no `parameters.seed`. `served`:
+    the model names this deployment serves (VACE_MODELS; default: the one model's names).
 
     Returns: a TaskSpec with every default applied and the prompt and negative prompt
     truncated to 800 characters.
@@ -111,13 +116,17 @@ def parse_create_request(
     Side effects: none besides calling `draw_seed`.
     """
     data = _load_object(body)
-    model = _model(data)
+    model = _model(data, served)
     wire = _envelope(data, oss_resolve=oss_resolve)
-    return parse_request_values(wire, model_name=model, draw_seed=draw_seed)
+    return parse_request_values(wire, model_name=model, draw_seed=draw_seed, served=served)
 
 
 def parse_request_values(
-    wire: RequestValues, *, model_name: str, draw_seed: Callable[[], int]
+    wire: RequestValues,
+    *,
+    model_name: str,
+    draw_seed: Callable[[], int],
+    served: ServedNames = DEFAULT_SERVED,
 ) -> TaskSpec:
     """The rules from `input.function` on (see the module docstring) over `wire`'s values.
 
@@ -136,7 +145,7 @@ def parse_request_values(
         prompt=prompt,
         seed=draw_seed() if seed is None else seed,
         model_name=model_name,
-        upload_model=canonical_model(model_name),
+        upload_model=served.upload_model(model_name),
         negative_prompt=negative_prompt,
         prompt_extend=prompt_extend,
         watermark=watermark,
@@ -190,12 +199,12 @@ def _load_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _model(data: Mapping[str, Any]) -> str:
+def _model(data: Mapping[str, Any], served: ServedNames) -> str:
     model = data.get("model")
     if model is None or model == "":
         raise EmptyModel()
-    if not isinstance(model, str) or model not in MODEL_NAMES:
-        raise InvalidParameter(MODEL_NOT_EXIST_MESSAGE)
+    if not isinstance(model, str) or not served.accepts(model):
+        raise InvalidParameter(MODEL_NOT_EXIST_MESSAGE)  # no deployment model has this name
     return model
 
 
@@ -218,7 +227,7 @@ def _function(wire: RequestValues) -> VaceFunction:
     if value is None or value in ("", SDK1_FUNCTION_PLACEHOLDER):
         raise field_required("input.function")
     if not isinstance(value, str) or value not in FUNCTIONS:
-        raise field_invalid("input.function")
+        raise field_invalid("input.function", FUNCTIONS)
     return FUNCTIONS[value]
 
 
@@ -291,18 +300,19 @@ def _roles(value: Any, count: int) -> list[ReferenceRole]:
         if count == 1:
             return [ReferenceRole.SUBJECT]
         raise InvalidParameter(OBJ_OR_BG_LENGTH_MESSAGE)
+    # Every bad value of this field lists its values (and the one-scene rule) the same way.
+    allowed = [f"a list of {' / '.join(ROLES)}, one per image, at most one bg"]
     if not isinstance(value, list):
-        raise field_invalid(field)
+        raise field_invalid(field, allowed)
     roles: list[ReferenceRole] = []
     for item in value[:MAX_REFERENCES]:
-        role = read_choice(item, field, ROLES)
-        if role is None:
-            raise field_invalid(field)
-        roles.append(role)
+        if not isinstance(item, str) or item not in ROLES:
+            raise field_invalid(field, allowed)
+        roles.append(ROLES[item])
     if len(roles) != count:
         raise InvalidParameter(OBJ_OR_BG_LENGTH_MESSAGE)
     if roles.count(ReferenceRole.SCENE) > MAX_SCENE_REFERENCES:
-        raise field_invalid(field)
+        raise field_invalid(field, allowed)
     return roles
 
 

@@ -29,7 +29,10 @@ def load_failure(c: AppContext) -> str | None:
 
 def queued_progress(c: AppContext, task: TaskRecord) -> dict[str, Any]:
     """The `progress` of a PENDING task. Side effects: reads the queue and the registry."""
-    position = c.store.queue_position(task)
+    models = None  # one model: one queue
+    if c.settings.engine.served_models:  # a model's tasks queue for that model's workers only
+        models = c.served.aliases_of(c.served.upload_model(task.model_name)) or (task.model_name,)
+    position = c.store.queue_position(task, models=models)
     message = None
     try:
         reason = load_failure(c)  # one read; usually there is no failure on record

@@ -19,7 +19,9 @@ OSS_PREFIX = "oss://"
 # under 4 KiB, and common HTTP servers refuse request lines past 8 KiB anyway.
 MAX_URL_CHARS = 8192
 OSS_WITHOUT_RESOLVE_MESSAGE = (
-    "The provided URL does not appear to be valid. Ensure it is correctly formatted."
+    "The provided URL does not appear to be valid. Ensure it is correctly formatted. "
+    "An oss:// URL (from the upload flow) needs the header "
+    "`X-DashScope-OssResourceResolve: enable`."
 )
 
 # Chinese characters: CJK radicals, CJK symbols and punctuation, Bopomofo, the unified

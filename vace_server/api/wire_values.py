@@ -113,7 +113,7 @@ def read_choice(value: Any, field: str, choices: Mapping[str, T]) -> T | None:
     if value is None:
         return None
     if not isinstance(value, str) or value not in choices:
-        raise field_invalid(field)
+        raise field_invalid(field, choices)
     return choices[value]
 
 

@@ -4,7 +4,8 @@
 
 1. `auto`  -> `Wan-AI/Wan2.1-VACE-1.3B-diffusers` when CUDA is available, else `tiny` with a
    loud warning (exposed as `LoadedModel.warning`, shown by /health).
-2. `tiny`  -> the randomly initialised test pipeline (engine/tiny.py), built in memory.
+2. `tiny`  -> the randomly initialised test pipeline (engine/tiny.py), built in memory;
+   `tiny-a14b` the same laid out as Wan2.2-VACE-Fun-A14B (two transformers, a boundary).
 3. an existing folder -> `WanVACEPipeline.from_pretrained(folder)` (diffusers layout).
 4. `org/name` -> the same from the Hugging Face Hub (downloaded when online, else the cache).
 5. anything else, or any load failure -> `ModelLoadError` saying what was tried and how to fix it.
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +29,11 @@ from diffusers import AutoencoderKLWan, WanVACEPipeline
 from vace_server.model_inputs import ModelProfile
 from vace_server.settings import Settings
 
-from .tiny import TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
+from .loras import LoraError, LoraFile, configured_loras
+from .presets import PRESETS, ResolvedPreset, apply_preset, resolve_preset
+from .prompt_cache import PromptCache, build_prompt_cache
+from .speedups import apply_speedups
+from .tiny import TINY_A14B, TINY_FLOW_SHIFT, TINY_MAX_SEQUENCE_LENGTH, build_tiny_pipeline
 
 __all__ = [
     "DEFAULT_HUB_MODEL",
@@ -35,6 +41,7 @@ __all__ = [
     "ModelKind",
     "ModelLoadError",
     "Pipeline",
+    "PipelineBuilder",
     "load_model",
 ]
 
@@ -74,6 +81,8 @@ _DTYPES = {
 # A diffusers `WanVACEPipeline`. Typed Any: mypy resolves diffusers' lazy, availability-gated
 # exports to stubs without the pipeline's attributes.
 Pipeline = Any
+# Builds a pipeline for (device, dtype): bench/gpu.py's real-size random-weight models.
+PipelineBuilder = Callable[[str, torch.dtype], Pipeline]
 
 
 class ModelLoadError(RuntimeError):
@@ -95,10 +104,15 @@ class LoadedModel:
     flow_shift: float
     warning: str | None = None
     max_sequence_length: int = MAX_SEQUENCE_LENGTH_REAL
+    preset: ResolvedPreset | None = None  # None: built without one (tests' fakes)
+    prompts: PromptCache | None = None  # None: VACE_PROMPT_CACHE_SIZE=0
 
 
-def load_model(settings: Settings) -> LoadedModel:
+def load_model(settings: Settings, *, build: PipelineBuilder | None = None) -> LoadedModel:
     """Resolves `settings.engine.model` and loads the pipeline onto the configured device.
+    `build`, when given, makes the pipeline instead (on the resolved device and dtype, like a
+    loaded checkpoint: VAE float32); the name is then only recorded, and the model is
+    treated as a real one (per-model defaults by its layer count).
 
     Returns: a LoadedModel with per-model defaults filled in.
     Raises: ModelLoadError for bad engine settings, a missing folder/repo, no network
@@ -108,20 +122,23 @@ def load_model(settings: Settings) -> LoadedModel:
     _check_settings(settings)  # before any weights are read
     device = _resolve_device(settings.engine.device)
     dtype = _resolve_dtype(settings.engine.dtype, device)
+    loras = _configured_loras(settings)  # missing files fail before any weights are read
 
     name, warning = _resolve_name(settings.engine.model.strip())
     kind: ModelKind
-    if name == "tiny":
-        kind, pipe = "tiny", build_tiny_pipeline()
+    if build is not None:
+        kind, pipe = "local", build(device, dtype)
+    elif name in ("tiny", TINY_A14B):
+        kind, pipe = "tiny", build_tiny_pipeline(two_stage=name == TINY_A14B)
     elif Path(name).expanduser().is_dir():
         kind, pipe = "local", _load_folder(Path(name).expanduser(), dtype)
     elif _HUB_ID.match(name):
         kind, pipe = "hub", _load_hub(name, dtype)
     else:
         raise ModelLoadError(
-            f"VACE_MODEL={name!r} is neither 'auto', 'tiny', an existing folder nor a Hugging Face "
-            f"repo id like {DEFAULT_HUB_MODEL!r}. Point it at a downloaded diffusers folder, "
-            "e.g. `huggingface-cli download "
+            f"VACE_MODEL={name!r} is neither 'auto', 'tiny', 'tiny-a14b', an existing folder "
+            f"nor a Hugging Face repo id like {DEFAULT_HUB_MODEL!r}. Point it at a downloaded "
+            "diffusers folder, e.g. `huggingface-cli download "
             f"{DEFAULT_HUB_MODEL} --local-dir /models/vace-1.3b` then VACE_MODEL=/models/vace-1.3b."
         )
 
@@ -133,13 +150,13 @@ def load_model(settings: Settings) -> LoadedModel:
             STEPS_REAL,
             FLOW_SHIFT_REAL,
         )
-    flow_shift = default_shift if settings.engine.flow_shift is None else settings.engine.flow_shift
+    preset = _apply_preset(pipe, settings, loras, steps=default_steps, shift=default_shift)
+    flow_shift = preset.flow_shift
     _apply_flow_shift(pipe, flow_shift)
-    _place(pipe, kind, device, dtype, settings.engine.model_cpu_offload)
     pipe.set_progress_bar_config(disable=True)
 
     area = settings.engine.generation_area or default_area
-    steps = settings.engine.num_inference_steps or default_steps
+    steps = preset.steps
     _check_schedule(pipe, steps, flow_shift)
     loaded = LoadedModel(
         pipe=pipe,
@@ -151,17 +168,28 @@ def load_model(settings: Settings) -> LoadedModel:
             generation_area=area, num_frames=settings.engine.num_frames, fps=settings.engine.fps
         ),
         num_inference_steps=steps,
-        guidance_scale=settings.engine.guidance_scale,
+        guidance_scale=preset.guidance_scale,
         flow_shift=flow_shift,
         warning=warning,
         max_sequence_length=TINY_MAX_SEQUENCE_LENGTH
         if kind == "tiny"
         else MAX_SEQUENCE_LENGTH_REAL,
+        preset=preset,
+    )
+    apply_speedups(loaded, settings.engine)  # placement, offload, cache, compile + warm-up
+    # After placement: the cache encodes on the pipeline's execution device, and its tensors
+    # stay there (encoded before `pipe.to("cuda")`, they would sit on the CPU).
+    loaded.prompts = build_prompt_cache(
+        pipe,
+        model=name,
+        size=settings.engine.prompt_cache_size,
+        max_sequence_length=loaded.max_sequence_length,
+        default_negative=settings.engine.negative_prompt if preset.guidance_scale > 1 else None,
     )
     logger.info(
-        "loaded model %s (%s) on %s/%s: area=%d frames=%d steps=%d shift=%s cfg=%s",
-        name, kind, device, str(dtype).removeprefix("torch."), area, settings.engine.num_frames,
-        loaded.num_inference_steps, flow_shift, settings.engine.guidance_scale,
+        "loaded model %s (%s) on %s/%s: preset=%s area=%d frames=%d steps=%d shift=%s cfg=%s",
+        name, kind, device, str(dtype).removeprefix("torch."), preset.name, area,
+        settings.engine.num_frames, loaded.num_inference_steps, flow_shift, preset.guidance_scale,
     )  # fmt: skip
     return loaded
 
@@ -181,6 +209,35 @@ def _check_schedule(pipe: Pipeline, steps: int, shift: float) -> None:
         )
 
 
+def _apply_preset(
+    pipe: Pipeline, settings: Settings, loras: list[LoraFile], *, steps: int, shift: float
+) -> ResolvedPreset:
+    """VACE_PRESET for a model whose own defaults are `steps` and `shift`: LoRAs fused, the
+    preset's scheduler set (engine/presets.py)."""
+    preset = resolve_preset(settings.engine, model_steps=steps, model_shift=shift)
+    try:
+        apply_preset(pipe, preset, loras)
+    except LoraError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    return preset
+
+
+def _configured_loras(settings: Settings) -> list[LoraFile]:
+    preset = PRESETS.get(settings.engine.preset)
+    if preset is None:  # settings refuse it at load; unvalidated settings meet it here
+        raise ModelLoadError(
+            f"VACE_PRESET={settings.engine.preset!r} is not one of {', '.join(PRESETS)}."
+        )
+    if preset.distill_lora and settings.engine.distill_lora is None:
+        raise ModelLoadError(
+            f"VACE_PRESET={preset.name} needs VACE_DISTILL_LORA=<file> (see docs/presets.md)."
+        )
+    try:
+        return configured_loras(settings.engine, distill=preset.distill_lora)
+    except LoraError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
 def _check_settings(settings: Settings) -> None:
     # Settings refuse these at load; settings built unvalidated (model_construct) meet them here.
     engine = settings.engine
@@ -197,8 +254,8 @@ def _check_settings(settings: Settings) -> None:
 
 
 def _resolve_name(model: str) -> tuple[str, str | None]:
-    if model.lower() == "tiny":
-        return "tiny", None
+    if model.lower() in ("tiny", TINY_A14B):
+        return model.lower(), None
     if model.lower() != "auto":
         return model, None
     if torch.cuda.is_available():
@@ -206,7 +263,7 @@ def _resolve_name(model: str) -> tuple[str, str | None]:
     warning = (
         "VACE_MODEL=auto found no CUDA GPU, so the server runs the TINY RANDOM test model: "
         "videos are noise, not real generations. Set VACE_MODEL to a downloaded "
-        f"{DEFAULT_HUB_MODEL} folder on a GPU machine for real output."
+        f"{DEFAULT_HUB_MODEL} folder on a GPU machine for real output (docs/gpu.md)."
     )
     logger.warning(warning)
     return "tiny", warning
@@ -340,17 +397,3 @@ def _apply_flow_shift(pipe: Pipeline, shift: float) -> None:
             type(pipe.scheduler).__name__,
             shift,
         )
-
-
-def _place(pipe: Pipeline, kind: ModelKind, device: str, dtype: torch.dtype, offload: bool) -> None:
-    if kind == "tiny" and dtype != torch.float32:
-        # Built in fp32; convert like a loaded checkpoint would be (VAE stays fp32).
-        pipe.transformer.to(dtype=dtype)
-        pipe.text_encoder.to(dtype=dtype)
-    if offload and device != "cpu":
-        # Keeps each component on the GPU only while it runs: fits 14B on smaller cards.
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        if offload:
-            logger.warning("VACE_MODEL_CPU_OFFLOAD ignored: the model already runs on the CPU")
-        pipe.to(device)

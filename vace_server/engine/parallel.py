@@ -37,6 +37,8 @@ from diffusers.models._modeling_parallel import ContextParallelInput, ContextPar
 
 from vace_server.model_inputs import VaceInputs
 
+from .loader import LoadedModel
+
 __all__ = [
     "COLLECTIVE_TIMEOUT",
     "RING_BACKENDS",
@@ -50,6 +52,7 @@ __all__ = [
     "enable_context_parallel",
     "init_group",
     "sequence_tokens",
+    "shard_model",
     "uneven_shards",
 ]
 
@@ -219,6 +222,15 @@ def enable_context_parallel(transformer: Any, mode: ParallelMode, degree: int) -
         config = ContextParallelConfig(ulysses_degree=degree, ulysses_anything=uneven_shards())
     with _cpu_device_count():
         transformer.enable_parallelism(config=config, cp_plan=VACE_CP_PLAN)
+
+
+def shard_model(model: LoadedModel, mode: ParallelMode, degree: int) -> None:
+    """`enable_context_parallel` on every denoiser of the loaded pipeline (Wan2.2-A14B's
+    two experts each get the plan: both run inside one denoising call)."""
+    from .speedups import transformers_of
+
+    for transformer in transformers_of(model.pipe):
+        enable_context_parallel(transformer, mode, degree)
 
 
 def uneven_shards() -> bool:

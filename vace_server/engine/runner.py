@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 from vace_server.model_inputs import VaceInputs
 
 from .loader import LoadedModel
+from .part_timer import PartRecorder, timed_parts
+from .speedups import reset_cache_state
 
 __all__ = ["StepCallback", "free_memory", "generate", "letterbox_reference", "pipeline_references"]
 
@@ -64,6 +67,7 @@ def generate(
     negative_prompt: str,
     seed: int,
     on_step: StepCallback | None = None,
+    on_part: PartRecorder | None = None,
 ) -> np.ndarray:
     """Runs the pipeline once.
 
@@ -72,7 +76,9 @@ def generate(
     Raises: ValueError from `inputs.validate()` before any model work when the inputs would
     run misaligned; whatever `on_step` raises (that is how a cancel aborts a run: diffusers'
     `_interrupt` would still decode); torch/diffusers errors unwrapped (the worker maps them).
-    Side effects: `on_step(done, total)` after each denoising step, done = 1..total.
+    Side effects: `on_step(done, total)` after each denoising step, done = 1..total;
+    `on_part(part, seconds)` after each text-encoder pass and VAE encode/decode call
+    (`part_timer`).
     """
     inputs.validate()
     pipe = model.pipe
@@ -87,10 +93,15 @@ def generate(
             on_step(step_index + 1, int(total))
         return tensors
 
-    with torch.inference_mode():
+    cfg = model.guidance_scale > 1  # diffusers' rule: at 1 the unconditional pass is skipped
+    reset_cache_state(pipe)  # a cancelled run leaves cache state behind
+    with (
+        torch.inference_mode(),
+        _seeded_global_rng(seed, model.device),
+        timed_parts(pipe, str(model.device), on_part),
+    ):
         output = pipe(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
+            **_prompt_arguments(model, prompt, negative_prompt if cfg else None),
             video=inputs.video,
             mask=inputs.mask,
             reference_images=pipeline_references(inputs),
@@ -110,6 +121,33 @@ def generate(
     if frames.shape != expected:  # never hand a misshapen video to the encoder
         raise RuntimeError(f"pipeline returned frames of shape {frames.shape}, expected {expected}")
     return frames
+
+
+def _prompt_arguments(
+    model: LoadedModel, prompt: str, negative_prompt: str | None
+) -> dict[str, Any]:
+    """The prompts as the pipeline takes them: encoded through the worker's cache when it has
+    one (`prompt_embeds`), else as text for the pipeline to encode. No negative without CFG."""
+    if model.prompts is None:
+        return {"prompt": prompt, "negative_prompt": negative_prompt}
+    length = model.max_sequence_length
+    return {
+        "prompt_embeds": model.prompts.embeds(prompt, length),
+        "negative_prompt_embeds": None
+        if negative_prompt is None
+        else model.prompts.embeds(negative_prompt, length),
+    }
+
+
+@contextlib.contextmanager
+def _seeded_global_rng(seed: int, device: str) -> Iterator[None]:
+    """The global RNG seeded from the task's seed for the run, and restored after: a
+    stochastic scheduler (the fast preset's re-noising step) draws from it, since the pipeline
+    does not hand its generator to `scheduler.step`. So a seed is still one video."""
+    cuda = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
 
 
 def free_memory(model: LoadedModel) -> None:

@@ -23,6 +23,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 __all__ = [
+    "TINY_A14B",
+    "TINY_BOUNDARY_RATIO",
     "TINY_FLOW_SHIFT",
     "TINY_MAX_SEQUENCE_LENGTH",
     "TINY_SEED",
@@ -40,6 +42,13 @@ TINY_FLOW_SHIFT = 3.0
 # Same as the real checkpoints: latent frames, H/16 and W/16 must each stay below this, and 1024
 # lets the tiny model run at any generation area a user may configure (the table is tiny).
 TINY_ROPE_MAX_SEQ_LEN = 1024
+
+# `VACE_MODEL=tiny-a14b`: the same tiny model laid out as Wan2.2-VACE-Fun-A14B, two
+# transformers (high noise, then low noise) switched at a boundary timestep.
+TINY_A14B = "tiny-a14b"
+# Wan2.2-T2V-A14B's boundary, which the Fun VACE model (trained on that base) ships in its
+# converted diffusers folder: `transformer` runs while t >= 0.875 * 1000, `transformer_2` after.
+TINY_BOUNDARY_RATIO = 0.875
 
 _WORDS = [
     *("a", "an", "the", "on", "in", "with", "of", "and", "is", "are", "video", "cat", "dog"),
@@ -72,8 +81,31 @@ def tiny_scheduler(flow_shift: float = TINY_FLOW_SHIFT) -> UniPCMultistepSchedul
     )
 
 
-def build_tiny_pipeline(*, seed: int = TINY_SEED, flow_shift: float = TINY_FLOW_SHIFT) -> Any:
-    """Builds the tiny `WanVACEPipeline` on CPU in float32 with weights fixed by `seed`.
+def _tiny_transformer() -> WanVACETransformer3DModel:
+    """The VACE transformer at toy widths (weights from the current RNG state)."""
+    return WanVACETransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=3,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=TINY_ROPE_MAX_SEQ_LEN,
+        vace_layers=[0, 2],
+        vace_in_channels=96,
+    )
+
+
+def build_tiny_pipeline(
+    *, seed: int = TINY_SEED, flow_shift: float = TINY_FLOW_SHIFT, two_stage: bool = False
+) -> Any:
+    """Builds the tiny `WanVACEPipeline` on CPU in float32 with weights fixed by `seed`; with
+    `two_stage`, laid out as Wan2.2-VACE-Fun-A14B (`transformer_2` and `boundary_ratio`).
 
     Returns: the pipeline (typed Any, see `loader.Pipeline`).
 
@@ -103,24 +135,16 @@ def build_tiny_pipeline(*, seed: int = TINY_SEED, flow_shift: float = TINY_FLOW_
             )
         ).eval()
         torch.manual_seed(seed)
-        transformer = WanVACETransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=2,
-            attention_head_dim=12,
-            in_channels=16,
-            out_channels=16,
-            text_dim=32,
-            freq_dim=256,
-            ffn_dim=32,
-            num_layers=3,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=TINY_ROPE_MAX_SEQ_LEN,
-            vace_layers=[0, 2],
-            vace_in_channels=96,
-        )
+        transformer = _tiny_transformer()
+        # The low-noise expert: the same architecture with its own weights (seed + 1).
+        transformer_2 = None
+        if two_stage:
+            torch.manual_seed(seed + 1)
+            transformer_2 = _tiny_transformer()
     pipe: Any = WanVACEPipeline(
         transformer=transformer,
+        transformer_2=transformer_2,
+        boundary_ratio=TINY_BOUNDARY_RATIO if two_stage else None,
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -130,13 +154,16 @@ def build_tiny_pipeline(*, seed: int = TINY_SEED, flow_shift: float = TINY_FLOW_
     return pipe
 
 
-def save_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = TINY_SEED) -> Path:
+def save_tiny_pipeline(
+    path: str | os.PathLike[str], *, seed: int = TINY_SEED, two_stage: bool = False
+) -> Path:
     """Writes the tiny pipeline as a diffusers folder (`model_index.json`, `transformer/`, `vae/`,
-    `text_encoder/`, `tokenizer/`, `scheduler/`; ~0.5 MB) that `VACE_MODEL=<path>` loads.
+    `text_encoder/`, `tokenizer/`, `scheduler/`; ~0.5 MB; with `two_stage` also
+    `transformer_2/` and `boundary_ratio` in the index) that `VACE_MODEL=<path>` loads.
 
     Returns: the folder path. Side effects: creates/overwrites files under `path`.
     """
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    build_tiny_pipeline(seed=seed).save_pretrained(str(folder))
+    build_tiny_pipeline(seed=seed, two_stage=two_stage).save_pretrained(str(folder))
     return folder

@@ -62,10 +62,12 @@ MIN_VIDEO_FRAMES = 5  # the shortest video the model makes: 4n+1 frames, n >= 1
 MIN_VIDEO_SECONDS = MIN_VIDEO_FRAMES / 16  # 0.3125 s: 5 frames at 16 fps (for messages)
 
 # control -> (AnnotatorSet attribute, AnnotatorSet.notes key, human name, what to install).
-# The layout is annotators/registry.py's: one sub-folder of VACE_ANNOTATOR_DIR per annotator.
+# The layout is annotators/registry.py's: one sub-folder of VACE_ANNOTATOR_DIR per annotator;
+# the commands are huggingface_hub's `hf` CLI (installed with the server).
 _POSE_FILES = (
-    "the DWPose ONNX files yolox_l.onnx and dw-ll_ucoco_384.onnx (the pose/ folder of "
-    "https://huggingface.co/ali-vilab/VACE-Annotators) in <VACE_ANNOTATOR_DIR>/pose/"
+    "<VACE_ANNOTATOR_DIR>/pose/ with the DWPose ONNX files yolox_l.onnx and "
+    "dw-ll_ucoco_384.onnx: `hf download ali-vilab/VACE-Annotators --include 'pose/*' "
+    "--local-dir <VACE_ANNOTATOR_DIR>`"
 )
 _ANNOTATORS: dict[Control, tuple[str, str, str, str]] = {
     Control.POSE_BODY_FACE: ("pose_body_face", "posebodyface", "DWPose body+face", _POSE_FILES),
@@ -74,11 +76,12 @@ _ANNOTATORS: dict[Control, tuple[str, str, str, str]] = {
         "depth",
         "depth",
         "Depth Anything V2",
-        "a snapshot of https://huggingface.co/depth-anything/Depth-Anything-V2-Large-hf "
-        "(config.json, preprocessor_config.json, model.safetensors) in "
-        "<VACE_ANNOTATOR_DIR>/depth/",
+        "<VACE_ANNOTATOR_DIR>/depth/ with a snapshot of "
+        "https://huggingface.co/depth-anything/Depth-Anything-V2-Large-hf (config.json, "
+        "preprocessor_config.json, model.safetensors): `hf download "
+        "depth-anything/Depth-Anything-V2-Large-hf --local-dir <VACE_ANNOTATOR_DIR>/depth`",
     ),
-    Control.SCRIBBLE: ("scribble", "scribble", "scribble", "set VACE_SCRIBBLE_STYLE"),
+    Control.SCRIBBLE: ("scribble", "scribble", "scribble", "VACE_SCRIBBLE_STYLE (set it)"),
 }
 
 
@@ -259,9 +262,11 @@ def annotator_or_fail(annotators: AnnotatorSet, control: Control) -> FrameAnnota
     if annotator is not None:
         return annotator
     reason = annotators.notes.get(note_key) or "no checkpoint configured"
+    # The request is fine: the gap is the server's, and the operator can close it.
     raise errors.AnnotatorUnavailable(
         f"{InputField.CONTROL.key_mention} '{control.value}' needs the {human} annotator, "
-        f"which this server has not loaded ({reason}). Put {files} and restart the worker."
+        f"which this server has not loaded ({reason}). This is the server's configuration, "
+        f"not a fault of the request: its operator fills {files}, then restarts the worker."
     )
 
 

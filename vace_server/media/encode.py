@@ -31,11 +31,15 @@ def encode_mp4(
     fps: int,
     path: Path,
     *,
+    order: np.ndarray | None = None,
     preset: str = "veryfast",
     crf: int = 18,
 ) -> None:
     """Writes `frames` (uint8 (N, H, W, 3) RGB, H and W even) as H.264 yuv420p MP4 at `fps`,
-    no audio, moov atom first (faststart), BT.709 limited range.
+    no audio, moov atom first (faststart), BT.709 limited range. With `order` (int, one
+    index into `frames` per output position, as `output.DeliveredVideo` holds them) the video
+    shows `frames[order]`, each distinct frame converted to YUV once however often it repeats
+    (the same file as encoding the repeated frames one by one).
 
     The file is written next to `path` under a temporary name and moved into place with
     os.replace, so readers never see a partial video. `preset`/`crf` trade CPU for quality
@@ -51,6 +55,9 @@ def encode_mp4(
     )
     if fps < 1:
         raise ValueError(f"bad fps {fps}")
+    shown = np.arange(len(frames)) if order is None else np.asarray(order).reshape(-1)
+    if len(shown) < 1 or shown.min() < 0 or shown.max() >= len(frames):
+        raise ValueError(f"order must index the {len(frames)} frames, got {shown!r}")
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -66,13 +73,14 @@ def encode_mp4(
             ctx = stream.codec_context
             ctx.colorspace = ctx.color_primaries = ctx.color_trc = _BT709
             ctx.color_range = int(ColorRange.MPEG)
-            for array in frames:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-                frame = frame.reformat(
-                    format="yuv420p",
-                    dst_colorspace=Colorspace.ITU709,
-                    dst_color_range=ColorRange.MPEG,
-                )
+            converted, frame = -1, None
+            for position, index in enumerate(shown):
+                if frame is None or index != converted:
+                    frame = _yuv_frame(frames[index])
+                    converted = int(index)
+                # The encoder keeps its own reference to what it was sent: a repeated frame is
+                # sent again with the next timestamp, never converted again.
+                frame.pts = position
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode(None):
@@ -81,6 +89,23 @@ def encode_mp4(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _yuv_frame(array: np.ndarray) -> av.VideoFrame:
+    """One RGB frame as the encoder's BT.709 limited-range yuv420p frame."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+    yuv = frame.reformat(
+        format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+    )
+    # Each plane's rows are padded to the allocator's alignment (a 24-pixel chroma row sits in
+    # 32 bytes) and swscale leaves the padding as whatever the heap held. The x264 wrapper
+    # reads whole rows, so that garbage changed the bitstream from run to run: zeroed, the same
+    # frames always make the same file.
+    for plane in yuv.planes:
+        if plane.line_size > plane.width:
+            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+            rows[:, plane.width :] = 0
+    return yuv
 
 
 def probe_mp4(path: Path) -> Mp4Info:

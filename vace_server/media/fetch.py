@@ -24,17 +24,34 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-from vace_server.errors import InputField, InvalidFile, InvalidURL
+from vace_server.errors import InputField, InvalidFile
 from vace_server.media.addresses import (
     AddressPolicy,
     address_policy,
-    is_plain_host,
     is_public_address,
     refusal_reason,
 )
+from vace_server.media.download_errors import (
+    INVALID_URL_MESSAGE,
+    BlockedAddressError,
+    RefusedConnectionError,
+    ResolveError,
+    Where,
+    checked_url,
+    invalid_url,
+    mapped_errors,
+    redact_url,
+)
 from vace_server.settings import Settings, parse_networks
 
-__all__ = ["FetchedMedia", "UrlFetcher", "is_public_address", "system_resolver"]
+__all__ = [
+    "INVALID_URL_MESSAGE",
+    "FetchedMedia",
+    "UrlFetcher",
+    "is_public_address",
+    "redact_url",
+    "system_resolver",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,19 +84,6 @@ def system_resolver(host: str, port: int) -> list[str]:
         if ip not in out:
             out.append(ip)
     return out
-
-
-# ---------------------------------------------------------------- internal failure reasons
-class _BlockedAddressError(Exception):
-    """Every address of a host is refused by the address policy."""
-
-
-class _ResolveError(Exception):
-    """The host name did not resolve."""
-
-
-class _ConnectionRefusedError(Exception):
-    """Every address of a host actively refused the TCP connection."""
 
 
 class _Deadline:
@@ -156,9 +160,9 @@ class _GuardedBackend(httpcore.NetworkBackend):
         if thread.is_alive():
             raise httpcore.ConnectTimeout(f"resolving {host} exceeded the deadline")
         if error:
-            raise _ResolveError(f"cannot resolve {host}: {error[0]}")
+            raise ResolveError(f"cannot resolve {host}: {error[0]}")
         if not result:
-            raise _ResolveError(f"cannot resolve {host}: no addresses")
+            raise ResolveError(f"cannot resolve {host}: no addresses")
         return result
 
     def connect_tcp(
@@ -172,6 +176,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         addresses = self._resolve_bounded(host, port)
         vetted: list[str] = []
         refused: list[str] = []
+        reasons: list[str] = []
         for ip in addresses:
             try:
                 address = ipaddress.ip_address(ip)
@@ -181,10 +186,17 @@ class _GuardedBackend(httpcore.NetworkBackend):
             if self._allowed(address):
                 vetted.append(ip)
             else:
-                refused.append(f"{ip} ({refusal_reason(address) or 'not allowed by the policy'})")
+                reason = refusal_reason(address) or "not allowed by the policy"
+                refused.append(f"{ip} ({reason})")
+                reasons.append(reason)
         if not vetted:
-            raise _BlockedAddressError(
-                f"{host} resolves only to refused addresses: {'; '.join(refused)}"
+            literal = addresses == [host]
+            raise BlockedAddressError(
+                f"{host} resolves only to refused addresses: {'; '.join(refused)}",
+                f"{host} is not a public address: {'; '.join(reasons) or 'refused'}"
+                if literal
+                else f"{host} resolves only to addresses that are not public: "
+                f"{'; '.join(dict.fromkeys(reasons)) or 'refused'}",
             )
 
         errors: list[Exception] = []
@@ -197,7 +209,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
                 continue
             return _DeadlineStream(stream, self._deadline)
         if all(isinstance(e.__cause__, ConnectionRefusedError) for e in errors):
-            raise _ConnectionRefusedError(f"{host}:{port} refused the connection")
+            raise RefusedConnectionError(f"{host}:{port} refused the connection")
         timeouts = [e for e in errors if isinstance(e, httpcore.ConnectTimeout)]
         raise timeouts[0] if timeouts else errors[-1]
 
@@ -207,7 +219,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        raise _BlockedAddressError("unix sockets are never used for media")
+        raise BlockedAddressError("unix sockets are never used for media")
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -265,33 +277,49 @@ class UrlFetcher:
         code InvalidFile.Size when the body exceeds `max_bytes`."""
         s = self._settings
         headers = {"User-Agent": s.media.media_user_agent, "Accept-Encoding": "identity"}
-        with _mapped_errors(url), self._client(s.media.media_total_timeout, headers) as client:
-            current = _checked_url(url, url)
+        where = Where(url, field.mention, s)
+        with mapped_errors(where), self._client(s.media.media_total_timeout, headers) as client:
+            current = checked_url(where, url)
             for _hop in range(s.media.media_max_redirects + 1):
                 with client.stream("GET", current) as response:
                     if response.status_code in _REDIRECT_STATUSES:
                         location = response.headers.get("location")
                         if not location:
-                            raise _invalid(url, f"redirect {response.status_code} without Location")
-                        current = _checked_url(url, current.join(location))
+                            raise invalid_url(
+                                where,
+                                f"the server answered {response.status_code} (a redirect) "
+                                "without a Location header",
+                            )
+                        current = checked_url(where, current.join(location))
                         continue
                     if not 200 <= response.status_code < 300:
-                        raise _invalid(url, f"HTTP status {response.status_code} from {current}")
+                        hop = (
+                            ""
+                            if str(current) == url
+                            else f" (after redirects, at {redact_url(str(current))})"
+                        )
+                        raise invalid_url(
+                            where, f"the server answered HTTP {response.status_code}{hop}"
+                        )
                     data = _read_capped(response, field, max_bytes, url)
                     return FetchedMedia(
                         data=data,
                         content_type=response.headers.get("content-type"),
                         final_url=str(current),
                     )
-            raise _invalid(url, f"more than {s.media.media_max_redirects} redirects")
+            raise invalid_url(
+                where,
+                f"more than {s.media.media_max_redirects} redirects (VACE_MEDIA_MAX_REDIRECTS)",
+            )
 
     def post(self, url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> int:
         """POSTs `body` to an untrusted URL under the same address policy; redirects are not
         followed (a 3xx is returned as is). Returns the HTTP status.
         Raises: the same InvalidURL* errors as `fetch` (timeout covers the whole exchange)."""
         sent = {"User-Agent": self._settings.media.media_user_agent, **headers}
-        with _mapped_errors(url), self._client(timeout, sent) as client:
-            response = client.post(_checked_url(url, url), content=body)
+        where = Where(url, "the callback URL", self._settings)
+        with mapped_errors(where), self._client(timeout, sent) as client:
+            response = client.post(checked_url(where, url), content=body)
             return response.status_code
 
     @contextlib.contextmanager
@@ -318,64 +346,6 @@ class UrlFetcher:
                 yield client
         finally:
             transport.close()
-
-
-@contextlib.contextmanager
-def _mapped_errors(url: str) -> Iterator[None]:
-    """Turns transport failures into the contract's InvalidURL* errors."""
-    try:
-        yield
-    except (InvalidURL, InvalidFile):
-        raise
-    except httpx.TimeoutException as exc:
-        logger.warning("media download %s timed out: %r", url, exc)
-        raise InvalidURL(
-            f"Download {url} timeout, please check network connection.",
-            code="InvalidURL.Timeout",
-        ) from exc
-    except _ConnectionRefusedError as exc:
-        logger.warning("media download %s: %s", url, exc)
-        raise InvalidURL(
-            f"Connection to {url} refused, please provide available URL.",
-            code="InvalidURL.ConnectionRefused",
-        ) from exc
-    except (_BlockedAddressError, _ResolveError) as exc:
-        raise _invalid(url, str(exc)) from exc
-    except (
-        httpx.HTTPError,
-        httpx.InvalidURL,
-        httpcore.ProtocolError,
-        OSError,
-        UnicodeError,
-    ) as exc:
-        raise _invalid(url, repr(exc)) from exc
-
-
-def _invalid(url: str, reason: str) -> InvalidURL:
-    logger.warning("media download %s refused/failed: %s", url, reason)
-    return InvalidURL()
-
-
-def _checked_url(original: str, candidate: str | httpx.URL) -> httpx.URL:
-    """Parses a URL (the request's or a redirect target) and allows only http(s) with a host.
-
-    Returns: the parsed URL. Raises: InvalidURL."""
-    try:
-        parsed = httpx.URL(candidate) if isinstance(candidate, str) else candidate
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise _invalid(original, f"unparsable URL {candidate!r}: {exc}") from exc
-    if parsed.scheme not in ("http", "https"):
-        raise _invalid(original, f"scheme {parsed.scheme!r} is not allowed ({candidate})")
-    host = parsed.raw_host.decode("ascii", errors="replace")  # as dialled: IDNA-encoded
-    if not host:
-        raise _invalid(original, f"URL without host ({candidate})")
-    try:
-        parsed.host  # noqa: B018 - decodes xn-- labels; invalid punycode raises
-    except UnicodeError as exc:
-        raise _invalid(original, f"host {host!r} is not a valid IDNA name: {exc}") from exc
-    if not is_plain_host(host):
-        raise _invalid(original, f"host {host!r} is neither a name nor an IP address")
-    return parsed
 
 
 def _read_capped(response: httpx.Response, field: InputField, max_bytes: int, url: str) -> bytes:

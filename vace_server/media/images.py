@@ -5,9 +5,11 @@ checks and decoding live in `vace_server.media.video`."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -180,6 +182,22 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@contextlib.contextmanager
+def _declared_type(content_type: str | None) -> Iterator[None]:
+    """A wrong-format error adds the Content-Type the media's server declared, the usual clue
+    (an HTML error page served with status 200, a link to a viewer page instead of the file)."""
+    try:
+        yield
+    except InvalidFile as exc:
+        if exc.code != "InvalidFile.Format" or not content_type:
+            raise
+        # Printable ASCII only: the value is the media server's, and a message must never carry
+        # the control characters of a field mention (vace_server.errors).
+        declared = "".join(c for c in content_type.split(";", 1)[0] if " " < c <= "~")[:100]
+        exc.message = f"{exc.message} Its server sent it as Content-Type: {declared}."
+        raise
+
+
 class MediaFetcher:
     """`MediaSource` over hostile URLs: `UrlFetcher` for the bytes, `load_image`,
     `load_mask_image` and `video.open_video` for checks and decoding.
@@ -208,24 +226,30 @@ class MediaFetcher:
         scope = UploadScope(account, model)
         return MediaFetcher(self._settings, self._fetcher, uploads=self._uploads, scope=scope)
 
-    def _read(self, url: str, field: InputField, max_bytes: int) -> bytes:
+    def _read(self, url: str, field: InputField, max_bytes: int) -> tuple[bytes, str | None]:
+        """The body and the Content-Type its server declared (None for uploads)."""
         if is_upload_url(url):
-            return read_upload(self._uploads, self._scope, url, field, max_bytes)
-        return self._fetcher.fetch(url, field=field, max_bytes=max_bytes).data
+            return read_upload(self._uploads, self._scope, url, field, max_bytes), None
+        media = self._fetcher.fetch(url, field=field, max_bytes=max_bytes)
+        return media.data, media.content_type
 
     def fetch_image(self, url: str, field: InputField) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one image.
 
         Returns: an RGB image with sides in [360, 2000].
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
-        return load_image(self._read(url, field, IMAGE_MAX_BYTES), field)
+        data, content_type = self._read(url, field, IMAGE_MAX_BYTES)
+        with _declared_type(content_type):
+            return load_image(data, field)
 
     def fetch_mask_image(self, url: str, field: InputField) -> Image.Image:
         """Downloads (≤ 10 MB) and checks one mask image.
 
         Returns: an "L" image, pixel values as stored (see `load_mask_image`).
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .Resolution."""
-        return load_mask_image(self._read(url, field, IMAGE_MAX_BYTES), field)
+        data, content_type = self._read(url, field, IMAGE_MAX_BYTES)
+        with _declared_type(content_type):
+            return load_mask_image(data, field)
 
     def fetch_video(self, url: str, field: InputField, *, max_seconds: float) -> VideoClip:
         """Downloads (≤ 50 MB) and checks (MP4, ≥ 16 fps, at least one frame) a video.
@@ -234,8 +258,9 @@ class MediaFetcher:
         `video.open_video`).
         Raises: InvalidURL* (download), InvalidFile.Size / .Format / .Openerror / .FPS /
         .Duration / .Resolution (server safety limit)."""
-        data = self._read(url, field, VIDEO_MAX_BYTES)
-        return open_video(data, field, max_seconds=max_seconds)
+        data, content_type = self._read(url, field, VIDEO_MAX_BYTES)
+        with _declared_type(content_type):
+            return open_video(data, field, max_seconds=max_seconds)
 
 
 def media_for_task(source: MediaSource, account: str, model: str) -> MediaSource:

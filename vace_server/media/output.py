@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,66 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class DeliveredVideo:
+    """The delivered video with each distinct frame held once: `frames` uint8 (U, H, W, 3)
+    and `order` int64 (N,), the index into `frames` shown at each of the N output positions
+    (non-decreasing). Retiming to 30 fps repeats most frames; holding them once saves the
+    memory and lets the encoder convert each one once (`encode.encode_mp4`'s `order`)."""
+
+    frames: np.ndarray
+    order: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    def expanded(self) -> np.ndarray:
+        """uint8 (N, H, W, 3): every output position, repeats included."""
+        return self.frames[self.order]
+
+
+def render_video(
+    frames: np.ndarray,
+    *,
+    size: tuple[int, int],
+    seconds: float,
+    fps: int,
+    watermark: bool,
+    font_path: Path | None,
+) -> DeliveredVideo:
+    """Turns pipeline output into the delivered video.
+
+    `frames`: float32 (T, h, w, 3) in [0, 1] (the pipeline's native rate, 16 fps).
+    `size`: (W, H) of the delivered video. N = max(1, round(seconds * fps)) frames are picked
+    evenly over the input (first and last kept), each resized to exactly W x H; with
+    `watermark` the bottom-right mark is drawn (see `watermark.apply_watermark`).
+
+    Returns: the N frames as a DeliveredVideo (each distinct input frame resized once).
+    Raises: ValueError on a malformed array, a non-positive size, seconds or fps."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"expected (T, h, w, 3) frames, got shape {frames.shape}")
+    width, height = size
+    if width < 1 or height < 1 or fps < 1 or seconds <= 0:
+        raise ValueError(f"bad output size {size}, seconds {seconds} or fps {fps}")
+    count = max(1, round(seconds * fps))
+    picked, order = np.unique(retime_indices(frames.shape[0], count), return_inverse=True)
+
+    out = np.empty((len(picked), height, width, 3), dtype=np.uint8)
+    for k, i in enumerate(picked):
+        out[k] = _resize(np.asarray(frames[i], dtype=np.float32), size)
+    if watermark:
+        apply_watermark(out, font_path)
+    return DeliveredVideo(out, order.astype(np.int64).reshape(-1))
+
+
 def render_output(
     frames: np.ndarray,
     *,
@@ -44,31 +105,8 @@ def render_output(
     watermark: bool,
     font_path: Path | None,
 ) -> np.ndarray:
-    """Turns pipeline output into the delivered frames.
-
-    `frames`: float32 (T, h, w, 3) in [0, 1] (the pipeline's native rate, 16 fps).
-    `size`: (W, H) of the delivered video. N = max(1, round(seconds * fps)) frames are picked
-    evenly over the input (first and last kept), each resized to exactly W x H; with
-    `watermark` the bottom-right mark is drawn (see `watermark.apply_watermark`).
-
-    Returns: uint8 (N, H, W, 3).
-    Raises: ValueError on a malformed array, a non-positive size, seconds or fps."""
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
-        raise ValueError(f"expected (T, h, w, 3) frames, got shape {frames.shape}")
-    width, height = size
-    if width < 1 or height < 1 or fps < 1 or seconds <= 0:
-        raise ValueError(f"bad output size {size}, seconds {seconds} or fps {fps}")
-    count = max(1, round(seconds * fps))
-    indices = retime_indices(frames.shape[0], count)
-
-    out = np.empty((count, height, width, 3), dtype=np.uint8)
-    previous = -1
-    for k, i in enumerate(indices):  # non-decreasing: each input frame is resized once
-        if i == previous:
-            out[k] = out[k - 1]
-        else:
-            out[k] = _resize(np.asarray(frames[i], dtype=np.float32), size)
-        previous = int(i)
-    if watermark:
-        apply_watermark(out, font_path)
-    return out
+    """`render_video`, every output position as its own frame: uint8 (N, H, W, 3)."""
+    video = render_video(
+        frames, size=size, seconds=seconds, fps=fps, watermark=watermark, font_path=font_path
+    )
+    return video.expanded()

@@ -61,13 +61,21 @@ def read_upload(
         stream = store.open(key, account=scope.account, model=scope.model)
     if stream is None:
         log.warning("%s: %s is not an upload of this task's account and model", field, url)
-        raise InvalidURL()
+        raise InvalidURL(
+            f"{InvalidURL.default_message} {field.mention} ({url}): no such upload for this "
+            "API key and model; it may have expired (uploads last 48 hours), been made with "
+            "another API key, or for another model. Upload the file again (getPolicy, then "
+            "POST the file) with the same key and model as the task."
+        )
     try:
         with stream:
             data = _read_at_most(stream, max_bytes + 1)
     except OSError as exc:  # purged between open and read, or the connection broke
         log.warning("%s: cannot read upload %s: %r", field, url, exc)
-        raise InvalidURL() from exc
+        raise InvalidURL(
+            f"{InvalidURL.default_message} {field.mention} ({url}): the uploaded file could "
+            "not be read (removed while the task ran?); upload it again."
+        ) from exc
     if len(data) > max_bytes:
         log.warning("%s: upload %s exceeds %d bytes", field, url, max_bytes)
         raise InvalidFile(

@@ -9,8 +9,9 @@ file, else a usage error) and goes into the TaskSpec as the `file://` URL of the
 file; the URL rules accept exactly those besides what a client may send, and
 `LocalMediaSource` reads them through the same checks as downloads: the byte caps (10 MB
 images, 50 MB videos), then `load_image` / `load_mask_image` / `open_video` on their bytes.
-Real URLs go to `MediaFetcher` (hostile-URL rules included; set
-VACE_MEDIA_ALLOW_PRIVATE_NETWORKS=1 for a URL on a local network).
+Real URLs go to `MediaFetcher` with the download rules (caps, timeouts, redirects) but not
+the address rule: the command runs on the user's machine for them, so loopback and private
+URLs are reached without VACE_MEDIA_ALLOW_PRIVATE_NETWORKS (`run.local_machine_fetcher`).
 
 Then the worker's task pipeline runs (`worker.pipeline.TaskPipeline`: build_inputs → prompt
 extension → generate → render_output → encode_mp4), reporting to a `rich` progress display on

@@ -33,6 +33,19 @@ def _write_failure(out: Path, exc: Exception) -> ServiceError:
     return UploadError(f"Failed to write the result to {out}: {exc}")
 
 
+def local_machine_fetcher(settings: Settings) -> MediaSource:
+    """The `MediaFetcher` of `vace-server generate`: it runs on the user's own machine, for
+    them, so the address rule that keeps a server's clients off its private networks does not
+    apply: loopback and private URLs are reached without VACE_MEDIA_ALLOW_PRIVATE_NETWORKS.
+    (The other download rules stay: caps, timeouts, redirects. `serve` never builds this.)"""
+    from vace_server.media.addresses import address_policy
+    from vace_server.media.fetch import UrlFetcher
+    from vace_server.media.images import MediaFetcher
+
+    fetcher = UrlFetcher(settings, address_allowed=address_policy(allow_private=True))
+    return MediaFetcher(settings, fetcher)
+
+
 def generate_one(
     options: OneShotOptions,
     settings: Settings,
@@ -55,9 +68,7 @@ def generate_one(
     out = check_out_path(options.out)
     spec = build_spec(values)
     if remote is None:
-        from vace_server.media.images import MediaFetcher
-
-        remote = MediaFetcher(settings)
+        remote = local_machine_fetcher(settings)
 
     with ConsoleProgress(console) as progress:
         progress.loading(settings.engine.model)
@@ -137,7 +148,10 @@ def run(
         markup=False,
     )
     width, height = eff.generation_size
-    line = f"generated at {width}x{height}, {eff.generation_frames} frames, {eff.steps} steps"
+    line = (
+        f"generated at {width}x{height}, {eff.generation_frames} frames, preset "
+        f"{eff.preset or 'none'}, {eff.steps} steps, guidance {eff.guidance_scale:g}"
+    )
     if eff.mean_step_seconds is not None:
         line += f", {eff.mean_step_seconds:.2f} s/step"
     out.print(line, markup=False)

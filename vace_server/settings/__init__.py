@@ -36,6 +36,7 @@ from vace_server.settings.groups import (
     StorageSettings,
     StoreSettings,
     WebhookSettings,
+    parse_loras,
     parse_networks,
     storage_url_problem,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "WebhookSettings",
     "describe_invalid",
     "from_worker_payload",
+    "parse_loras",
     "parse_networks",
     "reveal",
     "route_flat",
@@ -69,6 +71,10 @@ __all__ = [
 ]
 
 _PATH_LIKE = re.compile(r"^(/|~|\.{1,2}(/|$))")
+# The model names the engine's loader knows (engine/loader.py), besides folders and hub ids.
+_MODEL_NAMES = ("auto", "tiny", "tiny-a14b")
+# The loader's hub id form (engine/loader.py): owner/name.
+_HUB_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def reveal(secret: SecretStr | None) -> str | None:
@@ -177,20 +183,33 @@ class Settings(BaseSettings):
         current = {name: dict(getattr(self, name)) for name in GROUPS}
         return type(self).model_validate({**current, **changes})
 
+    def for_served_model(self) -> Settings:
+        """The settings this worker runs with: its served model's (VACE_SERVED_MODEL's entry
+        of VACE_MODELS) weights, preset and engine settings over the deployment's; the same
+        settings without a registry. Raises: ValueError (several models, none chosen)."""
+        entry = self.engine.served_entry()
+        if entry is None:
+            return self
+        engine = {**dict(self.engine), **entry.engine_changes(), "served_model": entry.name}
+        return self.replace(engine=engine)
+
+    def claim_names(self) -> tuple[str, ...] | None:
+        """The model names whose tasks this worker claims: its served model's names and
+        aliases, or None (every task) without a registry. Raises: as `for_served_model`."""
+        entry = self.engine.served_entry()
+        return None if entry is None else entry.names
+
     def model_folder_problem(self) -> str | None:
         """Why `model`, written as a path (/…, ./…, ../…, ~…), cannot be a diffusers folder
-        here, or None. Checked by the entry points that load the model on this machine (not
-        a field check: API replicas and Ray drivers share the workers' settings without
-        their folders). Names (auto, tiny), hub ids and relative folders are the loader's."""
-        text = self.engine.model.strip()
-        if not _PATH_LIKE.match(text):
-            return None
-        folder = Path(text).expanduser()
-        if not folder.is_dir():
-            return f"VACE_MODEL={text!r}: the model folder does not exist (or is not a folder)"
-        if not (folder / "model_index.json").is_file():
-            return f"VACE_MODEL={text!r}: no model_index.json in it, so not a diffusers pipeline"
-        return None
+        here, or None; with VACE_MODELS, the same for each served model's weights. Checked by
+        the entry points that load the model on this machine (not a field check: API replicas
+        and Ray drivers share the workers' settings without their folders). Names (auto,
+        tiny), hub ids and relative folders are the loader's."""
+        problem = _folder_problem("VACE_MODEL", self.engine.model)
+        for entry in self.engine.served_models:
+            if problem is None and entry.weights is not None:
+                problem = _folder_problem(f"VACE_MODELS: {entry.name}: model", entry.weights)
+        return problem
 
     def resolved_database_url(self) -> str:
         if self.store.database_url:
@@ -210,6 +229,25 @@ class Settings(BaseSettings):
     def worker_alive_ms(self) -> int:
         """A worker that has not beaten into the registry for this long counts as gone."""
         return int((3 * self.queue.heartbeat_seconds + 5) * 1000)
+
+
+def _folder_problem(setting: str, value: str) -> str | None:
+    text = value.strip()
+    if not _PATH_LIKE.match(text):
+        # Neither a name nor a hub id (owner/name): only a folder it can be, and not here.
+        if text in _MODEL_NAMES or _HUB_LIKE.match(text) or Path(text).is_dir():
+            return None
+        return (
+            f"{setting}={text!r}: the model folder does not exist (looked in {Path.cwd()}); "
+            "give a diffusers folder, a Hugging Face repo id (owner/name), 'auto', 'tiny' or "
+            "'tiny-a14b'"
+        )
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        return f"{setting}={text!r}: the model folder does not exist (or is not a folder)"
+    if not (folder / "model_index.json").is_file():
+        return f"{setting}={text!r}: no model_index.json in it, so not a diffusers pipeline"
+    return None
 
 
 # What a worker process (spawned child, `--gpus` child, Ray actor) does not need: it serves no

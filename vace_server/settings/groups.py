@@ -4,8 +4,10 @@ load (a value that can never work stops every entry point, not the first task)."
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +15,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from vace_server.settings.models import ServedModel, check_registry, choose_entry, parse_models
+from vace_server.settings.speedups import SpeedupFields
 
 DEFAULT_NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
@@ -51,6 +56,32 @@ def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
         except ValueError as exc:
             raise ValueError(f"bad network {entry!r} in the allowed networks: {exc}") from None
     return tuple(networks)
+
+
+def parse_loras(text: str) -> tuple[tuple[str, float], ...]:
+    """`"/loras/a.safetensors:0.8, /loras/b.safetensors"` -> ((path, scale), ...), the format of
+    `loras` (scale 1 when none is given; the text after the last ':' is a scale only when it
+    reads as a number, so a Windows drive letter stays part of the path). Here so settings
+    validates it at load without importing engine/ (the loader reads it through this).
+
+    Returns: the entries. Raises: ValueError naming a bad entry (empty path, scale not finite)."""
+    entries: list[tuple[str, float]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        path, scale = entry, 1.0
+        head, sep, tail = entry.rpartition(":")
+        if sep:
+            try:
+                path, scale = head.strip(), float(tail)
+            except ValueError:
+                path, scale = entry, 1.0
+        if not path:
+            raise ValueError(f"LoRA entry {entry!r} has no path (want path[:scale])")
+        if not math.isfinite(scale):
+            raise ValueError(f"LoRA entry {entry!r}: the scale must be a finite number")
+        entries.append((path, scale))
+    return tuple(entries)
 
 
 class SettingsGroup(BaseModel):
@@ -109,6 +140,11 @@ class AccountSettings(SettingsGroup):
     rate_limit_submit_per_second: float | None = Field(default=None, gt=0)
     rate_limit_in_flight: int | None = Field(default=None, ge=0)
     rate_limit_query_per_second: float | None = Field(default=None, gt=0)
+    rate_limit_shared: bool = Field(
+        default=True,
+        description="Token buckets in the database, shared by every API replica "
+        "(false: each API process counts alone, so N replicas allow N times the limit).",
+    )
     rate_limits: str = Field(
         default="",
         description='Per-account overrides as JSON: {"acct": {"submit_per_second": 2, ...}}',
@@ -162,6 +198,31 @@ class StoreSettings(SettingsGroup):
     retention_hours: float = Field(default=24.0, gt=0)
     task_timeout_hours: float = Field(default=3.0, gt=0)
 
+    @field_validator("database_url")
+    @classmethod
+    def _driver(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value else ""
+        if _is_postgres(url) and (
+            problem := missing_extra("psycopg", "postgres", "a PostgreSQL VACE_DATABASE_URL")
+        ):
+            raise ValueError(problem)
+        return value
+
+
+def missing_extra(module: str, extra: str, what: str) -> str | None:
+    """One line naming the extra to install when `module` (a driver only some deployments
+    need, kept out of the default install) cannot be imported, or None. Imported, not just
+    looked up, so a broken install is caught here too, not as a traceback at first use."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return f"{what} needs {module}, which is not installed: pip install 'vace-server[{extra}]'"
+    return None
+
+
+def _is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in ("postgres", "postgresql")
+
 
 def storage_url_problem(url: str) -> str | None:
     """Why `url` cannot be a `VACE_STORAGE_URL` (another scheme than s3:// or file://, or an
@@ -212,6 +273,9 @@ class StorageSettings(SettingsGroup):
     def _storage_scheme(cls, value: str | None) -> str | None:
         if value and (problem := storage_url_problem(value)):
             raise ValueError(problem)
+        s3 = bool(value) and urlsplit(value or "").scheme.lower() == "s3"
+        if s3 and (problem := missing_extra("boto3", "s3", "an s3:// VACE_STORAGE_URL")):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -243,6 +307,11 @@ class QueueSettings(SettingsGroup):
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     poll_seconds: float = Field(default=0.25, gt=0)
+    local_wakeups: bool = Field(
+        default=True,
+        description="SQLite: wake idle workers of this machine through a local socket the "
+        "moment a task is claimable (off: they poll every poll_seconds).",
+    )
     maintenance_seconds: float = Field(default=5.0, gt=0)
     stop_grace_seconds: float = Field(
         default=10.0,
@@ -255,6 +324,19 @@ class QueueSettings(SettingsGroup):
         gt=0,
         description="A worker child that ran this long restarts without accumulated backoff.",
     )
+    prefetch: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="Tasks a worker claims and preprocesses ahead while its model runs one "
+        "(0: one task at a time, claim to store).",
+    )
+    prefetch_memory_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="Prepared inputs and finished frames a pipelined worker may hold besides "
+        "the task on its model; a look-ahead task over it is prepared again in its turn.",
+    )
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> QueueSettings:
@@ -266,13 +348,29 @@ class QueueSettings(SettingsGroup):
         return self
 
 
-class EngineSettings(SettingsGroup):
+class EngineSettings(SettingsGroup, SpeedupFields):
+    # The acceleration switches (VACE_ATTENTION_BACKEND, VACE_CACHE, ...) are SpeedupFields'.
     model: str = Field(default="auto", description="auto | tiny | local folder | hub repo id")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps ...")
     dtype: str = Field(default="auto", description="auto | float32 | bfloat16 | float16")
-    num_inference_steps: int | None = Field(default=None, ge=1, description="Default per model.")
-    guidance_scale: float = Field(default=5.0, ge=0)
-    flow_shift: float | None = Field(default=None, gt=0, description="Default per model.")
+    preset: Literal["quality", "balanced", "fast"] = Field(
+        default="quality",
+        description="Speed preset: steps, guidance, shift, scheduler (and fast's distill LoRA); "
+        "explicit num_inference_steps / guidance_scale / flow_shift still win.",
+    )
+    distill_lora: Path | None = Field(
+        default=None, description="The step-distill LoRA file (.safetensors) the fast preset fuses."
+    )
+    loras: str = Field(
+        default="",
+        description="User LoRAs fused at load: comma-separated path[:scale] (scale default 1).",
+    )
+    prompt_cache_size: int = Field(
+        default=32, ge=0, description="Encoded prompts kept per worker (LRU); 0 = off."
+    )
+    num_inference_steps: int | None = Field(default=None, ge=1, description="Default per preset.")
+    guidance_scale: float | None = Field(default=None, ge=0, description="Default per preset.")
+    flow_shift: float | None = Field(default=None, gt=0, description="Default per preset/model.")
     generation_area: int | None = Field(
         default=None, ge=16 * 16, description="Pixels (at least one 16x16 cell); default per model."
     )
@@ -281,6 +379,15 @@ class EngineSettings(SettingsGroup):
     output_fps: int = Field(default=30, ge=1)
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     model_cpu_offload: bool = False
+    models: str = Field(
+        default="",
+        description="Served-model registry as JSON (settings/models.py); empty = one model.",
+    )
+    served_model: str = Field(
+        default="",
+        description="The VACE_MODELS name this worker serves (a worker serves one model).",
+    )
+
     gpus_per_task: int = Field(
         default=1, ge=1, le=64, description="Devices one task runs across (context parallel)."
     )
@@ -288,12 +395,46 @@ class EngineSettings(SettingsGroup):
         default="ulysses", description="How a group shards the sequence (ring needs a GPU)."
     )
 
+    @property
+    def served_models(self) -> tuple[ServedModel, ...]:
+        """VACE_MODELS' entries; () when unset (one model, under the API's own names)."""
+        return parse_models(self.models, frozenset(type(self).model_fields))
+
+    def served_entry(self) -> ServedModel | None:
+        """The entry this worker serves: VACE_SERVED_MODEL's (a name or an alias), or the only
+        one; None without a registry. Raises: ValueError (several served, none chosen)."""
+        return choose_entry(self.served_models, self.served_model)
+
+    @model_validator(mode="after")
+    def _registry_valid(self) -> EngineSettings:
+        try:
+            entries = self.served_models
+        except ValueError as exc:
+            raise ValueError(f"VACE_MODELS: {exc}") from None
+        check_registry(self, entries, self.served_model)
+        return self
+
     @field_validator("num_frames")
     @classmethod
     def _frames_4n_plus_1(cls, value: int) -> int:
         if (value - 1) % 4:
             raise ValueError(f"must be 4n+1 (e.g. 81 or 17), not {value}")
         return value
+
+    @field_validator("loras")
+    @classmethod
+    def _loras_parse(cls, value: str) -> str:
+        parse_loras(value)  # a bad entry stops the server at start; the files are the loader's
+        return value
+
+    @model_validator(mode="after")
+    def _fast_has_lora(self) -> EngineSettings:
+        if self.preset == "fast" and self.distill_lora is None:
+            raise ValueError(
+                "VACE_PRESET=fast needs VACE_DISTILL_LORA=<file>: the step-distill LoRA it fuses "
+                "(download command in docs/presets.md)"
+            )
+        return self
 
     @field_validator("dtype")
     @classmethod

@@ -56,7 +56,7 @@ tasks = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("progress", Text),
     Index("ix_tasks_status_created", "status", "created_ms"),
-    Index("ix_tasks_account_created", "account", "created_ms"),
+    Index("ix_tasks_account_created_expires", "account", "created_ms", "expires_ms"),
     Index("ix_tasks_expires", "expires_ms"),
 )
 

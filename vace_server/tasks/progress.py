@@ -67,8 +67,8 @@ class TaskProgress:
     step: int | None = None  # denoising steps done
     total_steps: int | None = None
     percent: int | None = None  # of the whole task
-    step_seconds: float | None = None  # mean denoising step time so far
-    eta_seconds: float | None = None  # mean step time x steps left
+    step_seconds: float | None = None  # the recent denoising step time (`recent_step_seconds`)
+    eta_seconds: float | None = None  # recent step time x steps left
     queue_position: int | None = None  # a queued task's place (1 = next)
     message: str | None = None  # why a queued task waits (e.g. no worker can load the model)
 
@@ -83,7 +83,8 @@ class TaskProgress:
 
     @classmethod
     def denoising(cls, done: int, total: int, mean_step: float | None) -> TaskProgress:
-        """After `done` of `total` steps; `mean_step` None before a step time is known."""
+        """After `done` of `total` steps; `mean_step` (the step time the ETA goes by) None
+        before a step time is known."""
         span = STAGE_SPANS[Stage.DENOISING]
         percent = span.start + round((span.end - span.start) * done / max(total, 1))
         report = cls(stage=Stage.DENOISING, step=done, total_steps=total, percent=percent)
@@ -114,10 +115,16 @@ class TaskProgress:
         return cls(**{**data, "stage": Stage(stage)})
 
 
+# Steps the ETA's step time is the mean of: the latest ones, never the first while a later one
+# is known (it carries warm-up: allocations, kernel selection, a compile; on a CPU run it was
+# minutes where the others took seconds, and a mean over all steps promised hours).
+RECENT_STEPS = 5
+
+
 class ProgressTracker:
     """The progress of one run from its stage changes and denoising steps: percent from the
-    stage spans, ETA from the mean step time. Pure bookkeeping; the caller reports what it
-    returns (to the store, to a console)."""
+    stage spans, ETA from the recent step time (`recent_step_seconds`). Pure bookkeeping; the
+    caller reports what it returns (to the store, to a console)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -138,7 +145,7 @@ class ProgressTracker:
         self._step_started = now
         if done >= total:
             return self.stage(Stage.DECODING)
-        return TaskProgress.denoising(done, total, self.mean_step_seconds)
+        return TaskProgress.denoising(done, total, self.recent_step_seconds)
 
     @property
     def step_times(self) -> list[float]:
@@ -146,5 +153,14 @@ class ProgressTracker:
 
     @property
     def mean_step_seconds(self) -> float | None:
+        """Over every step (what the run cost: recorded with the task)."""
         times = self._step_times
         return sum(times) / len(times) if times else None
+
+    @property
+    def recent_step_seconds(self) -> float | None:
+        """Over the last `RECENT_STEPS` steps, the first step left out once a later one is
+        known (what the remaining steps will take)."""
+        times = self._step_times[1:] if len(self._step_times) > 1 else self._step_times
+        recent = times[-RECENT_STEPS:]
+        return sum(recent) / len(recent) if recent else None

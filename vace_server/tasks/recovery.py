@@ -21,6 +21,9 @@ class RecoveryMixin:
     def _expiry(self, ended_ms: int) -> int:
         raise NotImplementedError
 
+    def wake_local(self) -> None:
+        raise NotImplementedError
+
     def release_worker(self, worker_id: str) -> int:
         """A worker died: its RUNNING tasks are requeued, or FAILED when out of attempts.
 
@@ -80,6 +83,8 @@ class RecoveryMixin:
             requeued = conn.execute(retry).rowcount
             if requeued:
                 notify_work(conn)  # wake an idle worker for the requeued task(s)
+        if requeued:
+            self.wake_local()
         return int(moved + requeued)
 
     def fail_overdue(self, max_age_ms: int, *, code: str, message: str) -> int:

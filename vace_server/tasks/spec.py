@@ -65,10 +65,11 @@ class EngineParams:
 
     num_frames: int
     fps: int
-    guidance_scale: float
+    guidance_scale: float | None  # None: the preset's (older rows always recorded one)
     num_inference_steps: int | None = None
     flow_shift: float | None = None
     generation_area: int | None = None
+    preset: str | None = None  # VACE_PRESET at submission; None in older rows
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineParams:
@@ -79,6 +80,7 @@ class EngineParams:
             num_inference_steps=settings.engine.num_inference_steps,
             flow_shift=settings.engine.flow_shift,
             generation_area=settings.engine.generation_area,
+            preset=settings.engine.preset,
         )
 
 
@@ -121,7 +123,7 @@ class TaskSpec:
     engine: EngineParams | None = None
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
+        return json.dumps(_plain(self), ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> TaskSpec:
@@ -141,3 +143,13 @@ class TaskSpec:
         raw["outpaint"] = Outpaint(**raw["outpaint"])
         raw["engine"] = EngineParams(**raw["engine"]) if raw.get("engine") else None
         return cls(**raw)
+
+
+def _plain(value: Any) -> Any:
+    """`dataclasses.asdict` without its deep copy of every leaf (a spec's leaves are immutable
+    str / int / float / enum values), which made it most of a create request's cost."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -4,7 +4,8 @@ Every transition is one atomic UPDATE guarded by the state it leaves (and, for a
 its claim: worker id + attempt number), so two processes can never both move a task.
 
 Calls that are safe to repeat ride out a database restart (see `transient`); making a task
-claimable wakes idle workers at once on PostgreSQL (see `wakeup`).
+claimable wakes idle workers at once (NOTIFY on PostgreSQL, a local socket on SQLite: see
+`wakeup`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,23 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Select, Update, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.sql import ColumnElement
 
 from vace_server.clock import Clock, wall_clock_ms
@@ -25,7 +38,7 @@ from vace_server.tasks.recovery import RecoveryMixin
 from vace_server.tasks.spec import TaskSpec
 from vace_server.tasks.status import TaskStatus
 from vace_server.tasks.transient import RETRY_SECONDS, RetryingAccess
-from vace_server.tasks.wakeup import WorkWaiter, notify_work, waiter_for
+from vace_server.tasks.wakeup import LocalWaker, WorkWaiter, local_waker, notify_work, waiter_for
 
 
 class CancelOutcome(enum.Enum):
@@ -54,6 +67,16 @@ class ListFilter:
     api_key_id: str | None = None
 
 
+# The one-task read, built once with bound parameters: building a statement costs more than
+# running it on SQLite (profiled: most of a query request's time went to expression building).
+_GET = select(tasks).where(
+    tasks.c.id == bindparam("id"),
+    or_(tasks.c.expires_ms.is_(None), tasks.c.expires_ms > bindparam("now")),
+)
+_GET_OWNED = _GET.where(tasks.c.account == bindparam("account"))
+_INSERT_TASK = insert(tasks)  # the values travel as parameters: nothing to build per call
+
+
 class TaskStore(RecoveryMixin, RetryingAccess):
     """Persistent task queue and state machine over SQLAlchemy (SQLite or PostgreSQL)."""
 
@@ -66,7 +89,10 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         retention_ms: int = 24 * 3_600_000,
         clock: Clock = wall_clock_ms,
         retry_seconds: float = RETRY_SECONDS,
+        local_wakeups: bool = True,
     ) -> None:
+        """`local_wakeups`: on a SQLite file, wake and be woken through local sockets
+        (`wakeup`); off, waiting is plain polling."""
         self.engine = engine
         self.lease_ms = lease_ms
         self.max_attempts = max_attempts
@@ -75,6 +101,8 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         self._now = clock
         self._postgres = engine.dialect.name == "postgresql"
         self._waiter: WorkWaiter | None = None
+        self.local_wakeups = local_wakeups
+        self._waker: LocalWaker | None = local_waker(engine) if local_wakeups else None
 
     # ------------------------------------------------------------------ client side
     def create(
@@ -127,20 +155,20 @@ class TaskStore(RecoveryMixin, RetryingAccess):
                     and conn.execute(select(tasks.c.id).where(tasks.c.id == task_id)).first()
                 ):
                     return  # the earlier attempt committed before its connection was lost
-                conn.execute(insert(tasks).values(**values))
-                for hook in hooks:
-                    conn.execute(insert(webhooks).values(**hook))
+                conn.execute(_INSERT_TASK, values)
+                if hooks:
+                    conn.execute(insert(webhooks), hooks)
                 notify_work(conn)
 
         self._retry(insert_task, "create")
+        self.wake_local()
         return TaskRecord.inserted(values, spec)
 
     def get(self, task_id: str, *, account: str | None = None) -> TaskRecord | None:
         """Returns the task unless unknown, past retention, or (when given) another account's."""
-        cond = [tasks.c.id == task_id, self._not_expired()]
-        if account is not None:
-            cond.append(tasks.c.account == account)
-        row = self._read(lambda conn: conn.execute(select(tasks).where(*cond)).first())
+        params = {"id": task_id, "now": self._now(), "account": account}
+        stmt = _GET if account is None else _GET_OWNED  # built once: the query's hot path
+        row = self._read(lambda conn: conn.execute(stmt, params).first())
         return TaskRecord.from_row(row) if row else None
 
     def list_page(
@@ -199,10 +227,12 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         query = query.where(tasks.c.account == account, tasks.c.status.in_(busy))
         return int(self._read(lambda conn: conn.execute(query).scalar_one()))
 
-    def queue_position(self, task: TaskRecord) -> int:
-        """1-based place of a PENDING task in the queue (claims take the oldest first)."""
+    def queue_position(self, task: TaskRecord, *, models: Collection[str] | None = None) -> int:
+        """1-based place of a PENDING task in the queue (claims take the oldest first); with
+        `models`, in the queue of the workers that claim those model names."""
         ahead = and_(
             tasks.c.status == TaskStatus.PENDING.value,
+            self._of_models(models),
             or_(
                 tasks.c.created_ms < task.created_ms,
                 and_(tasks.c.created_ms == task.created_ms, tasks.c.id < task.id),
@@ -212,8 +242,10 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         return int(self._read(lambda conn: conn.execute(query).scalar_one())) + 1
 
     # ------------------------------------------------------------------ worker side
-    def claim(self, worker_id: str) -> Claim | None:
-        """Atomically takes the oldest PENDING task and leases it to `worker_id`.
+    def claim(self, worker_id: str, *, models: Collection[str] | None = None) -> Claim | None:
+        """Atomically takes the oldest PENDING task (of the `models` names, when given: a
+        worker serves one model and claims only its tasks, oldest first) and leases it to
+        `worker_id`.
 
         Returns the claim, or None when the queue is empty. Side effects: one UPDATE.
         (Retried across a lost connection; should the lost attempt have committed, that task
@@ -221,7 +253,7 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         now = self._now()
         oldest = (
             select(tasks.c.id)
-            .where(tasks.c.status == TaskStatus.PENDING.value)
+            .where(tasks.c.status == TaskStatus.PENDING.value, self._of_models(models))
             .order_by(tasks.c.created_ms, tasks.c.id)
             .limit(1)
         )
@@ -373,19 +405,29 @@ class TaskStore(RecoveryMixin, RetryingAccess):
                 row = conn.execute(left.where(tasks.c.id == claim.task.id)).first()
                 return row is not None and tuple(row) == as_left
 
-        return self._retry(run, what)
+        changed = self._retry(run, what)
+        if changed and notify:
+            self.wake_local()
+        return changed
 
     # ------------------------------------------------------------------ waiting for work
+    def wake_local(self) -> None:
+        """After a commit that made a task claimable: wakes the idle workers of this machine
+        (SQLite; PostgreSQL's NOTIFY went with the transaction). Never raises."""
+        if self._waker is not None:
+            self._waker.wake()
+
     def wait_for_work(self, poll_seconds: float) -> bool:
         """Blocks until a task may have become claimable. On PostgreSQL: until a NOTIFY from
-        a create or requeue (or at most max(poll_seconds, 2 s), a safety net); elsewhere: a
+        a create or requeue (or at most max(poll_seconds, 2 s), a safety net); on a SQLite
+        file: until a local wake-up (or at most max(poll_seconds, 1 s)); in-memory SQLite: a
         plain sleep of `poll_seconds`. Meant for one worker loop per store.
 
         Returns True when woken by a notification. Never raises for a lost database: the
         listener reconnects on a later call. Side effects: on PostgreSQL, keeps one extra
         connection open (until `close()`)."""
         if self._waiter is None:
-            self._waiter = waiter_for(self.engine)
+            self._waiter = waiter_for(self.engine, local=self.local_wakeups)
         return self._waiter.wait(poll_seconds)
 
     def close(self) -> None:
@@ -393,6 +435,9 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         if self._waiter is not None:
             self._waiter.close()
             self._waiter = None
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
         self.engine.dispose()
 
     # ------------------------------------------------------------------ reads for operations
@@ -412,12 +457,27 @@ class TaskStore(RecoveryMixin, RetryingAccess):
         rows = self._read(lambda conn: conn.execute(query).all())
         return {status: int(n) for status, n in rows}
 
+    def count_by_model_status(self) -> dict[tuple[str, str], int]:
+        """Tasks per (model name as the client gave it, status)."""
+        query = select(tasks.c.model_name, tasks.c.status, func.count()).group_by(
+            tasks.c.model_name, tasks.c.status
+        )
+        rows = self._read(lambda conn: conn.execute(query).all())
+        return {(name, status): int(n) for name, status, n in rows}
+
     # ------------------------------------------------------------------ helpers
     def _expiry(self, ended_ms: int) -> int:
         return ended_ms + self.retention_ms
 
     def _not_expired(self) -> ColumnElement[bool]:
         return or_(tasks.c.expires_ms.is_(None), tasks.c.expires_ms > self._now())
+
+    @staticmethod
+    def _of_models(models: Collection[str] | None) -> ColumnElement[bool]:
+        """Tasks of these model names; every task for None."""
+        if models is None:
+            return true()
+        return tasks.c.model_name.in_(sorted(models))
 
     @staticmethod
     def _owned(claim: Claim) -> ColumnElement[bool]:

@@ -110,9 +110,12 @@ class WorkerRegistry:
         """Registers the worker or refreshes its `last_seen_ms`. Side effects: one write."""
         self._upsert(worker_id, {**info, **self._identity})
 
-    def record_failure(self, model: str, error: str) -> None:
-        """Records (or refreshes) that this host cannot load `model`, and why."""
+    def record_failure(self, model: str, error: str, *, served_model: str | None = None) -> None:
+        """Records (or refreshes) that this host cannot load `model` (the weights, served as
+        `served_model` when a registry names it), and why."""
         info = {"state": FAILED, "model": model, "error": error}
+        if served_model is not None:
+            info["served_model"] = served_model
         self._upsert(failure_id(model, self._hostname), {**info, **self._identity})
 
     def clear_failure(self, model: str) -> None:

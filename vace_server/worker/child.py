@@ -26,7 +26,7 @@ def run_worker(
     migrate: bool = False,
     info: dict[str, Any] | None = None,
     second_signal_kills: bool = True,
-    prepare: Callable[[WorkerRuntime, threading.Event], None] | None = None,
+    configure: Callable[[WorkerRuntime], None] | None = None,
 ) -> None:
     """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT: the task
     in hand may go on for `settings.queue.stop_grace_seconds`, then it stops at its next checkpoint
@@ -35,7 +35,8 @@ def run_worker(
     With `second_signal_kills`, a second signal kills at once (an operator at a terminal);
     without, repeats are ignored (a launcher that sends one itself and kills after the grace).
     `report` (a multiprocessing queue) receives a `Ready` event once the model is loaded;
-    `info` is added to the worker's registry entry.
+    `info` is added to the worker's registry entry; `configure(runtime)` runs once the runtime
+    is set up, before the first claim (a group's rank 0 swaps in its model call there).
     Raises: WorkerStartupError (schema missing/outdated), model or annotator load errors."""
     from vace_server.worker.runtime import WorkerRuntime
 
@@ -70,8 +71,8 @@ def run_worker(
     holder["runtime"] = runtime
     runtime.setup()
     try:
-        if prepare is not None:  # a multi-GPU group's rank 0 shards the model (worker/group.py)
-            prepare(runtime, stop)
+        if configure is not None:  # a multi-GPU group's rank 0 shards the model (worker/group.py)
+            configure(runtime)
         if report is not None:
             report.put(runtime.ready_event())
         runtime.run(stop)
@@ -96,6 +97,11 @@ def child_main(payload: str, worker_id: str, report: EventSink, parent_pid: int)
         # Typically the model could not be loaded: say why in /health (and, through the
         # worker registry, in the query of waiting tasks), then exit so the supervisor
         # retries with backoff.
-        log.exception("worker %s could not run", worker_id)
+        from vace_server.engine.loader import ModelLoadError
+
+        if isinstance(exc, ModelLoadError):  # an expected, explained failure: no traceback
+            log.error("worker %s could not load the model: %s", worker_id, exc)
+        else:
+            log.exception("worker %s could not run", worker_id)
         report.put(Failed(worker_id, str(exc)))
         raise SystemExit(1) from exc

@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,9 +36,10 @@ from vace_server.engine.parallel import (
     GroupClosed,
     check_shardable,
     close_group,
-    enable_context_parallel,
     init_group,
+    shard_model,
 )
+from vace_server.engine.part_timer import PartRecorder
 from vace_server.engine.runner import StepCallback, free_memory, generate
 from vace_server.model_inputs import ModelProfile, VaceInputs
 from vace_server.settings import Settings, scrub_worker_environment
@@ -77,7 +77,8 @@ class _Stopped(Exception):
 
 
 class Leader:
-    """Rank 0's denoise step (`TaskPipeline.denoise`): the same call on every rank."""
+    """Rank 0's model call (`TaskPipeline.denoiser`): the same call on every rank. Rank 0's
+    CPU steps (prepare, deliver, the look-ahead) stay the single-GPU worker's."""
 
     def __init__(self, channel: GroupChannel, on_broken: Callable[[], None]) -> None:
         self.channel = channel
@@ -94,9 +95,11 @@ class Leader:
         negative_prompt: str,
         seed: int,
         on_step: StepCallback | None = None,
+        on_part: PartRecorder | None = None,
     ) -> np.ndarray:
-        """`engine.runner.generate` across the group. Raises what `generate` or `on_step`
-        raises; anything but a stop at a step boundary also marks the group broken."""
+        """`engine.runner.generate` across the group (`TaskPipeline.denoiser`). Raises what
+        `generate` or `on_step` raises; anything but a stop at a step boundary also marks the
+        group broken."""
         # A refused input is this task's failure alone: checked before any other rank runs.
         inputs.validate()
         check_shardable(inputs, self.channel.size)
@@ -133,6 +136,7 @@ class Leader:
                 negative_prompt=negative_prompt,
                 seed=seed,
                 on_step=synced,
+                on_part=on_part,
             )
         except BaseException:
             if not stopped:
@@ -212,7 +216,7 @@ def run_rank(
         from vace_server.engine.loader import load_model
 
         model = load_model(settings)
-        enable_context_parallel(model.pipe.transformer, mode, address.size)
+        shard_model(model, mode, address.size)
         follow(channel, model)
         return EXIT_OK
     except Exception:
@@ -232,21 +236,19 @@ def _run_leader(
 
     holder: dict[str, Leader] = {}
 
-    def prepare(runtime: WorkerRuntime, stop: threading.Event) -> None:
+    def configure(runtime: WorkerRuntime) -> None:
         assert runtime.model is not None and runtime.loop is not None
-        enable_context_parallel(
-            runtime.model.pipe.transformer, settings.engine.context_parallel, address.size
-        )
+        shard_model(runtime.model, settings.engine.context_parallel, address.size)
         pipeline = runtime.loop.pipeline
         if not isinstance(pipeline, TaskPipeline):
             raise TypeError(f"a group's rank 0 needs the task pipeline, not {pipeline!r}")
         holder["leader"] = leader = Leader(channel, on_broken=_abandon)
-        pipeline.denoise = leader.denoise
+        pipeline.denoiser = leader.denoise
 
     info = {"launcher": "worker", "gpus_per_task": address.size, "parallel": "context"}
     worker_id = worker_id or new_worker_id("group", str(os.getpid()))
     try:
-        run_worker(settings, worker_id, info=info, prepare=prepare)
+        run_worker(settings, worker_id, info=info, configure=configure)
     except WorkerStartupError as exc:
         print(f"vace-server worker: {exc}", file=sys.stderr, flush=True)
         return EXIT_STARTUP

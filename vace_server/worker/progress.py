@@ -19,6 +19,7 @@ from vace_server.media.clip import MediaSource, VideoClip
 from vace_server.tasks.progress import ProgressTracker, Stage, TaskProgress
 from vace_server.tasks.store import Claim, TaskStore
 from vace_server.worker.bookkeeping import LatestWriter
+from vace_server.worker.timings import StageTimings
 
 
 class ProgressHook(Protocol):
@@ -91,17 +92,28 @@ class StagedMedia:
     """MediaSource wrapper: "fetching" (with the field being read) while a download runs,
     "preprocessing" in between. The worker and the console both read media through it."""
 
-    def __init__(self, inner: MediaSource, tracker: ProgressTracker, hook: ProgressHook) -> None:
+    def __init__(
+        self,
+        inner: MediaSource,
+        tracker: ProgressTracker,
+        hook: ProgressHook,
+        timings: StageTimings | None = None,
+    ) -> None:
+        """`timings` gets each read's wall time as its `fetch` stage."""
         self.inner = inner
         self.tracker = tracker
         self.hook = hook
+        self.timings = timings
 
     @contextmanager
     def _fetching(self, field: InputField) -> Iterator[None]:
         self.hook(self.tracker.stage(Stage.FETCHING), f"reading {field.mention}")
+        start = time.perf_counter()
         try:
             yield
         finally:
+            if self.timings is not None:
+                self.timings.add("fetch", time.perf_counter() - start)
             self.hook(self.tracker.stage(Stage.PREPROCESSING))
 
     def fetch_image(self, url: str, field: InputField) -> Image.Image:

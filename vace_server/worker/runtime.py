@@ -83,7 +83,12 @@ class WorkerRuntime:
         migrate: bool = False,
         info: dict[str, Any] | None = None,
     ) -> None:
-        self.settings = settings
+        try:
+            # A worker serves one model: its entry of VACE_MODELS over the deployment's
+            # engine settings (the same settings without a registry).
+            self.settings = settings.for_served_model()
+        except ValueError as exc:
+            raise WorkerStartupError(str(exc)) from None
         self.worker_id = worker_id
         self.migrate = migrate
         self.extra_info = dict(info or {})
@@ -141,7 +146,12 @@ class WorkerRuntime:
             self._registry = RegistryBeat(
                 WorkerRegistry(store.engine),
                 self.worker_id,
-                {"model": model.name, "device": str(model.device), **self.extra_info},
+                {
+                    "model": model.name,
+                    "device": str(model.device),
+                    **self._served_info(),
+                    **self.extra_info,
+                },
                 settings.queue.heartbeat_seconds,
             )
             self._registry.start()
@@ -153,6 +163,12 @@ class WorkerRuntime:
             raise
         log.info("worker %s ready (model %s on %s)", self.worker_id, model.name, model.device)
         return self
+
+    def _served_info(self) -> dict[str, str]:
+        """The served model's name for the registry row, with VACE_MODELS only (per-model
+        /ready and /metrics count by it); nothing without a registry, as before it."""
+        served = self.settings.engine.served_model
+        return {"served_model": served} if served else {}
 
     def ready_event(self) -> Ready:
         """What the launcher reports once the worker is ready (the /health worker entry)."""
@@ -191,7 +207,11 @@ class WorkerRuntime:
         if self.store is None:
             return
         try:
-            WorkerRegistry(self.store.engine).record_failure(self.settings.engine.model, str(exc))
+            WorkerRegistry(self.store.engine).record_failure(
+                self.settings.engine.model,
+                str(exc),
+                served_model=self.settings.engine.served_model or None,
+            )
         except Exception as err:
             log.warning("could not record the load failure in the worker registry: %s", err)
 

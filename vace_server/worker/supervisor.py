@@ -52,12 +52,23 @@ class _ProcessChild:
         self.process.kill()
 
 
+def served_plan(settings: Settings, count: int) -> list[str | None]:
+    """The served model of each embedded worker: `count` workers of the one model (None)
+    without a registry; with VACE_MODELS, each entry's `workers` (default `count`) of it."""
+    entries = settings.engine.served_models
+    if not entries:
+        return [None] * count
+    return [e.name for e in entries for _ in range(count if e.workers is None else e.workers)]
+
+
 class WorkerSupervisor:
     """Keeps `count` worker processes alive (a `WorkerPool`: a dead child's tasks are
     requeued at once, or FAILED when out of attempts, and the child is restarted with the
     pool's back-off). On stop, each child gets `settings.queue.stop_grace_seconds` for its
     task, then the task is requeued without using up an attempt (by the child itself, or here
-    after killing a child that did not stop). `spawn` replaces the real processes in tests."""
+    after killing a child that did not stop). With a registry (VACE_MODELS) the workers are
+    started per served model (`served_plan`), each told its model by VACE_SERVED_MODEL.
+    `spawn` replaces the real processes in tests."""
 
     def __init__(
         self, settings: Settings, store: TaskStore, count: int, *, spawn: Spawn | None = None
@@ -66,8 +77,9 @@ class WorkerSupervisor:
         self.store = store
         self._ctx = mp.get_context("spawn")
         self._reports: Any = self._ctx.Queue()
+        self.served = served_plan(settings, count)  # slot index -> its served model
         self.pool = WorkerPool(
-            [Slot(i, role=(str(i),)) for i in range(count)],
+            [Slot(i, role=(str(i),)) for i in range(len(self.served))],
             spawn=spawn or self._spawn,
             releases=lambda: store,
             stable_seconds=settings.queue.restart_stable_seconds,
@@ -92,10 +104,9 @@ class WorkerSupervisor:
         with self._lock:
             return [self._entry(slot) for slot in self.pool.slots]
 
-    @staticmethod
-    def _entry(slot: Slot) -> dict[str, Any]:
+    def _entry(self, slot: Slot) -> dict[str, Any]:
         ready = slot.ready
-        return {
+        entry = {
             "worker_id": slot.worker_id,
             "pid": slot.child.pid if slot.child else None,
             "alive": bool(slot.child and slot.child.exit_code() is None),
@@ -107,6 +118,9 @@ class WorkerSupervisor:
             "annotators": ready.annotators if ready else None,
             "error": slot.last_error,
         }
+        if self.settings.engine.served_models:  # the model it serves (VACE_MODELS only)
+            entry["served_model"] = self.served[slot.index]
+        return entry
 
     def _reap_stale(self) -> None:
         """Workers of this host that died with an earlier `serve` (killed): their registry
@@ -123,10 +137,12 @@ class WorkerSupervisor:
             log.warning("could not check the registry for dead local workers: %s", exc)
 
     def _spawn(self, slot: Slot) -> _ProcessChild:
+        served = self.served[slot.index]
+        settings = self.settings if served is None else self.settings.replace(served_model=served)
         process = self._ctx.Process(
             target=child_main,
             args=(
-                worker_payload(self.settings),
+                worker_payload(settings),
                 slot.worker_id,
                 self._reports,
                 os.getpid(),
@@ -190,5 +206,26 @@ class WorkerSupervisor:
             if not isinstance(event, Ready | Failed):  # the vocabulary is closed
                 log.warning("ignoring an unknown report from a worker child: %r", event)
                 continue
+            _announce(event)
             with self._lock:
                 self.pool.deliver(event)
+
+
+def _announce(event: Ready | Failed) -> None:
+    """One plain line on the console of `serve` for what a newcomer waits for: the worker
+    ready with its model (the choice `VACE_MODEL=auto` made, and the tiny model's warning), or
+    why it could not load it (it is retried with back-off; /health shows the same)."""
+    if isinstance(event, Ready):
+        where = f" on {event.device}" if event.device else ""
+        note = f" ({event.model_warning})" if event.model_warning else ""
+        print(
+            f"vace-server: worker {event.worker_id} ready: model {event.model}{where}{note}",
+            flush=True,
+        )
+    else:
+        first = event.error.strip().splitlines()[0] if event.error.strip() else "unknown error"
+        print(
+            f"vace-server: worker {event.worker_id} could not load the model: {first} "
+            "(retrying; see /health)",
+            flush=True,
+        )

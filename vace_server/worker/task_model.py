@@ -6,6 +6,7 @@ differs (one task runs at a time per worker)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from vace_server.engine import loader
 from vace_server.engine.loader import LoadedModel
@@ -13,13 +14,26 @@ from vace_server.engine.tiny import TINY_FLOW_SHIFT
 from vace_server.model_inputs import ModelProfile
 from vace_server.tasks.spec import EngineParams
 
+log = logging.getLogger(__name__)
+
 
 def default_steps(model: LoadedModel) -> int:
+    """The loaded preset's steps for this model (what a task that recorded none runs)."""
+    if model.preset is not None:
+        return model.preset.default_steps
     return loader.STEPS_TINY if model.kind == "tiny" else loader.STEPS_REAL
 
 
 def default_shift(model: LoadedModel) -> float:
+    if model.preset is not None:
+        return model.preset.default_flow_shift
     return TINY_FLOW_SHIFT if model.kind == "tiny" else loader.FLOW_SHIFT_REAL
+
+
+def default_guidance(model: LoadedModel) -> float:
+    if model.preset is not None:
+        return model.preset.default_guidance_scale
+    return model.guidance_scale
 
 
 def default_area(model: LoadedModel) -> int:
@@ -35,7 +49,17 @@ def model_for_task(model: LoadedModel, engine: EngineParams | None) -> LoadedMod
     if engine is None:
         _use_shift(model, model.flow_shift)
         return model
+    loaded = model.preset.name if model.preset is not None else None
+    if engine.preset is not None and loaded is not None and engine.preset != loaded:
+        # The preset is in the weights (a fused LoRA), so the worker's is what can run; the
+        # task's effective record says which one did.
+        log.warning(
+            "task accepted under preset %s runs under this worker's preset %s",
+            engine.preset,
+            loaded,
+        )
     steps = engine.num_inference_steps or default_steps(model)
+    guidance = default_guidance(model) if engine.guidance_scale is None else engine.guidance_scale
     shift = default_shift(model) if engine.flow_shift is None else engine.flow_shift
     profile = ModelProfile(
         generation_area=engine.generation_area or default_area(model),
@@ -43,14 +67,14 @@ def model_for_task(model: LoadedModel, engine: EngineParams | None) -> LoadedMod
         fps=engine.fps,
     )
     _use_shift(model, shift)
-    wanted = (profile, steps, engine.guidance_scale, shift)
+    wanted = (profile, steps, guidance, shift)
     if wanted == (model.profile, model.num_inference_steps, model.guidance_scale, model.flow_shift):
         return model
     return dataclasses.replace(
         model,
         profile=profile,
         num_inference_steps=steps,
-        guidance_scale=engine.guidance_scale,
+        guidance_scale=guidance,
         flow_shift=shift,
     )
 

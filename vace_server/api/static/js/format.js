@@ -74,6 +74,11 @@ export function usageText(usage) {
   if (usage.video_duration) bits.push(`${usage.video_duration} s`);
   if (usage.video_ratio) bits.push(usage.video_ratio);
   if (usage.video_count) bits.push(`${usage.video_count} video`);
+  // this server's extension: what produced the video (send the seed again to reproduce it)
+  if (usage.preset) bits.push(`preset ${usage.preset}`);
+  if (Number.isFinite(usage.steps)) bits.push(`${usage.steps} steps`);
+  if (Number.isFinite(usage.guidance_scale)) bits.push(`guidance ${usage.guidance_scale}`);
+  if (Number.isFinite(usage.seed)) bits.push(`seed ${usage.seed}`);
   return bits.join(" · ");
 }
 

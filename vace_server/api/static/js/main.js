@@ -18,7 +18,7 @@ import {
 } from "./form.js";
 import { loadSchema } from "./schema.js";
 import { state } from "./state.js";
-import { cancelCurrent, openTask, refreshRecent } from "./tasks.js";
+import { cancelCurrent, clearRecent, openTask, refreshRecent } from "./tasks.js";
 
 const KEY_STORAGE = "vace-playground:api-key";
 // Resolved against the page, so a server mounted under a path prefix still works.
@@ -108,6 +108,7 @@ function wireKey() {
   let keyTimer = null;
   key.addEventListener("input", () => {
     saveKey(key.value.trim());
+    clearRecent(); // the list was the previous key's account
     clearTimeout(keyTimer);
     keyTimer = setTimeout(refreshRecent, 400);
   });
@@ -120,6 +121,7 @@ function wireKey() {
   $("#api-key-forget").addEventListener("click", () => {
     key.value = "";
     saveKey("");
+    clearRecent();
     key.focus();
     refreshRecent();
   });

@@ -124,6 +124,8 @@ function renderResult(out, usage) {
   if (video.getAttribute("src") !== out.video_url) {
     video.src = out.video_url;
     $("#result-link").href = out.video_url;
+    $("#result-download").href = out.video_url;
+    $("#result-download").download = `${out.task_id || "video"}.mp4`;
   }
   $("#result-usage").textContent = usageText(usage);
   $("#result-orig").textContent = out.orig_prompt || "";
@@ -148,6 +150,13 @@ export async function cancelCurrent() {
 
 // ------------------------------------------------------------------------------ recent tasks
 
+/** Empties the recent-task list (another key: another account's tasks). */
+export function clearRecent() {
+  $("#recent-list").replaceChildren();
+  $("#recent-empty").hidden = true;
+  $("#recent-need-key").hidden = true;
+}
+
 export async function refreshRecent() {
   const seq = ++state.recentSeq;
   const errorBox = $("#recent-error");
@@ -157,6 +166,7 @@ export async function refreshRecent() {
     const answer = await state.api("tasks?page_size=10");
     if (seq !== state.recentSeq) return;
     hideError(errorBox);
+    $("#recent-need-key").hidden = true;
     const outputs = new Map((answer.tasks || []).map((t) => [t.task_id, t]));
     const items = (answer.data || []).map((entry) => recentItem(entry, outputs.get(entry.task_id)));
     $("#recent-list").replaceChildren(...items);
@@ -164,6 +174,13 @@ export async function refreshRecent() {
     markCurrentInList();
   } catch (err) {
     if (seq !== state.recentSeq) return;
+    clearRecent();
+    // No key typed yet: say where the key is, rather than a red InvalidApiKey.
+    if (err.code === "InvalidApiKey" && !$("#api-key").value.trim()) {
+      hideError(errorBox);
+      $("#recent-need-key").hidden = false;
+      return;
+    }
     showError(errorBox, err);
   } finally {
     if (seq === state.recentSeq) button.removeAttribute("aria-busy");
