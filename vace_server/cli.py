@@ -131,6 +131,12 @@ def serve(
     )
     if settings.queue.workers > 0:  # worker children load the model on this machine
         _check_model_folder(settings)
+        if settings.engine.gpus_per_task > 1:  # embedded children run one device each
+            _refuse(
+                f"VACE_GPUS_PER_TASK={settings.engine.gpus_per_task}: serve's worker children "
+                "run one device each; run `vace-server serve --workers 0` beside "
+                "`vace-server worker --gpus-per-task N` (docs/deploy.md)"
+            )
     _check_port_free(settings.http.host, settings.http.port)
     application = create_app(settings)
     _print_summary(settings, application.state.ctx.key_source)
@@ -188,6 +194,7 @@ def worker(
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
     group_rank: Annotated[int | None, typer.Option(hidden=True)] = None,
     group_port: Annotated[int | None, typer.Option(hidden=True)] = None,
+    settings_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run worker(s) in the foreground against the configured database and storage.
 
@@ -208,7 +215,13 @@ def worker(
         "served_model": served_model,
         "gpus_per_task": gpus_per_task,
     }
-    settings = _settings(loads_model=True, **flags)
+    if settings_file is not None:  # a group rank of a Ray actor: its settings, not the env's
+        from vace_server.settings import from_worker_payload
+
+        settings = from_worker_payload(settings_file.read_text())
+        configure_logging(settings.logging.log_level, settings.logging.log_format)
+    else:
+        settings = _settings(loads_model=True, **flags)
     per_task = settings.engine.gpus_per_task
     if per_task > 1 and group_rank is not None and group_port is not None:
         from vace_server.engine.parallel import GroupAddress
@@ -256,6 +269,15 @@ def ray_workers(
         float, typer.Option(min=0, help="GPUs each actor reserves (0 = CPU only).")
     ] = 1.0,
     cpus_per_worker: Annotated[float, typer.Option(min=0, help="CPUs each actor reserves.")] = 1.0,
+    gpus_per_task: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Each replica a worker group: a placement group of this many GPUs on one "
+            "node, each task run across all of them (--gpus-per-worker is then unused; "
+            "--cpus-per-worker counts per rank).",
+        ),
+    ] = 1,
     namespace: Annotated[str, typer.Option(help="Ray namespace of the actors.")] = "vace",
     name_prefix: Annotated[str, typer.Option(help="Actors are named PREFIX-0, PREFIX-1, …")] = (
         "vace-worker"
@@ -310,6 +332,7 @@ def ray_workers(
         gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker,
         max_restarts=max_restarts,
+        gpus_per_task=gpus_per_task,
         **where,
     )
     try:

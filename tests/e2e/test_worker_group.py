@@ -82,7 +82,7 @@ def test_group_cancel_and_killed_rank_retry(
     launcher: Callable[[dict[str, str]], subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    server = live_server(VACE_WORKERS="0", VACE_NUM_INFERENCE_STEPS="40")
+    server = live_server(VACE_WORKERS="0", VACE_NUM_INFERENCE_STEPS="20")
     db = TaskDb(f"sqlite:///{(server.data_dir / 'vace.db').resolve()}")
     parent = launcher({**server.env, "VACE_DEVICE": "cpu", "VACE_HEARTBEAT_SECONDS": "0.5"})
     log = tmp_path / "group.log"

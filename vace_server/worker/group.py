@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -336,12 +337,19 @@ class GroupWorkers(PerGpuWorkers):
     per N devices (all N visible to each rank), each group a slot of the worker pool."""
 
     def __init__(
-        self, settings: Settings, groups: list[list[str]], per_task: int, env: dict[str, str]
+        self,
+        settings: Settings,
+        groups: list[list[str]],
+        per_task: int,
+        env: dict[str, str],
+        settings_file: Path | None = None,
     ) -> None:
         """`groups`: each group's device ids ([[]]: one group on the devices the environment
-        shows, or the CPU)."""
+        shows, or the CPU). `settings_file`: the ranks read their settings from this
+        `worker_payload` file instead of the environment (a Ray actor's, ray_groups.py)."""
         super().__init__(settings, [",".join(g) for g in groups], env)
         self.per_task = per_task
+        self.settings_file = settings_file
         for slot, devices in zip(self.pool.slots, self.gpus, strict=True):
             tag = "cpu" if not devices else "gpu" + "+".join(devices.split(","))[:24]
             slot.role = (f"{tag}x{self.per_task}", str(os.getpid()))
@@ -359,6 +367,8 @@ class GroupWorkers(PerGpuWorkers):
                 cmd += ["--gpus", devices]
             if rank == 0:
                 cmd += ["--worker-id", slot.worker_id]
+            if self.settings_file is not None:
+                cmd += ["--settings-file", str(self.settings_file)]
             env = {**os.environ, **self.env}
             if devices:
                 env["CUDA_VISIBLE_DEVICES"] = devices
