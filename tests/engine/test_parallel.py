@@ -165,3 +165,16 @@ def test_gloo_groups_refuse_a_token_count_they_cannot_split(
         check_shardable(odd, 2)
     monkeypatch.setattr(dist, "get_backend", lambda: "nccl")  # "anything" mode takes it
     check_shardable(odd, 2)
+
+
+def test_each_rank_runs_on_its_own_gpu_or_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vace_server.engine.parallel import rank_device
+
+    if not torch.cuda.is_available():
+        assert [rank_device(d, 1) for d in ("auto", "cpu")] == ["cpu", "cpu"]
+    # What the ranks of a 4-GPU group pick, whatever GPU index VACE_DEVICE named.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert [rank_device("cuda:0", r) for r in range(4)] == [f"cuda:{r}" for r in range(4)]
+    assert rank_device("auto", 2) == "cuda:2"
+    assert rank_device("cpu", 3) == "cpu"

@@ -51,6 +51,7 @@ __all__ = [
     "close_group",
     "enable_context_parallel",
     "init_group",
+    "rank_device",
     "sequence_tokens",
     "shard_model",
     "uneven_shards",
@@ -168,6 +169,17 @@ class GroupChannel:
         if self.rank == 0:
             return payload
         return pickle.loads(data.numpy().tobytes())  # our own rank 0's bytes
+
+
+def rank_device(device: str, rank: int) -> str:
+    """The device rank `rank` runs on for VACE_DEVICE `device`: on CUDA its own GPU of those
+    the group sees (`cuda:<rank>`, whatever GPU index the setting named), else the CPU."""
+    device = device.strip().lower()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"cuda:{rank % torch.cuda.device_count()}"
+    return device
 
 
 def init_group(address: GroupAddress, device: str) -> GroupChannel:

@@ -38,6 +38,7 @@ from vace_server.engine.parallel import (
     check_shardable,
     close_group,
     init_group,
+    rank_device,
     shard_model,
 )
 from vace_server.engine.part_timer import PartRecorder
@@ -206,8 +207,16 @@ def run_rank(
 
         die_with_parent(parent_pid)
     scrub_worker_environment(os.environ)
+    device = rank_device(settings.engine.device, address.rank)
+    settings = settings.replace(device=device)  # the model loads onto this rank's own GPU
+    if not device.startswith("cuda"):
+        # A CPU group's N ranks share the host's cores: each its share, not torch's default
+        # of all of them (N times oversubscribed, and every collective waits on the slowest).
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // address.size))
     mode = settings.engine.context_parallel
-    channel = init_group(address, settings.engine.device)
+    channel = init_group(address, device)
     try:
         if address.rank == 0:
             return _run_leader(settings, channel, worker_id, address)
