@@ -15,7 +15,7 @@ RUNTIME := $(VENV)/.runtime
 DEV := $(VENV)/.dev
 DEMO := $(VENV)/.demo
 
-.PHONY: serve demo samples test lint typecheck unit jstest bench clean
+.PHONY: serve demo samples test lint typecheck unit jstest bench clean watermark-font
 
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,14 @@ test: lint typecheck jstest unit
 # whose tests/bench/test_serving.py runs it at tiny sizes).
 bench: $(DEV)
 	$(BIN)/python -m bench.serving
+
+# Re-cuts the bundled watermark font (vace_server/media/fonts/NOTICE.txt) from the Debian font:
+# `apt-get install fonts-wqy-microhei` first (fontTools comes with the dev extras).
+WQY_FONT ?= /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+watermark-font: $(DEV)
+	$(BIN)/pyftsubset $(WQY_FONT) --font-number=0 --text='AI生成' \
+		--output-file=vace_server/media/fonts/wqy-microhei-mark.ttf --layout-features='' \
+		--no-hinting --desubroutinize --name-IDs='*' --notdef-outline
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

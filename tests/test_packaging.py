@@ -26,6 +26,10 @@ PACKAGE_DATA = (
     "vace_server/api/static/style.css",
     "vace_server/api/static/js/main.js",
     "vace_server/api/static/js/package.json",
+    "vace_server/media/fonts/wqy-microhei-mark.ttf",
+    "vace_server/media/fonts/LICENSE-Apache-2.0.txt",
+    "vace_server/media/fonts/NOTICE.txt",
+    "vace_server/api/static/docs-licenses/swagger-ui.LICENSE",
 )
 
 

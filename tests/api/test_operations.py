@@ -92,3 +92,15 @@ def test_stage_timings_are_histograms_per_function_model_and_stage_and_in_usage(
     assert usage["stage_ms"] == stage_ms
     usage = client.get(f"/api/v1/tasks/{untimed.task.id}", headers=auth()).json()["usage"]
     assert "stage_ms" not in usage  # a task stored before stage timings existed
+
+
+def test_http_responses_are_counted_by_status_code(client: TestClient) -> None:
+    assert client.get("/health").status_code == 200
+    assert client.post(CREATE, json=BODY).status_code == 401  # no key: the error path
+    assert client.get("/no/such/path").status_code == 404
+    text = client.get("/metrics").text  # this scrape's own 200 is counted after it renders
+    assert _metric(text, 'vace_http_responses_total{code="200"}') == 1
+    assert _metric(text, 'vace_http_responses_total{code="401"}') == 1
+    assert _metric(text, 'vace_http_responses_total{code="404"}') == 1
+    again = client.get("/metrics").text
+    assert _metric(again, 'vace_http_responses_total{code="200"}') == 2

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from vace_server.annotators.registry import load_annotators
 from vace_server.api import validation
 from vace_server.api.playground_schema import (
     PLAYGROUND_MODEL,
+    annotator_availability,
     build_schema,
     schema_json,
 )
@@ -283,3 +285,39 @@ def test_every_module_the_page_imports_is_served(client: TestClient) -> None:
 )
 def test_nothing_else_under_static_is_served(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 404
+
+
+# ------------------------------------------------- annotators
+def test_the_checkpoint_folders_are_the_registrys() -> None:
+    """Each control the schema says needs a checkpoint is one load_annotators leaves out without
+    VACE_ANNOTATOR_DIR, and its note names the schema's folder; scribble needs none."""
+    annotators = load_annotators(Settings(device="cpu"))
+    checkpoints = SCHEMA["annotators"]["checkpoints"]
+    assert set(annotators.notes) == set(checkpoints)
+    for control, folder in checkpoints.items():
+        assert f"<annotator_dir>/{folder.rstrip('/')}" in annotators.notes[control]
+    assert "scribble" not in checkpoints
+    assert SCHEMA["annotators"]["setting"] == "VACE_ANNOTATOR_DIR"
+
+
+def test_the_docs_section_it_names_lists_the_folders() -> None:
+    page, section = SCHEMA["annotators"]["docs"].split(" §")
+    text = (Path(__file__).resolve().parents[2] / page).read_text()
+    body = text.split(f"### {section} ", 1)[1].split("\n## ", 1)[0]
+    for folder in set(SCHEMA["annotators"]["checkpoints"].values()):
+        assert f"  {folder}" in body
+
+
+def test_availability_counts_the_workers_without_each_control() -> None:
+    every = ["posebodyface", "posebody", "depth", "scribble"]
+    rows: list[dict[str, Any]] = [
+        {"controls": every},
+        {"controls": ["scribble"]},
+        {"model": "tiny"},  # an older worker: no controls reported, not counted
+    ]
+    assert annotator_availability(rows) == {
+        "workers": 2,
+        "missing": {"posebodyface": 1, "posebody": 1, "depth": 1},
+    }
+    assert annotator_availability([{"controls": every}]) == {"workers": 1, "missing": {}}
+    assert annotator_availability([]) == {"workers": 0, "missing": {}}

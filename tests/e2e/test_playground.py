@@ -402,3 +402,45 @@ def test_without_a_key_the_list_asks_for_it_and_a_new_key_clears_the_old_list(
     page.get_by_label("API key").fill("sk-someone-else")  # another key: the old list goes
     pw.expect(page.locator("#recent-list")).not_to_contain_text(task_id[:8])
     pw.expect(page.locator("#recent-error")).to_contain_text("InvalidApiKey")
+
+
+@pytest.mark.slow  # a server with a worker (the registry row the form reads): about 15 s
+def test_missing_annotators_watermark_preview_and_no_carry_over(
+    live_server: Callable[..., LiveServer], page: Any
+) -> None:
+    server = live_server()  # one worker, no VACE_ANNOTATOR_DIR: no depth, no pose checkpoint
+    _open(page, server)
+    page.get_by_label("Video repainting").check()
+    select = page.locator("#control_condition")
+    for control in ("depth", "posebody", "posebodyface"):
+        option = select.locator(f"option[value={control}]")
+        pw.expect(option).to_be_disabled()
+        pw.expect(option).to_contain_text("(not installed)")
+    pw.expect(select.locator("option[value=scribble]")).to_be_enabled()
+    hint = page.locator("#control-hint")
+    pw.expect(hint).to_contain_text("Not installed: posebodyface, posebody")
+    pw.expect(hint).to_contain_text("posebody (VACE_ANNOTATOR_DIR/pose/)")
+    pw.expect(hint).to_contain_text("depth (VACE_ANNOTATOR_DIR/depth/)")
+    pw.expect(hint).to_contain_text("docs/model-inputs.md §5.6")
+    # The watermark's preview is the server's own rendering of the mark, loaded as an image.
+    mark = page.locator("#watermark-preview")
+    pw.expect(mark).to_be_visible()
+    size = mark.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
+    assert size[0] and size[1] > 2 * size[2] > 0, size
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-annotators.png"), full_page=True)
+
+    # Local editing's input video and mask are not sent with (nor kept for) another function.
+    page.get_by_label("Local editing").check()
+    page.get_by_label("Input video URL").fill("http://example.com/v.mp4")
+    page.get_by_label("Mask image URL").fill("http://example.com/mask.png")
+    preview = page.locator("#request-preview")
+    pw.expect(preview).to_contain_text("mask.png")
+    page.get_by_label("Multi-image reference").check()
+    pw.expect(preview).to_contain_text('"function": "image_reference"')
+    pw.expect(preview).not_to_contain_text("mask")
+    pw.expect(preview).not_to_contain_text("v.mp4")
+    page.get_by_label("Local editing").check()
+    pw.expect(page.get_by_label("Mask image URL")).to_have_value("")
+    pw.expect(page.get_by_label("Input video URL")).to_have_value("")
+    pw.expect(preview).not_to_contain_text("mask.png")

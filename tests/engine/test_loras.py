@@ -20,7 +20,7 @@ SMALL = VaceInputs(width=32, height=16, num_frames=5, output_size=(64, 32), outp
 
 
 def load(**kw: object) -> LoadedModel:
-    return load_model(Settings(model="tiny", num_frames=5, **kw))  # type: ignore[arg-type]
+    return load_model(Settings(**{"model": "tiny", "num_frames": 5, **kw}))  # type: ignore[arg-type]
 
 
 def run(model: LoadedModel) -> np.ndarray:
@@ -103,3 +103,42 @@ def test_bad_lora_files_fail_the_load_clearly(tmp_path: Path) -> None:
     save_file({"not.a.lora": torch.zeros(2)}, str(junk))
     with pytest.raises(ModelLoadError, match=r"VACE_LORAS.*not a LoRA this model can load"):
         load(loras=str(junk))
+
+
+def expert_weights(model: LoadedModel) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Both experts' weights of a two-expert model."""
+    pipe = model.pipe
+    assert pipe.transformer_2 is not None
+    return weights(model), {
+        k: v.detach().clone() for k, v in pipe.transformer_2.state_dict().items()
+    }
+
+
+def test_a_two_expert_model_takes_a_lora_into_both_experts(tiny_lora: Path) -> None:
+    base = expert_weights(load(model="tiny-a14b"))
+    styled = expert_weights(load(model="tiny-a14b", loras=str(tiny_lora)))
+    high, low = changed(base[0], styled[0]), changed(base[1], styled[1])
+    assert high and high == low  # the same file fused into each expert's own weights
+    for key in high:
+        torch.testing.assert_close(styled[1][key] - base[1][key], styled[0][key] - base[0][key])
+
+
+def test_the_low_noise_expert_gets_its_own_loras_when_they_are_named(
+    tiny_lora: Path, tmp_path: Path
+) -> None:
+    from tests.support.tiny_lora import save_tiny_lora
+
+    other = save_tiny_lora(tmp_path, seed=12)
+    base = expert_weights(load(model="tiny-a14b"))
+    paired = expert_weights(load(model="tiny-a14b", loras=str(tiny_lora), loras_2=str(other)))
+    alone = expert_weights(load(model="tiny-a14b", loras=str(other)))
+    high_only = expert_weights(load(model="tiny-a14b", loras=str(tiny_lora), loras_2=""))
+    assert changed(paired[1], alone[1]) == set()  # transformer_2: the second file only
+    assert changed(paired[0], high_only[0]) == set()  # transformer: the first file only
+    assert changed(base[1], high_only[1]) == set()  # empty VACE_LORAS_2: nothing there
+    assert changed(base[0], high_only[0])
+
+
+def test_a_low_noise_lora_on_a_one_expert_model_is_refused(tiny_lora: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"VACE_LORAS_2 is set but this model has one"):
+        load(loras_2=str(tiny_lora))

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { buildBody, formProblem, needsOssResolve } from "../../vace_server/api/static/js/body.js";
+import { fieldsOf, leftBehind } from "../../vace_server/api/static/js/schema.js";
 import { schema } from "./schema_fixture.mjs";
 
 const common = { prompt_extend: true, watermark: false };
@@ -154,4 +155,64 @@ test("formProblem: prompt, extension's at-least-one, at most one background", ()
   });
   const oneScene = [refs[0], { url: null, role: "bg" }];
   assert.equal(formProblem(schema, { function: "image_reference", prompt: "p", refs: oneScene }), null);
+});
+
+// The form's switch, as form.js does it: the fields leftBehind names go back to empty, the
+// shared ones stay; readForm then reads only what the new function shows.
+function switchReading(reading, to) {
+  const drop = leftBehind(schema, reading.function, to);
+  const shows = fieldsOf(schema, to);
+  const keep = (obj) => Object.fromEntries(Object.entries(obj).filter(([k]) => !drop.has(k) && shows.has(k)));
+  const own = fieldsOf(schema, reading.function);
+  const common = Object.fromEntries(Object.entries(reading.values).filter(([k]) => !own.has(k)));
+  return {
+    ...reading,
+    function: to,
+    refs: drop.has("ref_images_url") ? [] : reading.refs,
+    media: keep(reading.media),
+    values: { ...common, ...keep(reading.values) },
+  };
+}
+
+test("across a function switch nothing of the previous function is sent, back again included", () => {
+  const edit = {
+    function: "video_edit",
+    prompt: "a cat",
+    refs: [{ url: "http://m/ref.png", role: "obj" }],
+    media: { video_url: "http://m/v.mp4", mask_image_url: "http://m/mask.png" },
+    values: { mask_frame_id: 3, mask_type: "fixed", size: "960*960", ...common, seed: 5 },
+  };
+  // even a reading that still holds edit's media: image_reference sends only its own fields
+  const stale = buildBody(schema, { ...edit, function: "image_reference" });
+  assert.deepEqual(stale.input, {
+    function: "image_reference",
+    prompt: "a cat",
+    ref_images_url: ["http://m/ref.png"],
+  });
+  const ref = switchReading(edit, "image_reference");
+  const body = buildBody(schema, ref);
+  assert.deepEqual(body.input, stale.input);
+  assert.deepEqual(body.parameters, { obj_or_bg: ["obj"], size: "960*960", ...common, seed: 5 });
+  // back to video_edit: the mask, its frame and the input video were cleared on the way out
+  const back = buildBody(schema, switchReading(ref, "video_edit"));
+  assert.deepEqual(back.input, { function: "video_edit", prompt: "a cat", ref_images_url: ["http://m/ref.png"] });
+  assert.equal(back.parameters.mask_type, undefined);
+  assert.equal(back.parameters.size, "960*960");
+});
+
+test("repainting's input video is not sent as extension's motion reference", () => {
+  const repaint = {
+    function: "video_repainting",
+    prompt: "p",
+    refs: [],
+    media: { video_url: "http://m/car.mp4" },
+    values: { control_condition: "depth", strength: 0.6, ...common },
+  };
+  const ext = switchReading(repaint, "video_extension");
+  ext.media.first_frame_url = "http://m/first.png";
+  const body = buildBody(schema, ext);
+  assert.deepEqual(body.input, { function: "video_extension", prompt: "p", first_frame_url: "http://m/first.png" });
+  // the control condition was extracted from that video: it goes with it
+  assert.equal(body.parameters.control_condition, undefined);
+  assert.equal(body.parameters.strength, undefined);
 });

@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  controlAvailability,
+  controlHint,
   controlRequired,
   fieldsOf,
   finalStatuses,
   functionSpec,
+  leftBehind,
   mediaHints,
   videoIsOptional,
 } from "../../vace_server/api/static/js/schema.js";
@@ -63,4 +66,61 @@ test("mediaHints: from the server's limits", () => {
 
 test("polling stops at every final status, UNKNOWN included", () => {
   assert.deepEqual([...finalStatuses(schema)].sort(), ["CANCELED", "FAILED", "SUCCEEDED", "UNKNOWN"]);
+});
+
+test("leftBehind: what the next function does not read, and a video_url that changes meaning", () => {
+  const sorted = (set) => [...set].sort();
+  assert.deepEqual(sorted(leftBehind(schema, "video_edit", "image_reference")), [
+    "control_condition",
+    "expand_mode",
+    "expand_ratio",
+    "mask_frame_id",
+    "mask_image_url",
+    "mask_type",
+    "mask_video_url",
+    "video_url",
+  ]);
+  // size, duration and the reference are read by both: they stay
+  assert.ok(!leftBehind(schema, "image_reference", "video_edit").has("size"));
+  assert.ok(!leftBehind(schema, "image_reference", "video_edit").has("ref_images_url"));
+  // repainting's input video is not extension's optional motion reference (which would then
+  // call for a control condition), nor the other way round
+  assert.ok(leftBehind(schema, "video_repainting", "video_extension").has("video_url"));
+  assert.ok(leftBehind(schema, "video_repainting", "video_extension").has("control_condition"));
+  assert.ok(leftBehind(schema, "video_extension", "video_outpainting").has("video_url"));
+  assert.ok(!leftBehind(schema, "video_repainting", "video_edit").has("video_url"));
+  assert.ok(!leftBehind(schema, "video_repainting", "video_edit").has("control_condition"));
+  assert.equal(leftBehind(schema, "video_edit", "video_edit").size, 0);
+});
+
+test("controlAvailability: unknown or installed everywhere marks nothing", () => {
+  const none = { disabled: false, mark: "", missing: 0 };
+  assert.deepEqual(controlAvailability(schema, null, "depth"), none);
+  assert.deepEqual(controlAvailability(schema, { workers: 0, missing: {} }, "depth"), none);
+  const others = { workers: 2, missing: { posebody: 2 } };
+  assert.deepEqual(controlAvailability(schema, others, "depth"), none);
+  // scribble is weight-free: never marked, whatever a worker says
+  assert.deepEqual(controlAvailability(schema, { workers: 1, missing: { scribble: 1 } }, "scribble"), none);
+  assert.equal(controlHint(schema, null, ["depth", "scribble"]), "");
+});
+
+test("controlAvailability: missing on every worker is disabled, on some is marked", () => {
+  const all = controlAvailability(schema, { workers: 2, missing: { depth: 2 } }, "depth");
+  assert.deepEqual(all, { disabled: true, mark: "not installed", missing: 2 });
+  const some = controlAvailability(schema, { workers: 3, missing: { posebodyface: 1 } }, "posebodyface");
+  assert.deepEqual(some, { disabled: false, mark: "not installed on 1 of 3 workers", missing: 1 });
+});
+
+test("controlHint: the missing choices by sub-folder, the setting and the docs section", () => {
+  const live = { workers: 1, missing: { posebodyface: 1, posebody: 1, depth: 1 } };
+  const hint = controlHint(schema, live, ["posebodyface", "posebody", "depth", "scribble"]);
+  assert.ok(
+    hint.startsWith(
+      "Not installed: posebodyface, posebody (VACE_ANNOTATOR_DIR/pose/); depth (VACE_ANNOTATOR_DIR/depth/).",
+    ),
+    hint,
+  );
+  assert.ok(hint.includes("(see docs/model-inputs.md §5.6)"), hint);
+  // only the function's own choices are named
+  assert.ok(!controlHint(schema, live, ["depth"]).includes("pose"));
 });

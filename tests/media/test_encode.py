@@ -25,6 +25,39 @@ def _dirty_the_heap(seed: int) -> None:
     del frames
 
 
+def test_encode_and_probe(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = (rng.random((12, 48, 64, 3)) * 255).astype(np.uint8)
+    frames[:, :, :32] = (200, 40, 40)
+    path = tmp_path / "out.mp4"
+    encode_mp4(frames, 30, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # temp file moved into place
+
+    info = probe_mp4(path)
+    assert info.frame_count == 12
+    assert (info.width, info.height) == (64, 48)
+    assert info.width % 2 == 0 and info.height % 2 == 0
+    assert info.fps == pytest.approx(30)
+    assert info.codec_name == "h264"
+    assert info.has_audio is False
+
+    data = path.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # faststart
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(decoded) == 12
+    assert np.abs(decoded[0][8:40, 4:24].astype(int) - (200, 40, 40)).max() < 12
+
+
+def test_encode_rejects_odd_size(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError):
+        encode_mp4(np.zeros((2, 15, 16, 3), np.uint8), 30, tmp_path / "odd.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_converted_frame_has_no_leftover_bytes_in_its_row_padding() -> None:
     _dirty_the_heap(0)
     frame = _yuv_frame(_FRAMES[0])

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from vace_server.demo.serve_process import ServeProcess, free_port
+
 API_KEY = "sk-e2e-test-key"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["API_KEY", "LiveServer", "free_port"]
 
 
-class LiveServer:
-    """`start()` blocks until every worker has loaded its model; `stop()` sends SIGTERM."""
+class LiveServer(ServeProcess):
+    """The server with the tests' settings (the tiny model, a known key, private networks
+    allowed for the tests' loopback media, quick polling), plus the HTTP calls tests make.
+    `start()` blocks until every worker has loaded its model; `stop()` sends SIGTERM."""
 
     def __init__(self, data_dir: Path, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
-        self.log_path = log_path
-        self.env = {
+        settings = {
             **os.environ,
-            "VACE_PORT": str(self.port),
             "VACE_DATA_DIR": str(data_dir),
             "VACE_API_KEYS": f"{API_KEY}=e2e",
             "VACE_MODEL": "tiny",
@@ -42,46 +34,11 @@ class LiveServer:
             "VACE_MAINTENANCE_SECONDS": "0.5",
             **env,
         }
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(settings, log_path)
 
     @property
     def api(self) -> str:
         return f"{self.base_url}/api/v1"
-
-    def start(self, timeout: float = 180.0, *, wait_ready: bool = True) -> LiveServer:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vace_server", "serve"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early; log:\n{self.log_text()}")
-            try:
-                health = httpx.get(f"{self.base_url}/health", timeout=2).json()
-                workers = health["workers"]
-                if not wait_ready or all(w["ready"] and w["alive"] for w in workers):
-                    return self
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"server not ready in {timeout}s; log:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
 
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(f"{self.base_url}/health", timeout=5).json()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -183,93 +183,119 @@ def _ahead(loop: WorkerLoop, depth: int = 1, budget_mb: int = 64) -> Lookahead:
     return Lookahead(loop, depth=depth, budget_bytes=budget_mb * MB)
 
 
+@dataclasses.dataclass
+class Rig:
+    """One worker's look-ahead over the real store with one gated pipeline: what most tests
+    here set up before their own steps."""
+
+    store: TaskStore
+    clock: FakeClock
+    tmp_path: Path
+    steps: list[Step] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pipeline = GatedPipeline(self.steps)
+
+    def submit(self, count: int) -> list[str]:
+        return _submit(self.store, self.clock, count)
+
+    def ahead(self, settings: Settings = SETTINGS, budget_mb: int = 64) -> Lookahead:
+        return _ahead(
+            _loop(self.store, self.tmp_path, self.pipeline, settings), budget_mb=budget_mb
+        )
+
+    def running(self, ahead: Lookahead | None = None) -> AbstractContextManager[threading.Event]:
+        return running(ahead or self.ahead(), self.pipeline)
+
+    def did(self, name: str, task: str) -> Callable[[], bool]:
+        return _did(self.steps, name, task)
+
+    def task(self, task_id: str) -> TaskRecord:
+        return _task(self.store, task_id)
+
+    def status(self, task_id: str) -> TaskStatus:
+        return _status(self.store, task_id)
+
+    def all(self, ids: list[str], status: TaskStatus) -> Callable[[], bool]:
+        return _all(self.store, ids, status)
+
+    def becomes(self, task_id: str, status: TaskStatus) -> Callable[[], bool]:
+        return lambda: self.status(task_id) is status
+
+
+@pytest.fixture
+def rig(sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path) -> Rig:
+    return Rig(sqlite_store, clock, tmp_path)
+
+
 def test_the_next_task_is_prepared_while_one_denoises_and_the_last_delivered_meanwhile(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
+    rig: Rig,
 ) -> None:
-    store = sqlite_store
-    steps: list[Step] = []
-    pipeline = GatedPipeline(steps)
-    pipeline.gate("t0", "t1")
-    ids = _submit(store, clock, 3)
-    with running(_ahead(_loop(store, tmp_path, pipeline)), pipeline):
-        wait_until("t1 prepared while t0 denoises", _did(steps, "prepare", "t1"))
-        assert not _did(steps, "deliver", "t0")()  # t0 is still on the model
-        assert _status(store, ids[2]) is TaskStatus.PENDING  # one task ahead, no more
-        pipeline.open("t0")
-        wait_until("t0 delivered while t1 denoises", _did(steps, "deliver", "t0"))
-        assert not _did(steps, "deliver", "t1")()
-        assert _status(store, ids[0]) is TaskStatus.SUCCEEDED
-        pipeline.open("t1")
-        wait_until("every task succeeded", _all(store, ids, TaskStatus.SUCCEEDED))
-    threads = {(s.name, s.task): s.thread for s in steps}
+    rig.pipeline.gate("t0", "t1")
+    ids = rig.submit(3)
+    with rig.running():
+        wait_until("t1 prepared while t0 denoises", rig.did("prepare", "t1"))
+        assert not rig.did("deliver", "t0")()  # t0 is still on the model
+        assert rig.status(ids[2]) is TaskStatus.PENDING  # one task ahead, no more
+        rig.pipeline.open("t0")
+        wait_until("t0 delivered while t1 denoises", rig.did("deliver", "t0"))
+        assert not rig.did("deliver", "t1")()
+        assert rig.status(ids[0]) is TaskStatus.SUCCEEDED
+        rig.pipeline.open("t1")
+        wait_until("every task succeeded", rig.all(ids, TaskStatus.SUCCEEDED))
+    threads = {(s.name, s.task): s.thread for s in rig.steps}
     for task in ("t0", "t1", "t2"):
         assert (threads["prepare", task], threads["denoise", task]) == ("claim", "model")
         assert threads["deliver", task] == "deliver"
-    assert [s.task for s in steps if s.name == "denoise"] == ["t0", "t1", "t2"]
+    assert [s.task for s in rig.steps if s.name == "denoise"] == ["t0", "t1", "t2"]
 
 
-def test_a_canceled_look_ahead_task_ends_canceled_without_running(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
-) -> None:
-    store = sqlite_store
-    steps: list[Step] = []
-    pipeline = GatedPipeline(steps)
-    pipeline.gate("t0")
-    ids = _submit(store, clock, 2)
-    with running(_ahead(_loop(store, tmp_path, pipeline)), pipeline):
-        wait_until("t1 prepared", _did(steps, "prepare", "t1"))
-        assert store.request_cancel(ids[1], account="a") is CancelOutcome.REQUESTED
-        wait_until("t1 canceled", lambda: _status(store, ids[1]) is TaskStatus.CANCELED)
-        assert _status(store, ids[0]) is TaskStatus.RUNNING  # ended before its turn came
-        pipeline.open("t0")
-        wait_until("t0 succeeded", lambda: _status(store, ids[0]) is TaskStatus.SUCCEEDED)
-    assert not _did(steps, "denoise", "t1")()
-    assert _task(store, ids[1]).worker_id is None
+def test_a_canceled_look_ahead_task_ends_canceled_without_running(rig: Rig) -> None:
+    rig.pipeline.gate("t0")
+    ids = rig.submit(2)
+    with rig.running():
+        wait_until("t1 prepared", rig.did("prepare", "t1"))
+        assert rig.store.request_cancel(ids[1], account="a") is CancelOutcome.REQUESTED
+        wait_until("t1 canceled", rig.becomes(ids[1], TaskStatus.CANCELED))
+        assert rig.status(ids[0]) is TaskStatus.RUNNING  # ended before its turn came
+        rig.pipeline.open("t0")
+        wait_until("t0 succeeded", rig.becomes(ids[0], TaskStatus.SUCCEEDED))
+    assert not rig.did("denoise", "t1")()
+    assert rig.task(ids[1]).worker_id is None
 
 
-def test_a_dead_worker_requeues_every_task_it_held(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
-) -> None:
+def test_a_dead_worker_requeues_every_task_it_held(rig: Rig) -> None:
     """The supervisor's `release_worker` (a child died) moves every task held under the
     worker's id back to the queue; this worker's late writes are fenced off, and the tasks run
     again (here: by the same loop, as a restarted worker would)."""
-    store = sqlite_store
-    steps: list[Step] = []
-    pipeline = GatedPipeline(steps)
-    pipeline.gate("t0")
-    ids = _submit(store, clock, 2)
-    with running(_ahead(_loop(store, tmp_path, pipeline)), pipeline):
-        wait_until("t1 prepared", _did(steps, "prepare", "t1"))
-        assert [(_status(store, i), _task(store, i).worker_id) for i in ids] == [
+    rig.pipeline.gate("t0")
+    ids = rig.submit(2)
+    with rig.running():
+        wait_until("t1 prepared", rig.did("prepare", "t1"))
+        assert [(rig.status(i), rig.task(i).worker_id) for i in ids] == [
             (TaskStatus.RUNNING, "w1")
         ] * 2
-        assert store.release_worker("w1") == 2
-        assert [_status(store, i) for i in ids] == [TaskStatus.PENDING] * 2
-        pipeline.open("t0")
-        wait_until("both ran again", _all(store, ids, TaskStatus.SUCCEEDED))
-    assert [_task(store, i).attempts for i in ids] == [2, 2]
+        assert rig.store.release_worker("w1") == 2
+        assert [rig.status(i) for i in ids] == [TaskStatus.PENDING] * 2
+        rig.pipeline.open("t0")
+        wait_until("both ran again", rig.all(ids, TaskStatus.SUCCEEDED))
+    assert [rig.task(i).attempts for i in ids] == [2, 2]
 
 
-def test_the_leases_of_every_held_task_are_renewed(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
-) -> None:
-    store = sqlite_store
-    steps: list[Step] = []
-    pipeline = GatedPipeline(steps)
-    pipeline.gate("t0")
-    ids = _submit(store, clock, 2)
-    loop = _loop(store, tmp_path, pipeline, SETTINGS.replace(heartbeat_seconds=0.05))
-    with running(_ahead(loop), pipeline):
-        wait_until("t1 prepared", _did(steps, "prepare", "t1"))
-        clock.advance(5_000)  # half a lease: renewed leases end 10 s from now
-        renewed = clock() + store.lease_ms
+def test_the_leases_of_every_held_task_are_renewed(rig: Rig) -> None:
+    rig.pipeline.gate("t0")
+    ids = rig.submit(2)
+    with rig.running(rig.ahead(SETTINGS.replace(heartbeat_seconds=0.05))):
+        wait_until("t1 prepared", rig.did("prepare", "t1"))
+        rig.clock.advance(5_000)  # half a lease: renewed leases end 10 s from now
+        renewed = rig.clock() + rig.store.lease_ms
         wait_until(
             "both leases renewed",
-            lambda: [_task(store, i).lease_until_ms for i in ids] == [renewed, renewed],
+            lambda: [rig.task(i).lease_until_ms for i in ids] == [renewed, renewed],
         )
-        assert _status(store, ids[1]) is TaskStatus.RUNNING
-        pipeline.open("t0")
-        wait_until("both succeeded", _all(store, ids, TaskStatus.SUCCEEDED))
+        assert rig.status(ids[1]) is TaskStatus.RUNNING
+        rig.pipeline.open("t0")
+        wait_until("both succeeded", rig.all(ids, TaskStatus.SUCCEEDED))
 
 
 class OrderedStore(TaskStore):
@@ -307,78 +333,62 @@ def test_claims_stay_fifo_across_workers_and_each_runs_in_claim_order(
 
 
 def test_a_look_ahead_task_over_the_memory_budget_is_prepared_again_in_its_turn(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
+    rig: Rig,
 ) -> None:
-    store = sqlite_store
-    steps: list[Step] = []
-    pipeline = GatedPipeline(steps)
-    pipeline.gate("t0", "t1")
-    pipeline.sizes = {"t1": 2 * MB, "t2": MB // 4}  # the budget: 1 MB
-    ids = _submit(store, clock, 3)
-    ahead = _ahead(_loop(store, tmp_path, pipeline), budget_mb=1)
-    with running(ahead, pipeline):
-        wait_until("t1 prepared ahead", _did(steps, "prepare", "t1"))
+    rig.pipeline.gate("t0", "t1")
+    rig.pipeline.sizes = {"t1": 2 * MB, "t2": MB // 4}  # the budget: 1 MB
+    ids = rig.submit(3)
+    ahead = rig.ahead(budget_mb=1)
+    with rig.running(ahead):
+        wait_until("t1 prepared ahead", rig.did("prepare", "t1"))
         assert ahead.held_bytes == 0  # its 2 MB were not kept
-        pipeline.open("t0")
-        wait_until("t1 on the model", _did(steps, "denoise", "t1"))
+        rig.pipeline.open("t0")
+        wait_until("t1 on the model", rig.did("denoise", "t1"))
         wait_until("t2 kept ahead", lambda: ahead.held_bytes == MB // 4)
-        pipeline.open("t1")
-        wait_until("every task succeeded", _all(store, ids, TaskStatus.SUCCEEDED))
-    assert [s.thread for s in steps if s.name == "prepare" and s.task == "t1"] == [
-        "claim",
-        "model",
-    ]
-    assert [s.thread for s in steps if s.name == "prepare" and s.task == "t2"] == ["claim"]
+        rig.pipeline.open("t1")
+        wait_until("every task succeeded", rig.all(ids, TaskStatus.SUCCEEDED))
+    prepared_on = {
+        t: [s.thread for s in rig.steps if s.name == "prepare" and s.task == t]
+        for t in ("t1", "t2")
+    }
+    assert prepared_on == {"t1": ["claim", "model"], "t2": ["claim"]}
     assert ahead.held_bytes == 0
 
 
-def test_a_shutdown_requeues_look_ahead_tasks_at_once(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
-) -> None:
-    store = sqlite_store
-    steps: list[Step] = []
-    pipeline = GatedPipeline(steps)
-    pipeline.gate("t0")
-    ids = _submit(store, clock, 2)
-    with running(_ahead(_loop(store, tmp_path, pipeline)), pipeline) as stop:
-        wait_until("t1 prepared", _did(steps, "prepare", "t1"))
+def test_a_shutdown_requeues_look_ahead_tasks_at_once(rig: Rig) -> None:
+    rig.pipeline.gate("t0")
+    ids = rig.submit(2)
+    with rig.running() as stop:
+        wait_until("t1 prepared", rig.did("prepare", "t1"))
         stop.set()
-        wait_until("t1 requeued", lambda: _status(store, ids[1]) is TaskStatus.PENDING)
-        assert _status(store, ids[0]) is TaskStatus.RUNNING  # the task in hand goes on
-        pipeline.open("t0")
-        wait_until("t0 succeeded", lambda: _status(store, ids[0]) is TaskStatus.SUCCEEDED)
-    t1 = _task(store, ids[1])
+        wait_until("t1 requeued", rig.becomes(ids[1], TaskStatus.PENDING))
+        assert rig.status(ids[0]) is TaskStatus.RUNNING  # the task in hand goes on
+        rig.pipeline.open("t0")
+        wait_until("t0 succeeded", rig.becomes(ids[0], TaskStatus.SUCCEEDED))
+    t1 = rig.task(ids[1])
     assert (t1.status, t1.attempts, t1.worker_id) == (TaskStatus.PENDING, 0, None)
-    assert not _did(steps, "denoise", "t1")()
+    assert not rig.did("denoise", "t1")()
 
 
-def test_a_shutdown_finishes_the_task_being_prepared_for_an_idle_model(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
-) -> None:
+def test_a_shutdown_finishes_the_task_being_prepared_for_an_idle_model(rig: Rig) -> None:
     """Nothing is ahead of the task the claim thread prepares while the model waits: it is the
     task in hand, not a look-ahead, so a shutdown lets it finish (within the grace period)."""
-    store = sqlite_store
-    steps: list[Step] = []
-    pipeline = GatedPipeline(steps)
-    pipeline.gate_prepare("t0")
-    ids = _submit(store, clock, 2)
-    with running(_ahead(_loop(store, tmp_path, pipeline)), pipeline) as stop:
-        wait_until("t0 being prepared", _did(steps, "prepare", "t0"))
+    rig.pipeline.gate_prepare("t0")
+    ids = rig.submit(2)
+    with rig.running() as stop:
+        wait_until("t0 being prepared", rig.did("prepare", "t0"))
         stop.set()
-        pipeline.open("t0")
-        wait_until("t0 succeeded", lambda: _status(store, ids[0]) is TaskStatus.SUCCEEDED)
-    t0, t1 = _task(store, ids[0]), _task(store, ids[1])
+        rig.pipeline.open("t0")
+        wait_until("t0 succeeded", rig.becomes(ids[0], TaskStatus.SUCCEEDED))
+    t0, t1 = rig.task(ids[0]), rig.task(ids[1])
     assert (t0.status, t0.attempts) == (TaskStatus.SUCCEEDED, 1)
     assert (t1.status, t1.attempts, t1.worker_id) == (TaskStatus.PENDING, 0, None)
-    assert not _did(steps, "prepare", "t1")()  # nothing claimed after the stop
+    assert not rig.did("prepare", "t1")()  # nothing claimed after the stop
 
 
-def test_a_claim_that_fails_is_tried_again(
-    sqlite_store: TaskStore, clock: FakeClock, tmp_path: Path
-) -> None:
-    store = sqlite_store
-    steps: list[Step] = []
-    ids = _submit(store, clock, 1)
+def test_a_claim_that_fails_is_tried_again(rig: Rig) -> None:
+    store = rig.store
+    ids = rig.submit(1)
     real_claim, calls = store.claim, []
 
     def claim(worker_id: str, *, models: Collection[str] | None = None) -> Claim | None:
@@ -388,7 +398,6 @@ def test_a_claim_that_fails_is_tried_again(
         return real_claim(worker_id, models=models)
 
     store.claim = claim  # type: ignore[method-assign]
-    pipeline = GatedPipeline(steps)
-    with running(_ahead(_loop(store, tmp_path, pipeline)), pipeline):
-        wait_until("the task succeeded", _all(store, ids, TaskStatus.SUCCEEDED))
+    with rig.running():
+        wait_until("the task succeeded", rig.all(ids, TaskStatus.SUCCEEDED))
     assert len(calls) >= 2

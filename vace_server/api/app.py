@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from vace_server.api import (
     routes_create,
+    routes_docs,
     routes_health,
     routes_outputs,
     routes_playground,
@@ -22,6 +23,7 @@ from vace_server.api.body_limit import BodyLimitMiddleware
 from vace_server.api.context import AppContext
 from vace_server.api.errors import install_error_handlers
 from vace_server.api.metrics import Metrics
+from vace_server.api.openapi_document import install_openapi
 from vace_server.api.ratelimit import RateLimiter
 from vace_server.api.request_context import RequestContextMiddleware
 from vace_server.api.summary import KeySource, key_source
@@ -127,7 +129,9 @@ def create_app(settings: Settings) -> FastAPI:
             maintenance.stop()
             dispatcher.stop()
 
-    app = FastAPI(title="vace-server", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # /docs and /redoc are routes_docs' (local assets, no CDN); the document is built from the
+    # contract's tables (openapi_document), not from the routes' `Request` signatures.
+    app = FastAPI(title="vace-server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = context
     app.state.uploads = routes_uploads.build_upload_service(
         settings, UploadStore.from_settings(settings, context.store.engine)
@@ -140,9 +144,10 @@ def create_app(settings: Settings) -> FastAPI:
         idle_seconds=settings.http.request_body_timeout_seconds,
         exempt=(routes_uploads.RECEIVE_ROUTE,),
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, on_response=context.metrics.count_response)
 
     routers = (routes_create, routes_tasks, routes_outputs, routes_health, routes_uploads)
-    for module in (*routers, routes_playground):
+    for module in (*routers, routes_playground, routes_docs):
         app.include_router(module.router)
+    install_openapi(app, context.served.names())
     return app

@@ -1,7 +1,8 @@
 """Prometheus metrics. Queue depth and live workers are read from the database at scrape
 time; durations, step times and failures are observed once per finished task by a sweep over
 tasks that ended since the previous scrape (so workers on any machine are counted without
-talking to them). Counters start at zero when this API process starts; with several API
+talking to them). `vace_http_responses_total{code}` counts this process's own answers (the
+API's 5xx rate for alerting). Counters start at zero when this API process starts; with several API
 replicas, scrape one of them (or aggregate with `max`)."""
 
 from __future__ import annotations
@@ -128,10 +129,21 @@ class Metrics:
             ["function", "code"],
             registry=self.registry,
         )
+        # By status code only: the path would make one series per task id.
+        self.responses = Counter(
+            "vace_http_responses",
+            "HTTP responses of this API process by status code",
+            ["code"],
+            registry=self.registry,
+        )
         self._watermark = wall_clock_ms()
         self._seen: deque[tuple[int, str]] = deque()
         self._seen_ids: set[str] = set()
         self._lock = threading.Lock()
+
+    def count_response(self, status: int) -> None:
+        """One HTTP response sent with `status` (called by the request-context middleware)."""
+        self.responses.labels(str(status)).inc()
 
     def render(self) -> bytes:
         """Sweeps newly finished tasks, then renders the text exposition format."""

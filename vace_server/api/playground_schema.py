@@ -38,10 +38,22 @@ from vace_server.media.images import (
 )
 from vace_server.media.video import VIDEO_MAX_BYTES, VIDEO_MIN_FPS
 from vace_server.tasks.progress import STAGE_LABELS, STAGE_SPANS, Stage
+from vace_server.tasks.spec import Control
 from vace_server.tasks.status import TaskStatus
 
 # The name the page sends: the one DashScope's documentation uses (both names are accepted).
 PLAYGROUND_MODEL = "wanx2.1-vace-plus"
+
+# The controls backed by a checkpoint, and its sub-folder of VACE_ANNOTATOR_DIR (the layout of
+# annotators/registry.py and docs/model-inputs.md §5.6; scribble needs none). The page names
+# these, never a path of the server's file system.
+CONTROL_CHECKPOINTS: dict[Control, str] = {
+    Control.POSE_BODY_FACE: "pose/",
+    Control.POSE_BODY: "pose/",
+    Control.DEPTH: "depth/",
+}
+ANNOTATOR_SETTING = "VACE_ANNOTATOR_DIR"
+ANNOTATOR_DOCS = "docs/model-inputs.md §5.6"
 
 
 def build_schema() -> dict[str, Any]:
@@ -95,7 +107,26 @@ def build_schema() -> dict[str, Any]:
             "final": [s.value for s in TaskStatus if _final(s)],
         },
         "stages": [_stage(stage) for stage in Stage],
+        # What a control needs; which workers have it is live: /playground/annotators.json.
+        "annotators": {
+            "setting": ANNOTATOR_SETTING,
+            "docs": ANNOTATOR_DOCS,
+            "checkpoints": {c.value: folder for c, folder in CONTROL_CHECKPOINTS.items()},
+        },
     }
+
+
+def annotator_availability(workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """From the live workers' registry rows: how many report their controls (`workers`), and
+    for each control some of them lack, how many lack it (`missing`). Rows without a
+    `controls` list (older workers) are not counted; no counted worker: nothing is known."""
+    reported = [set(w["controls"]) for w in workers if isinstance(w.get("controls"), list)]
+    missing = {
+        c.value: sum(1 for have in reported if c.value not in have)
+        for c in Control
+        if any(c.value not in have for have in reported)
+    }
+    return {"workers": len(reported), "missing": missing}
 
 
 def _stage(stage: Stage) -> dict[str, Any]:

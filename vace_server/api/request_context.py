@@ -2,6 +2,9 @@
 in the log context for the whole request, error handling included), and no exception escapes
 to uvicorn, which would log it as a plain-text traceback and drop the kept-alive connection.
 
+Each response's status is handed to `on_response` (the metrics' HTTP counter), error answers
+rendered here included.
+
 A client that goes away before its request body is complete is not an error: one INFO line.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_response: Callable[[int], None] | None = None) -> None:
         self.app = app
+        self.on_response = on_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,7 +39,10 @@ class RequestContextMiddleware:
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if self.on_response is not None:
+                    self.on_response(int(message["status"]))
             await send(message)
 
         try:

@@ -8,15 +8,20 @@ nor its schema needs a key: both are the same for everyone.
 
 from __future__ import annotations
 
+import io
 import re
 from importlib import resources
 from importlib.resources.abc import Traversable
+from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
-from vace_server.api.playground_schema import schema_json
+from vace_server.api.context import ctx
+from vace_server.api.playground_schema import annotator_availability, schema_json
 from vace_server.errors import NotFound
+from vace_server.media.watermark import render_mark
 
 router = APIRouter()
 
@@ -77,3 +82,35 @@ def playground_schema() -> Response:
     """Functions, their fields, choices, defaults, limits and progress stages (the form's
     source of truth, built from the validator's tables)."""
     return Response(schema_json(), media_type="application/json", headers=HEADERS)
+
+
+@router.get("/playground/annotators.json", include_in_schema=False)
+async def playground_annotators(request: Request) -> JSONResponse:
+    """Which controls the live workers (any machine, from the registry) cannot annotate: the
+    form marks them. Control names and counts only, no paths. A database fault answers 503
+    through the usual mapping, and the page then marks nothing."""
+    c = ctx(request)
+
+    def live() -> list[dict[str, Any]]:
+        return c.workers.alive(c.settings.worker_alive_ms, tidy=False)
+
+    return JSONResponse(annotator_availability(await run_in_threadpool(live)), headers=HEADERS)
+
+
+# The preview's frame height: the mark comes out as on a 720p video (about 32 px tall).
+PREVIEW_FRAME_HEIGHT = 720
+
+
+@router.get("/playground/watermark.png", include_in_schema=False)
+def playground_watermark(request: Request) -> Response:
+    """The mark `watermark: true` draws, rendered by the very code (and font setting) the
+    worker uses, as a transparent PNG: the page shows it instead of text the browser may lack
+    a CJK font for."""
+    import numpy as np
+    from PIL import Image
+
+    rgb, alpha = render_mark(PREVIEW_FRAME_HEIGHT, ctx(request).settings.media.watermark_font)
+    rgba = np.dstack([rgb, np.rint(alpha * 255).astype(np.uint8)])
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, format="PNG")
+    return Response(out.getvalue(), media_type="image/png", headers=HEADERS)

@@ -59,25 +59,38 @@ async def query_task(task_id: str, request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(read))
 
 
-@router.post("/api/v1/tasks/{task_id}/cancel")
-def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
-    who = caller(request)
-    ctx(request).limiter.check_query(who.account)
-    # Beyond upstream (PENDING only): a RUNNING task is stopped by its worker within one
-    # denoising step and ends CANCELED.
-    if not plausible_task_id(task_id):
-        raise UnsupportedOperation()  # what an unknown task gets
-    if ctx(request).store.request_cancel(task_id, account=who.account) is CancelOutcome.REFUSED:
-        raise UnsupportedOperation()
-    return {"request_id": request_id(request)}
-
-
-@router.get("/api/v1/tasks")
-@router.get("/api/v1/tasks/")
-def list_tasks(request: Request) -> dict[str, Any]:
+@router.post("/api/v1/tasks/{task_id}/cancel", response_model=None)
+async def cancel_task(task_id: str, request: Request) -> JSONResponse:
     who = caller(request)
     c = ctx(request)
-    c.limiter.check_query(who.account)
+
+    def cancel() -> None:
+        c.limiter.check_query(who.account)
+        # Beyond upstream (PENDING only): a RUNNING task is stopped by its worker within one
+        # denoising step and ends CANCELED.
+        if not plausible_task_id(task_id):
+            raise UnsupportedOperation()  # what an unknown task gets
+        if c.store.request_cancel(task_id, account=who.account) is CancelOutcome.REFUSED:
+            raise UnsupportedOperation()
+
+    # One thread-pool hop, as for the query (a sync endpoint takes a second to serialise).
+    await run_in_threadpool(cancel)
+    return JSONResponse({"request_id": request_id(request)})
+
+
+@router.get("/api/v1/tasks", response_model=None)
+@router.get("/api/v1/tasks/", response_model=None)
+async def list_tasks(request: Request) -> JSONResponse:
+    # One thread-pool hop for the blocking work, as for the query.
+    who = caller(request)
+    c = ctx(request)
+    rid = request_id(request)
+    return JSONResponse(await run_in_threadpool(_list_page, c, who.account, request, rid))
+
+
+def _list_page(c: AppContext, account: str, request: Request, rid: str) -> dict[str, Any]:
+    """The list call's body (blocking: the limiter and the store). Raises: the API errors."""
+    c.limiter.check_query(account)
     params = request.query_params
     page_no = _query_int(params.get("page_no"), "page_no", default=1, high=MAX_PAGE_NO)
     page_size = _query_int(params.get("page_size"), "page_size", default=10, high=MAX_PAGE_SIZE)
@@ -90,7 +103,7 @@ def list_tasks(request: Request) -> dict[str, Any]:
         total = 0  # UNKNOWN is never stored: nothing to list
     else:
         flt = ListFilter(
-            account=who.account,
+            account=account,
             start_ms=start_ms,
             end_ms=end_ms,
             task_id=_query_text(params.get("task_id"), "task_id"),
@@ -99,7 +112,6 @@ def list_tasks(request: Request) -> dict[str, Any]:
             api_key_id=_query_text(params.get("api_key_id"), "api_key_id"),
         )
         records, total = c.store.list_page(flt, page_no=page_no, page_size=page_size)
-    rid = request_id(request)
     entries = [list_entry(t, region=c.settings.http.region) for t in records]
     jobs = [task_body(c, t, rid)["output"] for t in records]
     return {

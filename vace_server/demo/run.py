@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+from vace_server.demo.serve_process import ServeProcess
 
 DEMO_KEY = "sk-demo-local"
 MODEL = "wanx2.1-vace-plus"
@@ -44,12 +41,6 @@ SERVER_ENV = {
     "VACE_MEDIA_ALLOWED_NETWORKS": "127.0.0.1/32",
     "VACE_POLL_SECONDS": "0.2",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # ---------------------------------------------------------------- the sample server
@@ -71,64 +62,6 @@ def serve_samples(folder: Path) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-# ---------------------------------------------------------------- the API server
-@dataclass
-class DemoServer:
-    """A `vace-server serve` child process; `base_url` once started."""
-
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, log_path: Path, timeout: float = 180.0) -> None:
-        """Starts the server and waits until every worker has loaded its model.
-
-        Raises: RuntimeError (with the log's tail) when it exits or is not ready in time."""
-        env = {**os.environ, **SERVER_ENV}
-        env.update(VACE_PORT=str(self.port), VACE_DATA_DIR=str(self.data_dir))
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vace_server", "serve"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited early:\n{_tail(log_path)}")
-            if self._ready():
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"the server was not ready in {timeout:g} s:\n{_tail(log_path)}")
-
-    def _ready(self) -> bool:
-        try:
-            workers = httpx.get(f"{self.base_url}/health", timeout=2).json()["workers"]
-        except (httpx.HTTPError, ValueError, KeyError):
-            return False
-        return bool(workers) and all(w["ready"] and w["alive"] for w in workers)
-
-    def stop(self) -> None:
-        """SIGTERM (the server's graceful shutdown), then a kill after 30 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def _tail(path: Path, chars: int = 4000) -> str:
-    return path.read_text(errors="replace")[-chars:]
 
 
 # ---------------------------------------------------------------- the five tasks
@@ -226,12 +159,12 @@ def run_demo(
     if not all((samples / name).is_file() for name in SAMPLES):
         write_samples(samples)  # a checkout without them: drawn now, deterministically
     work.mkdir(parents=True, exist_ok=True)
-    server = DemoServer(data_dir=work / "data")
-    log_path = work / "server.log"
+    env = {**os.environ, **SERVER_ENV, "VACE_DATA_DIR": str(work / "data")}
+    server = ServeProcess(env, work / "server.log")
     say(f"starting vace-server (tiny random model) on {server.base_url} ...")
     try:
         try:
-            server.start(log_path)
+            server.start()
         except RuntimeError as exc:
             say(f"vace-server did not start: {exc}")
             return 1

@@ -94,19 +94,3 @@ def render_video(
     if watermark:
         apply_watermark(out, font_path)
     return DeliveredVideo(out, order.astype(np.int64).reshape(-1))
-
-
-def render_output(
-    frames: np.ndarray,
-    *,
-    size: tuple[int, int],
-    seconds: float,
-    fps: int,
-    watermark: bool,
-    font_path: Path | None,
-) -> np.ndarray:
-    """`render_video`, every output position as its own frame: uint8 (N, H, W, 3)."""
-    video = render_video(
-        frames, size=size, seconds=seconds, fps=fps, watermark=watermark, font_path=font_path
-    )
-    return video.expanded()

@@ -1,4 +1,9 @@
-"""The "AI生成" mark at the bottom right of delivered videos (docs/contract.md §12)."""
+"""The "AI生成" mark at the bottom right of delivered videos (docs/contract.md §12).
+
+The package ships the four glyphs it needs (`fonts/wqy-microhei-mark.ttf`, a subset of
+WenQuanYi Micro Hei under the Apache License 2.0, see `fonts/NOTICE.txt`), so the mark is the
+same on every machine and needs no system font; system CJK fonts are only tried after it.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,12 @@ logger = logging.getLogger(__name__)
 CJK_TEXT = "AI生成"
 FALLBACK_TEXT = "AI-generated"
 
+BUNDLED_FONT = Path(__file__).resolve().parent / "fonts" / "wqy-microhei-mark.ttf"
+# A code point no font maps (the last private-use one): it draws the font's .notdef glyph.
+_UNMAPPED = "\U0010fffd"
+
 CJK_FONT_CANDIDATES: tuple[Path, ...] = (
+    BUNDLED_FONT,
     Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
     Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
     Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
@@ -37,8 +47,9 @@ def choose_font(
     font_path: Path | None,
     candidates: Sequence[Path] = CJK_FONT_CANDIDATES,
 ) -> tuple[str, Font]:
-    """Picks the mark's text and font: "AI生成" with `font_path` (assumed to have CJK glyphs) or
-    the first existing candidate; otherwise "AI-generated" with Pillow's scalable default font.
+    """Picks the mark's text and font: "AI生成" with `font_path` or the first existing
+    candidate (the bundled font first) that has all four glyphs; otherwise "AI-generated" with
+    Pillow's scalable default font.
 
     Returns: (text, font). Raises: nothing (unloadable fonts are logged and skipped)."""
     paths = ([font_path] if font_path is not None else []) + list(candidates)
@@ -48,10 +59,27 @@ def choose_font(
                 logger.warning("watermark font %s not found; trying defaults", path)
             continue
         try:
-            return CJK_TEXT, ImageFont.truetype(str(path), size=size)
+            font = ImageFont.truetype(str(path), size=size)
         except OSError as exc:
             logger.warning("watermark font %s unusable: %s", path, exc)
+            continue
+        if draws_all(font, CJK_TEXT):
+            return CJK_TEXT, font
+        # e.g. Droid Sans Fallback: CJK only, its "AI" would be .notdef boxes
+        logger.warning("watermark font %s lacks glyphs of %s; trying the next", path, CJK_TEXT)
     return FALLBACK_TEXT, ImageFont.load_default(size=size)
+
+
+def draws_all(font: ImageFont.FreeTypeFont, text: str) -> bool:
+    """Whether every character of `text` has a glyph of its own in `font`: its bitmap is not
+    the font's .notdef (the box a font draws for a character it does not map)."""
+    notdef = _bitmap(font, _UNMAPPED)
+    return all(_bitmap(font, ch) != notdef for ch in text)
+
+
+def _bitmap(font: ImageFont.FreeTypeFont, ch: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(ch)
+    return mask.size, bytes(mask)
 
 
 def render_mark(

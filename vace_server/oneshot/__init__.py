@@ -14,7 +14,7 @@ the address rule: the command runs on the user's machine for them, so loopback a
 URLs are reached without VACE_MEDIA_ALLOW_PRIVATE_NETWORKS (`run.local_machine_fetcher`).
 
 Then the worker's task pipeline runs (`worker.pipeline.TaskPipeline`: build_inputs → prompt
-extension → generate → render_output → encode_mp4), reporting to a `rich` progress display on
+extension → generate → render_video → encode_mp4), reporting to a `rich` progress display on
 stderr (stages, denoising steps, ETA).
 
 Exit codes: 0 success; 1 the task failed (a DashScope async error such as InvalidFile.Format,

@@ -359,11 +359,24 @@ class EngineSettings(SettingsGroup, SpeedupFields):
         "explicit num_inference_steps / guidance_scale / flow_shift still win.",
     )
     distill_lora: Path | None = Field(
-        default=None, description="The step-distill LoRA file (.safetensors) the fast preset fuses."
+        default=None,
+        description="The step-distill LoRA file (.safetensors) the fast preset fuses (on a "
+        "two-expert model: into both experts, or the high-noise one with distill_lora_2 set).",
+    )
+    distill_lora_2: Path | None = Field(
+        default=None,
+        description="Two-expert models (Wan2.2 A14B): the low-noise expert's (transformer_2) "
+        "distill LoRA, where its authors publish a pair.",
     )
     loras: str = Field(
         default="",
-        description="User LoRAs fused at load: comma-separated path[:scale] (scale default 1).",
+        description="User LoRAs fused at load: comma-separated path[:scale] (scale default 1); "
+        "on a two-expert model into both experts, or the high-noise one with loras_2 set.",
+    )
+    loras_2: str | None = Field(
+        default=None,
+        description="Two-expert models: the low-noise expert's (transformer_2) LoRAs, same "
+        "format as loras; unset = the same as loras, empty = none.",
     )
     prompt_cache_size: int = Field(
         default=32, ge=0, description="Encoded prompts kept per worker (LRU); 0 = off."
@@ -421,10 +434,11 @@ class EngineSettings(SettingsGroup, SpeedupFields):
             raise ValueError(f"must be 4n+1 (e.g. 81 or 17), not {value}")
         return value
 
-    @field_validator("loras")
+    @field_validator("loras", "loras_2")
     @classmethod
-    def _loras_parse(cls, value: str) -> str:
-        parse_loras(value)  # a bad entry stops the server at start; the files are the loader's
+    def _loras_parse(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_loras(value)  # a bad entry stops the server at start; the files: the loader's
         return value
 
     @model_validator(mode="after")
@@ -494,7 +508,7 @@ class MediaSettings(SettingsGroup):
     media_max_redirects: int = Field(default=5, ge=0)
     media_user_agent: str = "DashScopeUserBot"
     watermark_font: Path | None = Field(
-        default=None, description="TTF/OTF with CJK glyphs for the 'AI生成' watermark."
+        default=None, description="TTF/OTF for the 'AI生成' watermark (default: the bundled font)."
     )
 
     @field_validator("media_allowed_networks")

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from vace_server.settings import Settings
+from vace_server.tasks.spec import Control
 from vace_server.worker.events import Ready
 
 if TYPE_CHECKING:
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
     from vace_server.worker.loop import WorkerLoop
 
 log = logging.getLogger(__name__)
+
+
+def available_controls(described: dict[str, Any] | None) -> list[str]:
+    """The `control_condition` values whose annotator `AnnotatorSet.describe()` reports loaded
+    (names only: the reasons, which name folders, stay in the worker's own /health entry)."""
+    described = described or {}
+    return [c.value for c in Control if described.get(c.value, {}).get("available") == "true"]
 
 
 class WorkerStartupError(RuntimeError):
@@ -149,6 +157,8 @@ class WorkerRuntime:
                 {
                     "model": model.name,
                     "device": str(model.device),
+                    # which controls this worker can annotate (the playground marks the rest)
+                    "controls": available_controls(self.annotators_info),
                     **self._served_info(),
                     **self.extra_info,
                 },

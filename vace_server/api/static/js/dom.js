@@ -53,7 +53,14 @@ export function isShown(el) {
   return !el.closest("[hidden]") && !el.matches(":disabled");
 }
 
+/** `options`: [value, text, disabled?]; `selected` is kept when it is an enabled option. */
 export function fillSelect(select, options, selected) {
-  select.replaceChildren(...options.map(([value, text]) => new Option(text, value)));
-  if (options.some(([value]) => value === selected)) select.value = selected;
+  select.replaceChildren(
+    ...options.map(([value, text, disabled = false]) => {
+      const option = new Option(text, value);
+      option.disabled = disabled;
+      return option;
+    }),
+  );
+  if (options.some(([value, , disabled]) => value === selected && !disabled)) select.value = selected;
 }

@@ -5,7 +5,16 @@
 import { ApiError } from "./api.js";
 import { buildBody, formProblem } from "./body.js";
 import { $, $$, fillSelect, isShown, setPartActive } from "./dom.js";
-import { controlRequired, fieldsOf, functionSpec, mediaHints, videoIsOptional } from "./schema.js";
+import {
+  controlAvailability,
+  controlHint,
+  controlRequired,
+  fieldsOf,
+  functionSpec,
+  leftBehind,
+  mediaHints,
+  videoIsOptional,
+} from "./schema.js";
 import { MediaSlot } from "./slots.js";
 import { state } from "./state.js";
 import { FUNCTION_TEXT, PROMPT_EXTEND_OFF, SINGLE_REFERENCE_HINT, SLOT_TITLE, choiceText } from "./text.js";
@@ -127,6 +136,8 @@ function conditionHolds(when) {
 export function applyFunction() {
   const fn = currentFunction();
   const spec = functionSpec(state.schema, fn);
+  if (state.shownFunction && state.shownFunction !== fn) clearFields(leftBehind(state.schema, state.shownFunction, fn));
+  state.shownFunction = fn;
   const fields = fieldsOf(state.schema, fn);
   for (const el of $$("[data-reads], [data-when]", form())) {
     let on = !el.dataset.reads || el.dataset.reads.split(" ").some((f) => fields.has(f));
@@ -179,13 +190,42 @@ function applyVideo(spec) {
     : state.hints.video;
 }
 
+/** Back to its default: a field of the function left (the next one must not send it). */
+function clearFields(fields) {
+  const { schema } = state;
+  for (const field of fields) {
+    const slot = state.slots.byField[field];
+    if (slot) slot.clear();
+    else if (field === "ref_images_url") {
+      for (const extra of state.slots.refs.slice(1)) extra.root.remove();
+      state.slots.refs.splice(1);
+      const first = state.slots.refs[0];
+      first.clear();
+      if (first.roleSelect) first.roleSelect.value = schema.choices.obj_or_bg[0];
+    } else if (control(field) instanceof Element) {
+      const el = control(field);
+      const initial = schema.numbers[field]?.default ?? schema.defaults[field] ?? "";
+      el.value = String(initial);
+      if (field === "strength") $("#strength-range").value = el.value;
+    }
+  }
+}
+
+/** The choices of the function, those no live worker can annotate disabled and marked. */
 function fillControlOptions(spec) {
   if (!spec.control) return;
   const select = control("control_condition");
   const always = spec.control.required === "always";
   const options = [["", always ? "Choose…" : "none (no extraction)"]];
-  for (const value of spec.control.choices) options.push([value, choiceText("control_condition", value)]);
+  for (const value of spec.control.choices) {
+    const { disabled, mark } = controlAvailability(state.schema, state.annotators, value);
+    const text = choiceText("control_condition", value);
+    options.push([value, mark ? `${text} (${mark})` : text, disabled]);
+  }
   fillSelect(select, options, select.value);
+  const hint = controlHint(state.schema, state.annotators, spec.control.choices);
+  $("#control-hint").textContent = hint;
+  $("#control-hint").hidden = !hint;
   updateControlRequired();
 }
 

@@ -25,6 +25,7 @@ const KEY_STORAGE = "vace-playground:api-key";
 const API_BASE = new URL("api/v1/", document.baseURI);
 const HEALTH_URL = new URL("health", document.baseURI);
 const SCHEMA_URL = new URL("playground/schema.json", document.baseURI);
+const ANNOTATORS_URL = new URL("playground/annotators.json", document.baseURI);
 
 function loadKey() {
   try {
@@ -57,6 +58,17 @@ async function refreshHealth() {
     line.textContent = "Server unreachable";
     line.classList.add("bad");
   }
+}
+
+/** Which controls the live workers lack; the form marks them (nothing while unknown). */
+async function refreshAnnotators() {
+  try {
+    const response = await fetch(ANNOTATORS_URL, { cache: "no-store" });
+    state.annotators = response.ok ? await response.json() : null;
+  } catch {
+    state.annotators = null;
+  }
+  applyFunction();
 }
 
 async function submit(event) {
@@ -132,6 +144,8 @@ function wireForm() {
   for (const radio of $$("input[name=function], input[name=mask_kind]", form)) {
     radio.addEventListener("change", applyFunction);
   }
+  // A worker may have come (or gone) since: ask again when another function is chosen.
+  for (const radio of $$("input[name=function]", form)) radio.addEventListener("change", refreshAnnotators);
   $("#mask_type").addEventListener("change", applyFunction);
   $("#prompt_extend").addEventListener("change", () => {
     state.promptExtendTouched = true;
@@ -187,6 +201,7 @@ async function init() {
   wireForm();
   wireTask();
   applyFunction();
+  refreshAnnotators();
   refreshRecent();
   const match = /^#task=(.+)$/.exec(location.hash);
   if (match) openTask(decodeURIComponent(match[1]));

@@ -67,3 +67,56 @@ export function mediaHints(schema) {
       `and backward from the last; the output is ${schema.limits.duration_seconds} s in total.`,
   };
 }
+
+/**
+ * The fields `from` reads that must not carry over to `to`: those `to` does not read, and
+ * video_url where it changes meaning (an input video in one, an optional motion reference
+ * that calls for a control condition in the other) with the control condition read from it.
+ * Shared fields (references, seed, size,
+ * a control condition `to` also offers) are kept.
+ */
+export function leftBehind(schema, from, to) {
+  const kept = fieldsOf(schema, to);
+  const before = functionSpec(schema, from);
+  const after = functionSpec(schema, to);
+  const out = new Set([...fieldsOf(schema, from)].filter((field) => !kept.has(field)));
+  const both = kept.has("video_url") && before.inputs.includes("video_url");
+  if (both && videoIsOptional(before) !== videoIsOptional(after)) {
+    // ... and the control condition extracted from that video goes with it
+    out.add("video_url");
+    out.add("control_condition");
+  }
+  return out;
+}
+
+/**
+ * How one control_condition choice stands on the live workers (`live`: the answer of
+ * /playground/annotators.json, or null while unknown): { disabled, mark, missing }. A choice
+ * no counted worker can annotate is disabled; one that only some lack stays enabled, marked.
+ */
+export function controlAvailability(schema, live, value) {
+  const folder = schema.annotators.checkpoints[value];
+  const workers = live ? live.workers : 0;
+  const missing = live && live.missing ? live.missing[value] || 0 : 0;
+  if (!folder || workers === 0 || missing === 0) return { disabled: false, mark: "", missing: 0 };
+  if (missing >= workers) return { disabled: true, mark: "not installed", missing };
+  return { disabled: false, mark: `not installed on ${missing} of ${workers} workers`, missing };
+}
+
+/** The hint under the control select: which of `choices` lack a checkpoint, in which
+ * sub-folder of the annotator setting, and the docs section; "" when none is marked. */
+export function controlHint(schema, live, choices) {
+  const byFolder = new Map();
+  for (const value of choices) {
+    if (!controlAvailability(schema, live, value).missing) continue;
+    const folder = schema.annotators.checkpoints[value];
+    byFolder.set(folder, [...(byFolder.get(folder) || []), value]);
+  }
+  if (byFolder.size === 0) return "";
+  const { setting, docs } = schema.annotators;
+  const parts = [...byFolder].map(([folder, values]) => `${values.join(", ")} (${setting}/${folder})`);
+  return (
+    `Not installed: ${parts.join("; ")}. The server's operator puts the checkpoints there ` +
+    `(see ${docs}) and restarts the workers; until then a task that needs one fails.`
+  );
+}

@@ -123,6 +123,14 @@ export class MediaSlot {
     return this.url || null;
   }
 
+  /** Empties the slot (URL and file), back to the URL source. */
+  clear() {
+    this.urlInput.value = "";
+    this.fileInput.value = "";
+    for (const radio of this.radios) radio.checked = radio.value === "url";
+    this.sync();
+  }
+
   sync() {
     const byFile = this.mode === "file";
     this.urlInput.hidden = byFile;

@@ -7,6 +7,8 @@ export const state = {
     refs: [], // MediaSlot per reference image, in order
     byField: {}, // MediaSlot per single-media wire field (video_url, mask_image_url, …)
   },
+  shownFunction: null, // the function the form shows: switching clears what the next one lacks
+  annotators: null, // GET /playground/annotators.json: controls the live workers lack (or null)
   promptExtendTouched: false, // the user set prompt_extend: switching function keeps it
   previewQueued: false, // a request-preview redraw is scheduled for the next frame
   task: null, // the task shown: { id, timer, stopped, inFlight, lastStatus, cancelRequested }
