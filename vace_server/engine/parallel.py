@@ -36,6 +36,7 @@ from diffusers import ContextParallelConfig
 from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 
 from vace_server.model_inputs import VaceInputs
+from vace_server.settings.speedups import RING_BACKENDS
 
 from .loader import LoadedModel
 
@@ -61,10 +62,6 @@ log = logging.getLogger(__name__)
 
 ParallelMode = Literal["ulysses", "ring"]
 
-# Attention backends whose forward returns the log-sum-exp ring attention needs.
-RING_BACKENDS = frozenset(
-    {"flash", "flash_hub", "_flash_3_hub", "sage", "sage_hub", "_native_cudnn", "_native_flash"}
-)
 # A collective (a step's all-to-all, the payload hand-over) waiting longer than this means a
 # peer is gone or stuck; the launcher restarts the group long before in the usual case (it
 # watches every rank's process), this only bounds the rare stuck-but-alive peer.

@@ -82,7 +82,7 @@ class VaceGroupActor:
 
     def ready(self) -> dict[str, Any]:
         """Who and where this group is. The ranks load the model after this answers; the
-        group's rank 0 shows in /health once it has."""
+        group's rank 0 registers (and counts in /ready) once they have."""
         slot = self.launcher.pool.slots[0]
         deadline = time.monotonic() + 10.0
         while not slot.worker_id and time.monotonic() < deadline:  # the pool's first start
