@@ -84,3 +84,18 @@ def test_a_deployment_piece_without_its_extra_is_one_line_naming_the_extra(
     assert lines[0].startswith("vace-server: invalid settings: ")
     assert lines[0].endswith(line)
     assert not (tmp_path / "data").exists()
+
+
+def test_serve_with_worker_children_refuses_a_group_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VACE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VACE_MODEL", "tiny")
+    monkeypatch.setenv("VACE_GPUS_PER_TASK", "2")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("vace-server: invalid settings: VACE_GPUS_PER_TASK=2: ")
+    assert "vace-server worker --gpus-per-task N" in lines[0]
+    assert not (tmp_path / "data").exists()

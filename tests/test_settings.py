@@ -196,6 +196,8 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "vae_slicing": ("1", True),
     "models": ('{"m": {"model": "tiny"}}', '{"m": {"model": "tiny"}}'),
     "served_model": ("m", "m"),
+    "gpus_per_task": ("4", 4),
+    "context_parallel": ("ring", "ring"),
     "annotator_dir": ("/models/annotators", Path("/models/annotators")),
     "segmentation_backend": ("classical", "classical"),
     "tracking_backend": ("model", "model"),

@@ -131,6 +131,12 @@ def serve(
     )
     if settings.queue.workers > 0:  # worker children load the model on this machine
         _check_model_folder(settings)
+        if settings.engine.gpus_per_task > 1:  # embedded children run one device each
+            _refuse(
+                f"VACE_GPUS_PER_TASK={settings.engine.gpus_per_task}: serve's worker children "
+                "run one device each; run `vace-server serve --workers 0` beside "
+                "`vace-server worker --gpus-per-task N` (docs/deploy.md)"
+            )
     _check_port_free(settings.http.host, settings.http.port)
     application = create_app(settings)
     _print_summary(settings, application.state.ctx.key_source)
@@ -174,8 +180,21 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    gpus_per_task: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Run each task across this many devices (context parallel, one rank process "
+            "each): --gpus 0,1,2,3 --gpus-per-task 4 is one group, 8 GPUs by 4 are two "
+            "[VACE_GPUS_PER_TASK].",
+            show_default=False,
+        ),
+    ] = None,
     worker_id: Annotated[str | None, typer.Option(hidden=True)] = None,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+    group_rank: Annotated[int | None, typer.Option(hidden=True)] = None,
+    group_port: Annotated[int | None, typer.Option(hidden=True)] = None,
+    settings_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run worker(s) in the foreground against the configured database and storage.
 
@@ -194,21 +213,43 @@ def worker(
         "database_url": database_url,
         "device": device,
         "served_model": served_model,
+        "gpus_per_task": gpus_per_task,
     }
-    settings = _settings(loads_model=True, **flags)
+    if settings_file is not None:  # a group rank of a Ray actor: its settings, not the env's
+        from vace_server.settings import from_worker_payload
+
+        settings = from_worker_payload(settings_file.read_text())
+        configure_logging(settings.logging.log_level, settings.logging.log_format)
+    else:
+        settings = _settings(loads_model=True, **flags)
+    per_task = settings.engine.gpus_per_task
+    if per_task > 1 and group_rank is not None and group_port is not None:
+        from vace_server.engine.parallel import GroupAddress
+        from vace_server.worker.group import run_rank
+
+        address = GroupAddress("127.0.0.1", group_port, group_rank, per_task)
+        raise typer.Exit(run_rank(settings, address, worker_id=worker_id, parent_pid=parent_pid))
     if migrate:
         from vace_server.tasks import db
 
         engine = db.make_engine(settings.resolved_database_url())
         db.upgrade(engine)
         engine.dispose()
+    env = {f"VACE_{k.upper()}": str(v) for k, v in flags.items() if v is not None}
+    if per_task > 1:
+        from vace_server.worker.group import GroupWorkers, split_groups
+
+        try:  # no --gpus: one group over the devices the environment shows (or the CPU)
+            groups = split_groups(devices, per_task) if devices else [[]]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--gpus-per-task") from exc
+        raise typer.Exit(GroupWorkers(settings, groups, per_task, env).run())
     if len(devices) <= 1:
         gpu = devices[0] if devices else None
         code = standalone.run_one(
             settings, gpu=gpu, migrate=False, worker_id=worker_id, parent_pid=parent_pid
         )
         raise typer.Exit(code)
-    env = {f"VACE_{k.upper()}": str(v) for k, v in flags.items() if v is not None}
     raise typer.Exit(standalone.PerGpuWorkers(settings, devices, env).run())
 
 
@@ -228,6 +269,15 @@ def ray_workers(
         float, typer.Option(min=0, help="GPUs each actor reserves (0 = CPU only).")
     ] = 1.0,
     cpus_per_worker: Annotated[float, typer.Option(min=0, help="CPUs each actor reserves.")] = 1.0,
+    gpus_per_task: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Each replica a worker group: a placement group of this many GPUs on one "
+            "node, each task run across all of them (--gpus-per-worker is then unused; "
+            "--cpus-per-worker counts per rank).",
+        ),
+    ] = 1,
     namespace: Annotated[str, typer.Option(help="Ray namespace of the actors.")] = "vace",
     name_prefix: Annotated[str, typer.Option(help="Actors are named PREFIX-0, PREFIX-1, …")] = (
         "vace-worker"
@@ -282,6 +332,7 @@ def ray_workers(
         gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker,
         max_restarts=max_restarts,
+        gpus_per_task=gpus_per_task,
         **where,
     )
     try:

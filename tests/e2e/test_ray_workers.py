@@ -179,3 +179,37 @@ def test_actor_refuses_a_database_without_schema(cluster: Cluster, tmp_path: Pat
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "vace-server db upgrade" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_worker_group_runs_in_a_placement_group_of_two_gpus(cluster: Cluster) -> None:
+    """`--gpus-per-task 2`: one actor in a placement group of the cluster's 2 GPUs (a count
+    only, no CUDA here) launches the group's two rank processes on the ids Ray gave it; they
+    meet on gloo and run a task; `--stop` ends the group and frees its placement group."""
+    cluster.ray_workers("--stop", "--stop-timeout", "10")  # the plain actors: the group's task
+    group = ("--name-prefix", "vace-group")
+    out = cluster.ray_workers(*group, "--gpus-per-task", "2", "--cpus-per-worker", "0.5").stdout
+    name, worker_id = out.split("\t")[:2]
+    assert name == "vace-group-0"
+    db, server = cluster.db, cluster.server
+    db.wait_for("the group's rank 0", lambda: worker_id in db.workers(), timeout=120)
+    rank0 = db.workers()[worker_id]
+    assert rank0["gpus_per_task"] == 2
+    args = Path(f"/proc/{rank0['pid']}/cmdline").read_bytes().split(b"\0")
+    assert args[args.index(b"--gpus") + 1] == b"0,1"  # the GPU ids Ray assigned the actor
+    assert args[args.index(b"--group-rank") + 1] == b"0"
+
+    # The plain actors are gone (a SIGKILLed one's stale row stays): the group alone claims.
+    def only_the_group() -> bool:
+        others = [w for i, w in db.workers().items() if i != worker_id]
+        return not any(Path(f"/proc/{w['pid']}").exists() for w in others)
+
+    db.wait_for("the plain actors to exit", only_the_group, timeout=30)
+    task_id = server.submit(_body(cluster.media.url("/subject.png")))
+    assert server.wait(task_id)["output"]["task_status"] == "SUCCEEDED", server.log_text()
+
+    stopped = cluster.ray_workers(*group, "--stop", "--stop-timeout", "30").stdout
+    assert "vace-group-0" in stopped
+    db.wait_for("the group to leave", lambda: worker_id not in db.workers(), timeout=30)
+    gone = Path(f"/proc/{rank0['pid']}")
+    db.wait_for("rank 0 to exit", lambda: not gone.exists(), timeout=30)

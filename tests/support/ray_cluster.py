@@ -63,8 +63,10 @@ def _cluster_pids(session: int, marker: str) -> list[int]:
 
 
 @contextmanager
-def local_ray_cluster(num_cpus: int = 4) -> Iterator[str]:
-    """Starts a head node; yields its address ("127.0.0.1:<port>"); tears it down."""
+def local_ray_cluster(num_cpus: int = 4, num_gpus: int = 0) -> Iterator[str]:
+    """Starts a head node; yields its address ("127.0.0.1:<port>"); tears it down.
+    `num_gpus` is a resource count only (Ray hands out the ids and sets each actor's
+    CUDA_VISIBLE_DEVICES; nothing checks for a device)."""
     temp = Path(tempfile.mkdtemp(prefix="vray-", dir="/tmp"))  # short: socket paths
     port = free_port()
     env = {**os.environ, **RAY_ENV}
@@ -75,7 +77,7 @@ def local_ray_cluster(num_cpus: int = 4) -> Iterator[str]:
         "--node-ip-address=127.0.0.1",
         f"--port={port}",
         f"--num-cpus={num_cpus}",
-        "--num-gpus=0",
+        f"--num-gpus={num_gpus}",
         "--object-store-memory=200000000",
         "--include-dashboard=false",
         f"--dashboard-port={free_port()}",
@@ -109,5 +111,7 @@ def ray_address() -> Iterator[str]:
     """Session fixture: the address of a local Ray head (skips when Ray is not installed)."""
     if not ray_available():
         pytest.skip("ray is not installed (pip install -e '.[dev]')")
-    with local_ray_cluster() as address:
+    # Two GPUs by count, for a worker group's placement group (test_ray_workers.py); the
+    # plain actors reserve none.
+    with local_ray_cluster(num_gpus=2) as address:
         yield address

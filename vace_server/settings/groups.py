@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from vace_server.settings.models import ServedModel, check_registry, choose_entry, parse_models
-from vace_server.settings.speedups import SpeedupFields
+from vace_server.settings.speedups import RING_BACKENDS, SpeedupFields
 
 DEFAULT_NEGATIVE_PROMPT = (
     "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
@@ -401,6 +401,13 @@ class EngineSettings(SettingsGroup, SpeedupFields):
         description="The VACE_MODELS name this worker serves (a worker serves one model).",
     )
 
+    gpus_per_task: int = Field(
+        default=1, ge=1, le=64, description="Devices one task runs across (context parallel)."
+    )
+    context_parallel: Literal["ulysses", "ring"] = Field(
+        default="ulysses", description="How a group shards the sequence (ring needs a GPU)."
+    )
+
     @property
     def served_models(self) -> tuple[ServedModel, ...]:
         """VACE_MODELS' entries; () when unset (one model, under the API's own names)."""
@@ -410,6 +417,19 @@ class EngineSettings(SettingsGroup, SpeedupFields):
         """The entry this worker serves: VACE_SERVED_MODEL's (a name or an alias), or the only
         one; None without a registry. Raises: ValueError (several served, none chosen)."""
         return choose_entry(self.served_models, self.served_model)
+
+    @model_validator(mode="after")
+    def _ring_has_its_kernel(self) -> EngineSettings:
+        # Checked here, not when the ranks shard the model: a refusal there would only
+        # restart the group again and again.
+        ring = self.gpus_per_task > 1 and self.context_parallel == "ring"
+        if ring and self.attention_backend not in RING_BACKENDS:
+            raise ValueError(
+                f"VACE_CONTEXT_PARALLEL=ring needs VACE_ATTENTION_BACKEND set to one of "
+                f"{', '.join(sorted(RING_BACKENDS))} (a GPU kernel returning the log-sum-exp), "
+                f"not {self.attention_backend!r}; or use ulysses"
+            )
+        return self
 
     @model_validator(mode="after")
     def _registry_valid(self) -> EngineSettings:

@@ -11,8 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-__all__ = ["CacheMethod", "SpeedupFields"]
+__all__ = ["RING_BACKENDS", "CacheMethod", "SpeedupFields"]
 
+# Attention backends whose forward returns the log-sum-exp that ring attention merges partial
+# results by (GPU kernels only; engine/parallel.py): VACE_CONTEXT_PARALLEL=ring needs one.
+RING_BACKENDS = frozenset(
+    {"flash", "flash_hub", "_flash_3_hub", "sage", "sage_hub", "_native_cudnn", "_native_flash"}
+)
 CacheMethod = Literal["none", "first_block", "mag", "taylorseer", "faster", "pab"]
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # Same spellings as VACE_DTYPE (engine/loader.py maps them), "auto" = the model card's float32.

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vace_server.settings import Settings, from_worker_payload, scrub_worker_environment
@@ -25,6 +26,7 @@ def run_worker(
     migrate: bool = False,
     info: dict[str, Any] | None = None,
     second_signal_kills: bool = True,
+    configure: Callable[[WorkerRuntime], None] | None = None,
 ) -> None:
     """Loads the model and runs the worker loop in this process until SIGTERM/SIGINT: the task
     in hand may go on for `settings.queue.stop_grace_seconds`, then it stops at its next checkpoint
@@ -33,7 +35,8 @@ def run_worker(
     With `second_signal_kills`, a second signal kills at once (an operator at a terminal);
     without, repeats are ignored (a launcher that sends one itself and kills after the grace).
     `report` (a multiprocessing queue) receives a `Ready` event once the model is loaded;
-    `info` is added to the worker's registry entry.
+    `info` is added to the worker's registry entry; `configure(runtime)` runs once the runtime
+    is set up, before the first claim (a group's rank 0 swaps in its model call there).
     Raises: WorkerStartupError (schema missing/outdated), model or annotator load errors."""
     from vace_server.worker.runtime import WorkerRuntime
 
@@ -68,6 +71,8 @@ def run_worker(
     holder["runtime"] = runtime
     runtime.setup()
     try:
+        if configure is not None:  # a multi-GPU group's rank 0 shards the model (worker/group.py)
+            configure(runtime)
         if report is not None:
             report.put(runtime.ready_event())
         runtime.run(stop)

@@ -183,6 +183,7 @@ class TaskPipeline:
         settings: Settings,
         rewriter: PromptRewriter | None = None,
         write_failure: Callable[[Path, Exception], ServiceError] | None = None,
+        denoiser: Callable[..., np.ndarray] = generate,
     ) -> None:
         self.model = model
         self.annotators = annotators
@@ -191,6 +192,9 @@ class TaskPipeline:
         # The error for an MP4 that cannot be written to `out` (the CLI's own file names it);
         # by default a crash like any other.
         self.write_failure = write_failure
+        # Step 4's model call: `engine.runner.generate`, or a multi-GPU group's rank 0
+        # (worker/group.py `Leader.denoise`), which runs the same call on every rank.
+        self.denoiser = denoiser
 
     def __call__(
         self, spec: TaskSpec, media: MediaSource, out: Path, *, on_progress: ProgressHook
@@ -254,7 +258,7 @@ class TaskPipeline:
         # 4. Denoise: the step callback reports progress and is where a cancel stops the run
         on_progress(tracker.stage(Stage.DENOISING))
         started = time.perf_counter()
-        frames = generate(
+        frames = self.denoiser(
             prepared.model,
             prepared.inputs,
             prompt=prepared.prompt,

@@ -121,12 +121,18 @@ class VaceWorkerActor:
             os._exit(1)
 
 
-def actor_class(max_restarts: int = -1) -> Any:
-    """`VaceWorkerActor` as a Ray actor class: restarted when its process dies (up to
-    `max_restarts`, -1 = always), method calls never retried."""
+def actor_class(max_restarts: int = -1, *, grouped: bool = False) -> Any:
+    """`VaceWorkerActor` (`ray_groups.VaceGroupActor` when `grouped`) as a Ray actor class:
+    restarted when its process dies (up to `max_restarts`, -1 = always), method calls never
+    retried."""
     import ray
 
-    return ray.remote(max_restarts=max_restarts, max_task_retries=0)(VaceWorkerActor)
+    body: type = VaceWorkerActor
+    if grouped:
+        from vace_server.worker.ray_groups import VaceGroupActor
+
+        body = VaceGroupActor
+    return ray.remote(max_restarts=max_restarts, max_task_retries=0)(body)
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,9 @@ class Placement:
     namespace: str = DEFAULT_NAMESPACE
     prefix: str = DEFAULT_PREFIX
     max_restarts: int = -1
+    # > 1: each replica is a worker group (ray_groups.py) in a placement group of this
+    # many GPUs, running each task across all of them; `gpus_per_worker` is then unused.
+    gpus_per_task: int = 1
 
 
 def _connect(address: str, namespace: str) -> None:
@@ -196,7 +205,52 @@ def _stop_actors(names: list[str], timeout: float) -> list[str]:
             log.warning("actor %s did not stop cleanly: %s", pending[ref], exc)
     for handle in handles.values():
         ray.kill(handle, no_restart=True)
+    _remove_placement_groups(sorted(handles))
     return sorted(handles)
+
+
+def _remove_placement_groups(names: list[str]) -> None:
+    """Frees the GPUs a worker group's placement group held (none for a plain actor)."""
+    import ray
+
+    from vace_server.worker.ray_groups import placement_group_name
+
+    for name in names:
+        try:
+            group = ray.util.get_placement_group(placement_group_name(name))
+        except ValueError:
+            continue  # a plain worker actor, or removed already
+        ray.util.remove_placement_group(group)
+
+
+def _group_options(name: str, placement: Placement) -> dict[str, Any]:
+    """The actor options that place worker group `name` into its placement group (created
+    detached, or found again when the group exists): all of the bundle's GPUs and CPUs."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from vace_server.worker.ray_groups import group_placement, placement_group_name
+
+    bundles, strategy = group_placement(placement)
+    try:
+        group = ray.util.get_placement_group(placement_group_name(name))
+    except ValueError:
+        group = ray.util.placement_group(
+            bundles, strategy=strategy, name=placement_group_name(name), lifetime="detached"
+        )
+    return {
+        "num_gpus": bundles[0]["GPU"],
+        "num_cpus": bundles[0]["CPU"],
+        "scheduling_strategy": PlacementGroupSchedulingStrategy(
+            placement_group=group, placement_group_bundle_index=0
+        ),
+    }
+
+
+def _actor_args(placement: Placement, payload: str, name: str) -> tuple[Any, ...]:
+    if placement.gpus_per_task > 1:
+        return (payload, name, placement.gpus_per_task)
+    return (payload, name)
 
 
 def start_workers(
@@ -220,7 +274,8 @@ def start_workers(
         if extra:
             log.warning("removing surplus actors %s", ", ".join(sorted(extra)))
             _stop_actors(extra, timeout=60.0)
-        cls = actor_class(placement.max_restarts)
+        grouped = placement.gpus_per_task > 1
+        cls = actor_class(placement.max_restarts, grouped=grouped)
         payload = worker_payload(settings)
         handles = []
         for i in range(placement.replicas):
@@ -233,9 +288,12 @@ def start_workers(
                 "num_gpus": placement.gpus_per_worker,
                 "num_cpus": placement.cpus_per_worker,
             }
+            if grouped:
+                options.update(_group_options(name, placement))
             if env:
                 options["runtime_env"] = {"env_vars": env}
-            handles.append((name, cls.options(**options).remote(payload, name)))
+            args = _actor_args(placement, payload, name)
+            handles.append((name, cls.options(**options).remote(*args)))
         if not handles:
             return []
         refs: dict[Any, str] = {h.ready.remote(): name for name, h in handles}

@@ -124,9 +124,12 @@ class PerGpuWorkers:
         self._killed = False
         self._store: Any = None
 
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+    def run(self, *, signals: bool = True) -> int:
+        """Runs the pool until it is done. Returns the exit code. `signals`: SIGTERM/SIGINT
+        stop it (the main thread only); without, `request_stop` does (a Ray actor's thread)."""
+        if signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
         self.pool.start()
         while not self.pool.done:
             time.sleep(PASS_SECONDS)
@@ -162,6 +165,11 @@ class PerGpuWorkers:
             self._store = open_store(self.settings)
         store: Releases = self._store
         return store
+
+    def request_stop(self) -> None:
+        """What a signal does, from another thread: the first stops the workers after their
+        task, the second kills them."""
+        self._signals += 1
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signals += 1
