@@ -93,6 +93,7 @@ def test_a_worker_must_be_told_which_of_several_models() -> None:
         ({"a" * 65: {}}, {}, "is not a model name"),
         ({"a": {"settings": {"VACE_PORT": 1}}}, {}, "VACE_PORT is not an engine setting"),
         ({"a": {"settings": {"VACE_MODEL": "x"}}}, {}, "cannot be set per model"),
+        ({"a": {"settings": {"VACE_GPUS_PER_TASK": 2}}}, {}, "sizes every GPU group"),
         ({"a": {"settings": {"VACE_NUM_FRAMES": 80}}}, {}, "a: VACE_NUM_FRAMES=80: must be 4n+1"),
         ({"a": {"settings": {"dtype": "int8"}}}, {}, "a: VACE_DTYPE='int8'"),
         ({"a": {}}, {"served_model": "b"}, "VACE_SERVED_MODEL='b' is not in VACE_MODELS"),

@@ -40,6 +40,9 @@ ENTRY_KEYS = frozenset({"model", "preset", "aliases", "settings", "workers"})
 # Engine fields an entry may not set through `settings`: the registry's own, and the weights,
 # which have their own key.
 NOT_OVERRIDABLE = frozenset({"model", "models", "served_model"})
+# Engine fields the worker launcher reads once for every worker it starts (the size of a GPU
+# group), so a per-model value would be ignored.
+LAUNCHER_WIDE = frozenset({"gpus_per_task"})
 _MAX_NAME = 64  # the tasks table's model_name column
 
 
@@ -146,6 +149,11 @@ def _overrides(name: str, raw: Any, engine_fields: frozenset[str]) -> dict[str, 
         field_name = key.lower().removeprefix("vace_")
         if field_name in NOT_OVERRIDABLE:
             raise ValueError(f"{name}: {key} cannot be set per model (use the entry's keys)")
+        if field_name in LAUNCHER_WIDE:
+            raise ValueError(
+                f"{name}: {key} cannot be set per model: the worker launcher sizes every GPU "
+                f"group from the deployment's VACE_{field_name.upper()} (or --gpus-per-task)"
+            )
         if field_name not in engine_fields:
             raise ValueError(f"{name}: {key} is not an engine setting")
         overrides[field_name] = value
