@@ -75,13 +75,7 @@ class VaceWorkerActor:
 
     def ready(self) -> dict[str, Any]:
         """Who and where this incarnation is (answered once the constructor has finished)."""
-        node_id = None
-        try:
-            import ray
-
-            node_id = ray.get_runtime_context().get_node_id()
-        except Exception:  # outside Ray (tests of the plain class)
-            pass
+        node_id = current_node_id()
         return {
             **self.runtime.ready_event().as_dict(),
             "name": self.name,
@@ -133,6 +127,16 @@ def actor_class(max_restarts: int = -1, *, grouped: bool = False) -> Any:
 
         body = VaceGroupActor
     return ray.remote(max_restarts=max_restarts, max_task_retries=0)(body)
+
+
+def current_node_id() -> str | None:
+    """The Ray node this process runs on; None outside Ray (tests of the plain classes)."""
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:
+        return None
 
 
 @dataclass(frozen=True)

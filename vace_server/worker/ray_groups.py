@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vace_server.settings import from_worker_payload, scrub_worker_environment, worker_payload
-from vace_server.worker.ray_actors import Placement
+from vace_server.worker.ray_actors import Placement, current_node_id
 
 __all__ = ["VaceGroupActor", "group_placement", "placement_group_name"]
 
@@ -87,13 +87,7 @@ class VaceGroupActor:
         deadline = time.monotonic() + 10.0
         while not slot.worker_id and time.monotonic() < deadline:  # the pool's first start
             time.sleep(0.05)
-        node_id = None
-        try:
-            import ray
-
-            node_id = ray.get_runtime_context().get_node_id()
-        except Exception:  # outside Ray (tests of the plain class)
-            pass
+        node_id = current_node_id()
         return {
             "name": self.name,
             "worker_id": slot.worker_id,
