@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-import socket
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.live_server import free_port
 from vace_server.engine.parallel import (
     GroupAddress,
     check_shardable,
@@ -97,17 +97,11 @@ def _rank(rank: int, port: int, results: Any) -> None:
     close_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_and_stop_together() -> None:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_rank, args=(r, port, results)) for r in range(2)]
     for proc in procs:
         proc.start()
