@@ -75,13 +75,12 @@ class VaceWorkerActor:
 
     def ready(self) -> dict[str, Any]:
         """Who and where this incarnation is (answered once the constructor has finished)."""
-        node_id = current_node_id()
         return {
             **self.runtime.ready_event().as_dict(),
             "name": self.name,
             "pid": os.getpid(),
             "hostname": socket.gethostname(),
-            "node_id": node_id,
+            "node_id": current_node_id(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "running": bool(self._thread and self._thread.is_alive()),
             "started": self.started,

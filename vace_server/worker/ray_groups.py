@@ -44,7 +44,7 @@ def placement_group_name(actor_name: str) -> str:
 
 def _visible_gpus() -> list[str]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-    return [g for g in visible.split(",") if g.strip()] if visible else []
+    return [g for g in visible.split(",") if g.strip()]
 
 
 class VaceGroupActor:
@@ -87,7 +87,6 @@ class VaceGroupActor:
         deadline = time.monotonic() + 10.0
         while not slot.worker_id and time.monotonic() < deadline:  # the pool's first start
             time.sleep(0.05)
-        node_id = current_node_id()
         return {
             "name": self.name,
             "worker_id": slot.worker_id,
@@ -96,7 +95,7 @@ class VaceGroupActor:
             "gpus_per_task": self.launcher.per_task,
             "pid": os.getpid(),
             "hostname": socket.gethostname(),
-            "node_id": node_id,
+            "node_id": current_node_id(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "running": self._thread.is_alive(),
             "started": self.started,
