@@ -88,6 +88,16 @@ def _load_pose(folder: Path, device: str, with_face: bool) -> FrameAnnotator:
     return load_pose_annotator(folder, device, with_face=with_face)
 
 
+DEPTH_FOLDER, POSE_FOLDER = "depth", "pose"
+# The `control_condition` values that need a checkpoint, and its folder under annotator_dir
+# (scribble needs none): what load_annotators reads, and what the playground tells users.
+CHECKPOINT_FOLDERS: dict[str, str] = {
+    "posebodyface": POSE_FOLDER,
+    "posebody": POSE_FOLDER,
+    "depth": DEPTH_FOLDER,
+}
+
+
 def _missing(kind: str, what: str, root: Path | None) -> str:
     if root is None:
         return f"no {kind} checkpoint: set annotator_dir and put {what} in <annotator_dir>/{kind}"
@@ -120,15 +130,15 @@ def load_annotators(settings: Settings) -> AnnotatorSet:
         tracker = load_sam2_tracker(sam2_dir, device)
 
     depth: FrameAnnotator | None = None
-    depth_dir = root / "depth" if root is not None else None
+    depth_dir = root / DEPTH_FOLDER if root is not None else None
     if depth_dir is not None and depth_dir.is_dir():
         depth = _load_depth(depth_dir, device)
     else:
-        notes["depth"] = _missing("depth", "a Depth Anything V2 transformers snapshot", root)
+        notes["depth"] = _missing(DEPTH_FOLDER, "a Depth Anything V2 transformers snapshot", root)
 
     pose_body: FrameAnnotator | None = None
     pose_body_face: FrameAnnotator | None = None
-    pose_dir = root / "pose" if root is not None else None
+    pose_dir = root / POSE_FOLDER if root is not None else None
     if pose_dir is not None and pose_dir.is_dir():
         pose_body = _load_pose(pose_dir, device, with_face=False)
         variant = getattr(pose_body, "variant", None)  # shares the loaded sessions
@@ -138,7 +148,7 @@ def load_annotators(settings: Settings) -> AnnotatorSet:
             pose_body_face = _load_pose(pose_dir, device, with_face=True)
     else:
         what = "the DWPose ONNX files yolox_l.onnx and dw-ll_ucoco_384.onnx"
-        reason = _missing("pose", what, root)
+        reason = _missing(POSE_FOLDER, what, root)
         notes["posebody"] = reason
         notes["posebodyface"] = reason
 

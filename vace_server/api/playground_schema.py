@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from vace_server.annotators.registry import CHECKPOINT_FOLDERS
 from vace_server.api.request_values import NUMBER_FIELDS
 from vace_server.api.validation import (
     BOOL_DEFAULTS,
@@ -44,13 +45,11 @@ from vace_server.tasks.status import TaskStatus
 # The name the page sends: the one DashScope's documentation uses (both names are accepted).
 PLAYGROUND_MODEL = "wanx2.1-vace-plus"
 
-# The controls backed by a checkpoint, and its sub-folder of VACE_ANNOTATOR_DIR (the layout of
-# annotators/registry.py and docs/model-inputs.md §5.6; scribble needs none). The page names
-# these, never a path of the server's file system.
-CONTROL_CHECKPOINTS: dict[Control, str] = {
-    Control.POSE_BODY_FACE: "pose/",
-    Control.POSE_BODY: "pose/",
-    Control.DEPTH: "depth/",
+# The controls backed by a checkpoint, and its sub-folder of VACE_ANNOTATOR_DIR: the
+# registry's own table (docs/model-inputs.md §5.6 lists it). The page names these, never a
+# path of the server's file system.
+CONTROL_CHECKPOINTS: dict[str, str] = {
+    control: f"{folder}/" for control, folder in CHECKPOINT_FOLDERS.items()
 }
 ANNOTATOR_SETTING = "VACE_ANNOTATOR_DIR"
 ANNOTATOR_DOCS = "docs/model-inputs.md §5.6"
@@ -111,7 +110,7 @@ def build_schema() -> dict[str, Any]:
         "annotators": {
             "setting": ANNOTATOR_SETTING,
             "docs": ANNOTATOR_DOCS,
-            "checkpoints": {c.value: folder for c, folder in CONTROL_CHECKPOINTS.items()},
+            "checkpoints": dict(CONTROL_CHECKPOINTS),
         },
     }
 
