@@ -51,8 +51,15 @@ def count_calls(model: LoadedModel, suffix: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def reference() -> dict[int, np.ndarray]:
-    """Stock outputs by step count, guidance 5."""
-    return {steps: run(load(num_inference_steps=steps)) for steps in (4, 6)}
+    """Stock outputs by step count, guidance 5, on one torch thread like the tests that compare
+    against them: a module fixture is set up before the function-scoped `one_torch_thread`,
+    and a float32 sum split over two threads differs in the last bit (seen on AVX-512)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {steps: run(load(num_inference_steps=steps)) for steps in (4, 6)}
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture
