@@ -89,7 +89,13 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def serving_section(
-    rows: Sequence[Row], *, started: datetime, machine_line: str, extra: str, command: str
+    rows: Sequence[Row],
+    *,
+    started: datetime,
+    machine_line: str,
+    extra: str,
+    encoders: str,
+    command: str,
 ) -> str:
     return "\n".join(
         [
@@ -107,5 +113,9 @@ def serving_section(
             "### Pipelined vs serial worker",
             "",
             extra.strip(),
+            "",
+            "### Output encoder (libx264 presets)",
+            "",
+            encoders.strip(),
         ]
     )

@@ -5,8 +5,9 @@ written into the serving section of docs/benchmarks.md.
 
 `--quick` runs every part at tiny sizes (the smoke test in `make test`); the full run takes a
 few minutes on a two-core machine. Parts: the API floor (bench/api_floor.py), dispatch latency
-and serving overhead (bench/dispatch.py), and the pipelined-vs-serial worker rows when
-bench/pipelined.py offers them (`markdown_rows(quick=...)`)."""
+and serving overhead (bench/dispatch.py), the pipelined-vs-serial worker rows when
+bench/pipelined.py offers them (`markdown_rows(quick=...)`), and the output encoder's presets
+(bench/encoder.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import api_floor, dispatch
+from bench import api_floor, dispatch, encoder
 from bench.report import BENCHMARKS, machine, rewrite_section, serving_section, table
 from bench.rows import Row
 
@@ -45,7 +46,7 @@ def pipelined_rows(quick: bool) -> str:
     return str(rows(quick=quick))
 
 
-def run(sizes: Sizes, tmp: Path, *, quick: bool) -> tuple[list[Row], str]:
+def run(sizes: Sizes, tmp: Path, *, quick: bool) -> tuple[list[Row], str, str]:
     for part in ("floor", "dispatch"):
         (tmp / part).mkdir(parents=True, exist_ok=True)
     rows = api_floor.measure(tmp / "floor", sizes.floor)
@@ -54,7 +55,7 @@ def run(sizes: Sizes, tmp: Path, *, quick: bool) -> tuple[list[Row], str]:
         dispatch_tasks=sizes.dispatch_tasks,
         overhead_tasks=sizes.overhead_tasks,
     )
-    return rows, pipelined_rows(quick)
+    return rows, pipelined_rows(quick), encoder.markdown_rows(quick=quick)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> str:
     started = datetime.now(tz=UTC)
     before = machine()
     with tempfile.TemporaryDirectory(prefix="vace-bench-") as tmp:
-        rows, extra = run(QUICK if args.quick else FULL, Path(tmp), quick=args.quick)
+        rows, extra, encoders = run(QUICK if args.quick else FULL, Path(tmp), quick=args.quick)
     load_after = machine().rsplit("load average ", 1)[-1]
     command = "python -m bench.serving" + (" --quick" if args.quick else "")
     section = serving_section(
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> str:
         started=started,
         machine_line=f"{before} (at the end: {load_after})",
         extra=extra,
+        encoders=encoders,
         command=command,
     )
     rewrite_section("serving", section, args.out)

@@ -32,7 +32,7 @@ def encode_mp4(
     path: Path,
     *,
     order: np.ndarray | None = None,
-    preset: str = "veryfast",
+    preset: str = "superfast",
     crf: int = 18,
 ) -> None:
     """Writes `frames` (uint8 (N, H, W, 3) RGB, H and W even) as H.264 yuv420p MP4 at `fps`,
@@ -42,8 +42,9 @@ def encode_mp4(
     (the same file as encoding the repeated frames one by one).
 
     The file is written next to `path` under a temporary name and moved into place with
-    os.replace, so readers never see a partial video. `preset`/`crf` trade CPU for quality
-    ("medium"/18 for real outputs; "veryfast" keeps tests and CPU runs quick).
+    os.replace, so readers never see a partial video. `preset` (libx264's speed preset) trades
+    CPU for file size and `crf` file size for quality; the worker passes the
+    `output_x264_preset`/`output_crf` settings (defaults superfast/18).
 
     Returns: None. Raises: ValueError on a malformed array; av.error.FFmpegError / OSError
     when encoding or writing fails (no temporary file is left behind)."""

@@ -38,6 +38,10 @@ _DEVICE_TYPES = frozenset(
 )
 _DEVICE = re.compile(r"^([a-z]+)(:\d+)?$")
 _RATE_LIMIT_KEYS = ("submit_per_second", "in_flight", "query_per_second")
+# libx264's speed presets, fastest first: slower ones spend CPU for a smaller file at the same crf.
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
 
 
 def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -390,6 +394,13 @@ class EngineSettings(SettingsGroup, SpeedupFields):
     num_frames: int = Field(default=81, ge=1, description="Generated frames (4n+1) at `fps`.")
     fps: int = Field(default=16, ge=1)
     output_fps: int = Field(default=30, ge=1)
+    output_x264_preset: X264Preset = Field(
+        default="superfast",
+        description="libx264 speed preset for the delivered MP4 (docs/benchmarks.md, encoder).",
+    )
+    output_crf: int = Field(
+        default=18, ge=0, le=51, description="libx264 constant rate factor: lower = better, larger."
+    )
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     model_cpu_offload: bool = False
     models: str = Field(

@@ -304,7 +304,15 @@ class TaskPipeline:
 
     def _encode(self, video: DeliveredVideo, out: Path) -> None:
         try:
-            encode_mp4(video.frames, self.settings.engine.output_fps, out, order=video.order)
+            engine = self.settings.engine
+            encode_mp4(
+                video.frames,
+                engine.output_fps,
+                out,
+                order=video.order,
+                preset=engine.output_x264_preset,
+                crf=engine.output_crf,
+            )
         except Exception as exc:
             if self.write_failure is None:
                 raise
