@@ -457,3 +457,22 @@ def test_run_forever_rides_out_a_database_outage(store: TaskStore, tmp_path: Pat
     store.claim = claim  # type: ignore[method-assign]
     loop.run_forever(lambda: _task(store, task_id).status is TaskStatus.SUCCEEDED)
     assert len(calls) == 2  # the failed claim, then the one that ran the task
+
+
+def test_the_output_is_encoded_with_the_configured_x264_preset_and_crf(
+    store: TaskStore, model: LoadedModel, tmp_path: Path, one_torch_thread: None
+) -> None:
+    """libx264 writes its options into the stream (an SEI message): the worker's file carries
+    the settings' preset (ultrafast is the only one without CABAC) and crf."""
+    written: dict[str, bytes] = {}
+    for preset, crf in (("ultrafast", 30), ("superfast", 18)):
+        task_id = _submit(store)
+        folder = tmp_path / preset
+        loop = _loop(store, model, folder, output_x264_preset=preset, output_crf=crf)
+        assert loop.run_once()
+        task = store.get(task_id)
+        assert task is not None and task.status is TaskStatus.SUCCEEDED
+        [video] = (folder / "out").rglob("*.mp4")
+        written[preset] = video.read_bytes()
+    assert b"cabac=0" in written["ultrafast"] and b" crf=30.0 " in written["ultrafast"]
+    assert b"cabac=1" in written["superfast"] and b" crf=18.0 " in written["superfast"]
