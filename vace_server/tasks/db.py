@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -15,6 +15,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x7661_6365  # "vace"
 CONNECT_TIMEOUT_SECONDS = 10
 POOL_RECYCLE_SECONDS = 1800  # below the idle cut-off of typical proxies / load balancers
+# SQLite connections kept open: anyio's default thread pool (40 threads) runs the API's blocking
+# reads, so each of them keeps its connection; past that (worker threads, maintenance) a few more
+# are opened per use.
+SQLITE_POOL_SIZE = 40
+SQLITE_POOL_OVERFLOW = 10
 
 
 def normalise_url(url: str) -> str:
@@ -35,10 +40,19 @@ def make_engine(url: str) -> Engine:
     Side effects: creates the SQLite file's parent folder."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = make_url(url).database
+        pool: dict[str, Any] = {}
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            # A file's pool as wide as the API's thread pool: with SQLAlchemy's default (5
+            # kept, 10 more opened and closed per use) every request beyond the fifth
+            # concurrent one paid for a new connection, its pragmas and a fresh parse of the
+            # schema. Connections open lazily: a process holds only the ones it used. (An
+            # in-memory database has its own one-connection pool.)
+            pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **pool
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
