@@ -33,7 +33,8 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     """Returns an engine for `url`.
 
-    SQLite gets WAL, a busy timeout and its folder created. PostgreSQL gets a pool that tests
+    SQLite gets WAL, a busy timeout, its folder created and, for a file, a pool that keeps
+    up to SQLITE_POOL_SIZE connections open. PostgreSQL gets a pool that tests
     each connection before use (`pool_pre_ping`: a restarted server costs no failed request),
     recycles connections after 30 min, and bounds connection attempts to 10 s.
 
