@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vace_server.media.encode import encode_mp4
-from vace_server.media.output import retime_indices
+from vace_server.media.output import delivered_order
 from vace_server.settings.groups import EngineSettings
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster")
@@ -78,9 +78,9 @@ def natural_clip(width: int, height: int, frames: int, *, seed: int = 0) -> Clip
         disc = (int(width * (0.1 + 0.8 * progress)), int(height * 0.5))
         cv2.circle(frame, disc, max(4, height // 8), (230, 60, 40), -1, lineType=cv2.LINE_AA)
         distinct[t] = frame
-    count = max(1, round((frames - 1) / 16 * 30))  # 81 frames span 5 s: 150 delivered
-    picked, order = np.unique(retime_indices(frames, count), return_inverse=True)
-    return Clip(distinct[picked], order.astype(np.int64).reshape(-1), fps=30)
+    # 81 frames at 16 fps span 5 s: 150 delivered at 30 fps
+    picked, order = delivered_order(frames, (frames - 1) / 16, fps=30)
+    return Clip(distinct[picked], order, fps=30)
 
 
 def psnr_y(path: Path, expected: np.ndarray) -> float:

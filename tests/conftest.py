@@ -11,6 +11,7 @@ import pytest
 
 from tests.support import postgres as pg
 from tests.support.clock import FakeClock
+from tests.support.torch_threads import single_torch_thread
 from vace_server.tasks import db
 from vace_server.tasks.store import TaskStore
 from vace_server.tasks.uploads import UploadStore
@@ -40,15 +41,9 @@ def _root_logging_restored() -> Iterator[None]:
 
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
-    """One torch thread for the test: the tiny model is fastest that way, and with several the
-    OpenMP workers spin for seconds whenever another process competes for the two cores
-    (measured: 0.05 s -> 5 s). torch is imported only by the tests that ask for this."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """One torch thread for the test (tests/support/torch_threads.py)."""
+    with single_torch_thread():
+        yield
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from diffusers import FirstBlockCacheConfig, MagCacheConfig
 from diffusers.hooks.group_offloading import _is_group_offload_enabled
 from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
 
+from tests.support.torch_threads import single_torch_thread
 from vace_server.engine import loader, runner
 from vace_server.engine.loader import LoadedModel, ModelLoadError, load_model
 from vace_server.engine.runner import generate
@@ -54,12 +55,8 @@ def reference() -> dict[int, np.ndarray]:
     """Stock outputs by step count, guidance 5, on one torch thread like the tests that compare
     against them: a module fixture is set up before the function-scoped `one_torch_thread`,
     and a float32 sum split over two threads differs in the last bit (seen on AVX-512)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_torch_thread():
         return {steps: run(load(num_inference_steps=steps)) for steps in (4, 6)}
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture

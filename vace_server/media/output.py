@@ -39,6 +39,15 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(quantised, (width, height), interpolation=interpolation)
 
 
+def delivered_order(num_input: int, seconds: float, fps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The delivered video's N = max(1, round(seconds * fps)) positions over `num_input` frames
+    (`retime_indices`), each distinct frame once: (picked, order), `picked` the input indices
+    used (ascending) and `order` int64 (N,) the index into `picked` shown at each position."""
+    count = max(1, round(seconds * fps))
+    picked, order = np.unique(retime_indices(num_input, count), return_inverse=True)
+    return picked, order.astype(np.int64).reshape(-1)
+
+
 @dataclass(frozen=True)
 class DeliveredVideo:
     """The delivered video with each distinct frame held once: `frames` uint8 (U, H, W, 3)
@@ -88,12 +97,11 @@ def render_video(
     width, height = size
     if width < 1 or height < 1 or fps < 1 or seconds <= 0:
         raise ValueError(f"bad output size {size}, seconds {seconds} or fps {fps}")
-    count = max(1, round(seconds * fps))
-    picked, order = np.unique(retime_indices(frames.shape[0], count), return_inverse=True)
+    picked, order = delivered_order(frames.shape[0], seconds, fps)
 
     out = np.empty((len(picked), height, width, 3), dtype=np.uint8)
     for k, i in enumerate(picked):
         out[k] = _resize(np.asarray(frames[i], dtype=np.float32), size)
     if watermark:
         apply_watermark(out, font_path)
-    return DeliveredVideo(out, order.astype(np.int64).reshape(-1))
+    return DeliveredVideo(out, order)
